@@ -1,0 +1,60 @@
+//! What can be asked of a ticket. Commands are requests and may be refused; ids for anything they
+//! create are chosen by the caller so that deciding stays pure and a retry decides the same thing.
+
+use crate::roles::{IssueLevel, SupportRole};
+
+/// A request to change one ticket. Who asks travels beside it as an [`crate::Actor`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open a new ticket; the stream must be empty.
+    OpenTicket {
+        /// What it is about (1–200 characters).
+        topic: String,
+        /// The problem (1–5,000 characters).
+        description: String,
+        /// The opener's email, from their token; the support team may need to write back.
+        email: String,
+    },
+    /// Write in the ticket.
+    PostMessage {
+        /// The id the new message will have.
+        message_id: String,
+        /// The text (1–4,000 characters).
+        content: String,
+        /// Up to 10 http(s) links.
+        attachments: Vec<String>,
+        /// A staff-only note.
+        internal: bool,
+    },
+    /// Replace a message's text.
+    EditMessage {
+        /// Which message.
+        message_id: String,
+        /// The new text.
+        content: String,
+        /// New attachments, when they are replaced too.
+        attachments: Option<Vec<String>>,
+    },
+    /// Withdraw a message.
+    DeleteMessage {
+        /// Which message.
+        message_id: String,
+    },
+    /// Hand the ticket to another support team (staff).
+    ChangeSupportRole {
+        /// The new team.
+        to: SupportRole,
+    },
+    /// Change the urgency (staff).
+    ChangeIssueLevel {
+        /// The new level.
+        to: IssueLevel,
+    },
+    /// Stop taking messages (owner or staff).
+    CloseTicket {
+        /// Why, optionally.
+        reason: Option<String>,
+    },
+    /// Take messages again (staff).
+    ReopenTicket,
+}

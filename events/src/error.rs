@@ -1,0 +1,27 @@
+//! Why the Ticket aggregate refuses a command. Each transport maps these once to its own shape
+//! (HTTP status, socket error, Discord reply); tests match on the variant, never the text.
+
+use thiserror::Error;
+
+/// A refused command.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TicketError {
+    /// The stream has no ticket.
+    #[error("ticket not found")]
+    TicketNotFound,
+    /// A ticket with this id exists already.
+    #[error("ticket already exists")]
+    TicketAlreadyExists,
+    /// The message does not exist in this ticket, was deleted, or is not visible to the actor.
+    #[error("message not found")]
+    MessageNotFound,
+    /// The actor may not touch this ticket or message, or may not issue this command at all.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The ticket is closed and takes no changes but a reopen.
+    #[error("ticket is closed")]
+    TicketClosed,
+    /// Reopening a ticket that is open.
+    #[error("ticket is not closed")]
+    TicketNotClosed,
+}

@@ -1,0 +1,182 @@
+//! What happened to a ticket, in the past tense. Events are immutable once stored: a change to
+//! one of these shapes must stay readable from the old JSON (a serde default, or an upcaster
+//! keyed by [`crate::envelope::SCHEMA_VERSION`]). Their type names are stored and are pinned by a test.
+
+use crate::roles::{IssueLevel, SupportRole, UserRole};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One fact in a ticket's stream. The ticket id is the stream id, so it is not repeated here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum TicketEvent {
+    /// A user opened the ticket; always the first event of a stream.
+    TicketOpened {
+        /// The opener's id, as the partner backend knows them.
+        user_id: String,
+        /// The opener's name when they opened it.
+        user_name: String,
+        /// The opener's email when they opened it.
+        user_email: String,
+        /// The opener's role; decides whose ticket it is.
+        user_role: UserRole,
+        /// What the ticket is about.
+        topic: String,
+        /// The opener's account of the problem.
+        description: String,
+        /// The support team it starts with.
+        support_role: SupportRole,
+        /// The urgency it starts with.
+        issue_level: IssueLevel,
+    },
+    /// Someone wrote in the ticket.
+    MessagePosted {
+        /// The new message's id.
+        message_id: String,
+        /// Who wrote it.
+        author_id: String,
+        /// Their name when they wrote it.
+        author_name: String,
+        /// Their role when they wrote it.
+        author_role: UserRole,
+        /// The text.
+        content: String,
+        /// Links to attached files.
+        #[serde(default)]
+        attachments: Vec<String>,
+        /// Staff-only note, never shown to the customer.
+        #[serde(default)]
+        internal: bool,
+    },
+    /// A message's text (and possibly its attachments) was replaced.
+    MessageEdited {
+        /// Which message.
+        message_id: String,
+        /// The new text.
+        content: String,
+        /// The new attachments, when they were replaced too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachments: Option<Vec<String>>,
+    },
+    /// A message was withdrawn; it stays in the history but leaves every listing.
+    MessageDeleted {
+        /// Which message.
+        message_id: String,
+    },
+    /// The ticket was handed to another support team.
+    SupportRoleChanged {
+        /// The team before.
+        from: SupportRole,
+        /// The team now.
+        to: SupportRole,
+    },
+    /// The ticket's urgency changed.
+    IssueLevelChanged {
+        /// The level before.
+        from: IssueLevel,
+        /// The level now.
+        to: IssueLevel,
+    },
+    /// The ticket stopped taking messages.
+    TicketClosed {
+        /// Why, when the closer said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Staff opened a closed ticket again.
+    TicketReopened {},
+}
+
+impl TicketEvent {
+    /// The stored type name; stable forever, since old streams are read by it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TicketEvent::TicketOpened { .. } => "TicketOpened",
+            TicketEvent::MessagePosted { .. } => "MessagePosted",
+            TicketEvent::MessageEdited { .. } => "MessageEdited",
+            TicketEvent::MessageDeleted { .. } => "MessageDeleted",
+            TicketEvent::SupportRoleChanged { .. } => "SupportRoleChanged",
+            TicketEvent::IssueLevelChanged { .. } => "IssueLevelChanged",
+            TicketEvent::TicketClosed { .. } => "TicketClosed",
+            TicketEvent::TicketReopened {} => "TicketReopened",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stored_shapes_are_pinned() {
+        let posted = TicketEvent::MessagePosted {
+            message_id: "m1".into(),
+            author_id: "u1".into(),
+            author_name: "Ann".into(),
+            author_role: UserRole::Customer,
+            content: "hi".into(),
+            attachments: vec![],
+            internal: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&posted).unwrap(),
+            json!({"type": "MessagePosted", "data": {
+                "message_id": "m1", "author_id": "u1", "author_name": "Ann",
+                "author_role": "CUSTOMER", "content": "hi", "attachments": [], "internal": false
+            }})
+        );
+        let closed = TicketEvent::TicketClosed { reason: None };
+        assert_eq!(
+            serde_json::to_value(&closed).unwrap(),
+            json!({"type": "TicketClosed", "data": {}})
+        );
+        assert_eq!(
+            serde_json::to_value(TicketEvent::TicketReopened {}).unwrap(),
+            json!({"type": "TicketReopened", "data": {}})
+        );
+    }
+
+    #[test]
+    fn type_names_match_the_serialized_tag() {
+        let samples = [
+            TicketEvent::MessageDeleted {
+                message_id: "m".into(),
+            },
+            TicketEvent::SupportRoleChanged {
+                from: SupportRole::General,
+                to: SupportRole::Admin,
+            },
+            TicketEvent::IssueLevelChanged {
+                from: IssueLevel::Normal,
+                to: IssueLevel::Critical,
+            },
+            TicketEvent::TicketClosed {
+                reason: Some("done".into()),
+            },
+            TicketEvent::TicketReopened {},
+        ];
+        for event in samples {
+            let value = serde_json::to_value(&event).unwrap();
+            assert_eq!(value["type"], event.type_name());
+            let back: TicketEvent = serde_json::from_value(value).unwrap();
+            assert_eq!(back, event);
+        }
+    }
+
+    #[test]
+    fn older_message_posted_without_optional_fields_still_reads() {
+        let old = json!({"type": "MessagePosted", "data": {
+            "message_id": "m1", "author_id": "u1", "author_name": "Ann",
+            "author_role": "CUSTOMER", "content": "hi"
+        }});
+        let event: TicketEvent = serde_json::from_value(old).unwrap();
+        assert!(matches!(
+            event,
+            TicketEvent::MessagePosted {
+                internal: false,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,57 @@
+//! The size limits of customer input, shared by every door (REST, socket, Discord) so they agree.
+
+/// Longest topic, in characters.
+pub const TOPIC_MAX: usize = 200;
+/// Longest description, in characters.
+pub const DESCRIPTION_MAX: usize = 5_000;
+/// Longest message, in characters.
+pub const MESSAGE_MAX: usize = 4_000;
+/// Longest close reason, in characters.
+pub const REASON_MAX: usize = 1_000;
+/// Most attachment links on one message.
+pub const ATTACHMENTS_MAX: usize = 10;
+/// Longest attachment link, in characters.
+pub const ATTACHMENT_URL_MAX: usize = 2_048;
+
+/// Whether `url` is an absolute http(s) link with a host and no whitespace or control characters.
+pub fn is_http_url(url: &str) -> bool {
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !host.is_empty()
+        && !host.starts_with(':')
+        && !host.contains('@')
+        && url.chars().all(|c| !c.is_whitespace() && !c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_http_url;
+
+    #[test]
+    fn only_absolute_http_links_with_a_host_pass() {
+        for ok in [
+            "http://example.com/a.png",
+            "https://cdn.example.com:8443/x?y=1#z",
+        ] {
+            assert!(is_http_url(ok), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "ftp://example.com/x",
+            "https://",
+            "https:///path",
+            "https://user@evil.example/",
+            "https://exa mple.com/",
+            "data:text/html,hi",
+            "//example.com/x",
+        ] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
+    }
+}

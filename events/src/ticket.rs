@@ -1,0 +1,274 @@
+//! The Ticket aggregate: the state a decision needs, folded from the ticket's events, and the
+//! rules that decide a command into new events. `decide` may refuse; `apply` never fails, because a
+//! rule inside `apply` would make an already stored history unreplayable.
+
+use crate::command::Command;
+use crate::envelope::Actor;
+use crate::error::TicketError;
+use crate::event::TicketEvent;
+use crate::roles::{IssueLevel, SupportRole, TicketStatus};
+use std::collections::HashMap;
+
+/// What the rules need to know about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageState {
+    /// Who wrote it: authors may edit and delete their own messages.
+    pub author_id: String,
+    /// Staff-only notes are invisible to customers, so customers cannot address them.
+    pub internal: bool,
+    /// Deleted messages can be neither edited nor deleted again.
+    pub deleted: bool,
+    /// The current text, so an edit to the same text decides nothing.
+    pub content: String,
+}
+
+/// A ticket as its rules see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ticket {
+    /// How many events have been folded in; the expected version of the next append.
+    pub version: u64,
+    /// The owner's user id, once opened; `None` means the stream is empty.
+    pub owner_id: Option<String>,
+    /// Open or closed.
+    pub status: Option<TicketStatus>,
+    /// The support team it is with.
+    pub support_role: Option<SupportRole>,
+    /// Its urgency.
+    pub issue_level: Option<IssueLevel>,
+    /// Every message ever posted, by id.
+    pub messages: HashMap<String, MessageState>,
+}
+
+impl Ticket {
+    /// Folds a whole history, in order.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a TicketEvent>) -> Self {
+        let mut ticket = Ticket::default();
+        for event in events {
+            ticket.apply(event);
+        }
+        ticket
+    }
+
+    /// Folds one event in. Never fails and never checks a rule.
+    pub fn apply(&mut self, event: &TicketEvent) {
+        self.version += 1;
+        match event {
+            TicketEvent::TicketOpened {
+                user_id,
+                support_role,
+                issue_level,
+                ..
+            } => {
+                self.owner_id = Some(user_id.clone());
+                self.status = Some(TicketStatus::Open);
+                self.support_role = Some(*support_role);
+                self.issue_level = Some(*issue_level);
+            }
+            TicketEvent::MessagePosted {
+                message_id,
+                author_id,
+                internal,
+                content,
+                ..
+            } => {
+                self.messages.insert(
+                    message_id.clone(),
+                    MessageState {
+                        author_id: author_id.clone(),
+                        internal: *internal,
+                        deleted: false,
+                        content: content.clone(),
+                    },
+                );
+            }
+            TicketEvent::MessageEdited {
+                message_id,
+                content,
+                ..
+            } => {
+                if let Some(message) = self.messages.get_mut(message_id) {
+                    message.content = content.clone();
+                }
+            }
+            TicketEvent::MessageDeleted { message_id } => {
+                if let Some(message) = self.messages.get_mut(message_id) {
+                    message.deleted = true;
+                }
+            }
+            TicketEvent::SupportRoleChanged { to, .. } => self.support_role = Some(*to),
+            TicketEvent::IssueLevelChanged { to, .. } => self.issue_level = Some(*to),
+            TicketEvent::TicketClosed { .. } => self.status = Some(TicketStatus::Closed),
+            TicketEvent::TicketReopened {} => self.status = Some(TicketStatus::Open),
+        }
+    }
+
+    /// Whether the ticket exists.
+    pub fn exists(&self) -> bool {
+        self.owner_id.is_some()
+    }
+
+    /// Whether `actor` may see this ticket at all: its owner and staff.
+    pub fn visible_to(&self, actor: &Actor) -> bool {
+        actor.is_staff() || self.owner_id.as_deref() == Some(actor.id.as_str())
+    }
+
+    /// Decides a command into the events it causes; an empty list means nothing changes.
+    pub fn decide(
+        &self,
+        command: &Command,
+        actor: &Actor,
+    ) -> Result<Vec<TicketEvent>, TicketError> {
+        if let Command::OpenTicket {
+            topic,
+            description,
+            email,
+        } = command
+        {
+            if self.exists() {
+                return Err(TicketError::TicketAlreadyExists);
+            }
+            return Ok(vec![TicketEvent::TicketOpened {
+                user_id: actor.id.clone(),
+                user_name: actor.name.clone(),
+                user_email: email.clone(),
+                user_role: actor.role,
+                topic: topic.clone(),
+                description: description.clone(),
+                support_role: SupportRole::General,
+                issue_level: IssueLevel::Normal,
+            }]);
+        }
+        if !self.exists() {
+            return Err(TicketError::TicketNotFound);
+        }
+        if !self.visible_to(actor) {
+            return Err(TicketError::Forbidden(
+                "this ticket belongs to another user",
+            ));
+        }
+        let closed = self.status == Some(TicketStatus::Closed);
+        match command {
+            Command::OpenTicket { .. } => unreachable_open(),
+            Command::PostMessage {
+                message_id,
+                content,
+                attachments,
+                internal,
+            } => {
+                if closed {
+                    return Err(TicketError::TicketClosed);
+                }
+                if *internal && !actor.is_staff() {
+                    return Err(TicketError::Forbidden("only staff may post internal notes"));
+                }
+                if self.messages.contains_key(message_id) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TicketEvent::MessagePosted {
+                    message_id: message_id.clone(),
+                    author_id: actor.id.clone(),
+                    author_name: actor.name.clone(),
+                    author_role: actor.role,
+                    content: content.clone(),
+                    attachments: attachments.clone(),
+                    internal: *internal,
+                }])
+            }
+            Command::EditMessage {
+                message_id,
+                content,
+                attachments,
+            } => {
+                let message = self.own_message(message_id, actor)?;
+                if closed {
+                    return Err(TicketError::TicketClosed);
+                }
+                if message.content == *content && attachments.is_none() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TicketEvent::MessageEdited {
+                    message_id: message_id.clone(),
+                    content: content.clone(),
+                    attachments: attachments.clone(),
+                }])
+            }
+            Command::DeleteMessage { message_id } => {
+                self.own_message(message_id, actor)?;
+                if closed {
+                    return Err(TicketError::TicketClosed);
+                }
+                Ok(vec![TicketEvent::MessageDeleted {
+                    message_id: message_id.clone(),
+                }])
+            }
+            Command::ChangeSupportRole { to } => {
+                self.staff_on_open_ticket(actor, closed)?;
+                match self.support_role {
+                    Some(from) if from != *to => {
+                        Ok(vec![TicketEvent::SupportRoleChanged { from, to: *to }])
+                    }
+                    _ => Ok(vec![]),
+                }
+            }
+            Command::ChangeIssueLevel { to } => {
+                self.staff_on_open_ticket(actor, closed)?;
+                match self.issue_level {
+                    Some(from) if from != *to => {
+                        Ok(vec![TicketEvent::IssueLevelChanged { from, to: *to }])
+                    }
+                    _ => Ok(vec![]),
+                }
+            }
+            Command::CloseTicket { reason } => {
+                if closed {
+                    return Err(TicketError::TicketClosed);
+                }
+                Ok(vec![TicketEvent::TicketClosed {
+                    reason: reason.clone(),
+                }])
+            }
+            Command::ReopenTicket => {
+                if !actor.is_staff() {
+                    return Err(TicketError::Forbidden("only staff may reopen a ticket"));
+                }
+                if !closed {
+                    return Err(TicketError::TicketNotClosed);
+                }
+                Ok(vec![TicketEvent::TicketReopened {}])
+            }
+        }
+    }
+
+    /// A live message the actor may change: its author, or staff. Customers cannot see internal
+    /// notes, so for them such a note does not exist.
+    fn own_message(&self, message_id: &str, actor: &Actor) -> Result<&MessageState, TicketError> {
+        let message = self
+            .messages
+            .get(message_id)
+            .filter(|m| !m.deleted && (actor.is_staff() || !m.internal))
+            .ok_or(TicketError::MessageNotFound)?;
+        if message.author_id != actor.id && !actor.is_staff() {
+            return Err(TicketError::Forbidden(
+                "only the author or staff may change a message",
+            ));
+        }
+        Ok(message)
+    }
+
+    fn staff_on_open_ticket(&self, actor: &Actor, closed: bool) -> Result<(), TicketError> {
+        if !actor.is_staff() {
+            return Err(TicketError::Forbidden(
+                "only staff may change a ticket's routing",
+            ));
+        }
+        if closed {
+            return Err(TicketError::TicketClosed);
+        }
+        Ok(())
+    }
+}
+
+/// `OpenTicket` is answered before the match; this arm exists only to keep the match exhaustive.
+fn unreachable_open() -> Result<Vec<TicketEvent>, TicketError> {
+    Err(TicketError::TicketAlreadyExists)
+}

@@ -1,0 +1,154 @@
+//! What one event changes in the read models, as data, so that SQLite, MongoDB and memory apply
+//! exactly the same projection.
+
+use crate::views::{MessageView, TicketView};
+use ticketd_events::{EventEnvelope, IssueLevel, SupportRole, TicketEvent, TicketStatus};
+
+/// Fields of a ticket an event may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketPatch {
+    /// New status.
+    pub status: Option<TicketStatus>,
+    /// New support team.
+    pub support_role: Option<SupportRole>,
+    /// New urgency.
+    pub issue_level: Option<IssueLevel>,
+}
+
+/// One change to the read models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A ticket appears.
+    InsertTicket(TicketView),
+    /// A ticket changes; `updated_at` always moves, since every event is activity.
+    UpdateTicket {
+        /// Which ticket.
+        ticket_id: String,
+        /// What changes.
+        patch: TicketPatch,
+        /// The event's time.
+        updated_at: i64,
+    },
+    /// A message appears.
+    InsertMessage(MessageView),
+    /// A message's text changes.
+    EditMessage {
+        /// Which message.
+        message_id: String,
+        /// The new text.
+        content: String,
+        /// New attachments, if replaced.
+        attachments: Option<Vec<String>>,
+        /// The event's time.
+        updated_at: i64,
+    },
+    /// A message leaves the listings.
+    DeleteMessage {
+        /// Which message.
+        message_id: String,
+        /// The event's time.
+        deleted_at: i64,
+    },
+}
+
+/// The read-model changes one stored event causes, in the order to apply them.
+pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
+    let ticket_id = &envelope.stream_id;
+    let at = envelope.recorded_at;
+    let touch = |patch: TicketPatch| Change::UpdateTicket {
+        ticket_id: ticket_id.clone(),
+        patch,
+        updated_at: at,
+    };
+    match &envelope.event {
+        TicketEvent::TicketOpened {
+            user_id,
+            user_role,
+            topic,
+            description,
+            support_role,
+            issue_level,
+            ..
+        } => vec![Change::InsertTicket(TicketView {
+            id: ticket_id.clone(),
+            user_id: user_id.clone(),
+            topic: topic.clone(),
+            description: description.clone(),
+            status: TicketStatus::Open,
+            created_at: at,
+            updated_at: at,
+            user_role: *user_role,
+            support_role: *support_role,
+            issue_level: *issue_level,
+            position: envelope.position,
+        })],
+        TicketEvent::MessagePosted {
+            message_id,
+            author_id,
+            author_name,
+            content,
+            attachments,
+            internal,
+            ..
+        } => vec![
+            Change::InsertMessage(MessageView {
+                id: message_id.clone(),
+                ticket_id: ticket_id.clone(),
+                author_id: author_id.clone(),
+                author_name: author_name.clone(),
+                content: content.clone(),
+                attachments: attachments.clone(),
+                created_at: at,
+                updated_at: at,
+                internal: *internal,
+                seq: envelope.version,
+                deleted_at: None,
+            }),
+            touch(TicketPatch::default()),
+        ],
+        TicketEvent::MessageEdited {
+            message_id,
+            content,
+            attachments,
+        } => vec![
+            Change::EditMessage {
+                message_id: message_id.clone(),
+                content: content.clone(),
+                attachments: attachments.clone(),
+                updated_at: at,
+            },
+            touch(TicketPatch::default()),
+        ],
+        TicketEvent::MessageDeleted { message_id } => vec![
+            Change::DeleteMessage {
+                message_id: message_id.clone(),
+                deleted_at: at,
+            },
+            touch(TicketPatch::default()),
+        ],
+        TicketEvent::SupportRoleChanged { to, .. } => {
+            vec![touch(TicketPatch {
+                support_role: Some(*to),
+                ..TicketPatch::default()
+            })]
+        }
+        TicketEvent::IssueLevelChanged { to, .. } => {
+            vec![touch(TicketPatch {
+                issue_level: Some(*to),
+                ..TicketPatch::default()
+            })]
+        }
+        TicketEvent::TicketClosed { .. } => {
+            vec![touch(TicketPatch {
+                status: Some(TicketStatus::Closed),
+                ..TicketPatch::default()
+            })]
+        }
+        TicketEvent::TicketReopened {} => {
+            vec![touch(TicketPatch {
+                status: Some(TicketStatus::Open),
+                ..TicketPatch::default()
+            })]
+        }
+    }
+}

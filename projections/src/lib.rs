@@ -1,0 +1,13 @@
+//! Read models of ticketd: the seed's Ticket and Message objects as pure functions of the event
+//! stream. A store applies [`changes`] of each event inside the same transaction that appends it
+//! (an inline projection), so a writer always reads its own write; [`MemoryReadModel`] applies the
+//! same changes in memory, which is what replays and tests compare the stored models against.
+#![deny(missing_docs)]
+
+mod changes;
+mod memory;
+mod views;
+
+pub use changes::{Change, TicketPatch, changes};
+pub use memory::MemoryReadModel;
+pub use views::{MessageView, TicketView};

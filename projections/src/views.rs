@@ -1,0 +1,62 @@
+//! The seed's Ticket and Message objects, exactly as clients receive them.
+
+use serde::{Deserialize, Serialize};
+use ticketd_events::{IssueLevel, SupportRole, TicketStatus, UserRole};
+
+/// The seed's Ticket Object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketView {
+    /// The ticket id (its stream id), a UUID v7.
+    pub id: String,
+    /// Who opened it.
+    pub user_id: String,
+    /// What it is about.
+    pub topic: String,
+    /// The opener's account of the problem.
+    pub description: String,
+    /// OPEN or CLOSED.
+    pub status: TicketStatus,
+    /// When it was opened, epoch ms.
+    pub created_at: i64,
+    /// When anything last happened in it, epoch ms.
+    pub updated_at: i64,
+    /// The opener's role.
+    pub user_role: UserRole,
+    /// The support team it is with.
+    pub support_role: SupportRole,
+    /// Its urgency.
+    pub issue_level: IssueLevel,
+    /// Global position of its opening event: the stable sort key of listings and their cursor.
+    #[serde(skip)]
+    pub position: u64,
+}
+
+/// The seed's Message Object, plus `internal` on staff-only notes (absent otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    /// The message id, a UUID v7.
+    pub id: String,
+    /// Its ticket.
+    pub ticket_id: String,
+    /// Who wrote it.
+    pub author_id: String,
+    /// Their name when they wrote it.
+    pub author_name: String,
+    /// The text.
+    pub content: String,
+    /// Links to attached files.
+    pub attachments: Vec<String>,
+    /// When it was posted, epoch ms.
+    pub created_at: i64,
+    /// When it was last edited (or posted), epoch ms.
+    pub updated_at: i64,
+    /// A staff-only note; customers never receive one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    /// Version of its posting event in the ticket's stream: the order of a ticket's messages.
+    #[serde(skip)]
+    pub seq: u64,
+    /// When it was deleted; deleted messages leave every listing but stay in the history.
+    #[serde(skip)]
+    pub deleted_at: Option<i64>,
+}

@@ -1,0 +1,82 @@
+//! The application state every handler shares: configuration, the store, the command executor,
+//! the token verifier and the rate limiters. Cheap to clone (one `Arc`), no globals.
+
+use crate::auth::Verifier;
+use crate::commands::Executor;
+use crate::config::Config;
+use crate::http::rate_limit::RateLimits;
+use crate::store::EmbeddedStore;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+
+/// Shared state; derefs to [`Inner`].
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What the state holds.
+pub struct Inner {
+    /// Settings read at start-up.
+    pub config: Config,
+    /// Reads go straight to the store's read models.
+    pub store: EmbeddedStore,
+    /// Writes go through commands.
+    pub executor: Executor<EmbeddedStore>,
+    /// Checks bearer tokens with the precomputed key.
+    pub verifier: Verifier,
+    /// Per-user, per-route quotas.
+    pub limits: RateLimits,
+    /// Background tasks to stop on shutdown.
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state and starts its background housekeeping.
+    pub fn new(config: Config, store: EmbeddedStore) -> Self {
+        let state = AppState(Arc::new(Inner {
+            verifier: Verifier::new(&config.jwt_secret),
+            limits: RateLimits::new(config.rate_limits),
+            executor: Executor::new(store.clone()),
+            store,
+            config,
+            background: Mutex::new(Vec::new()),
+        }));
+        let limits = state.clone();
+        state.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.limits.forget_idle();
+            }
+        });
+        state
+    }
+
+    /// Runs `task` until [`AppState::stop_background`].
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
+    }
+
+    /// Stops every background task.
+    pub fn stop_background(&self) {
+        for handle in self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            handle.abort();
+        }
+    }
+}

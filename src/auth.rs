@@ -1,0 +1,305 @@
+//! Who is calling. Partner backends sign HS256 JWTs with the shared secret; we only verify them
+//! and read the user from the claims. Any other algorithm, `none` included, is refused, and the
+//! token itself is never logged.
+
+use crate::config::Secret;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use ticketd_events::{Actor, UserRole, Via};
+
+/// The verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The partner's user id.
+    pub id: String,
+    /// Display name.
+    pub username: String,
+    /// A valid email address.
+    pub email: String,
+    /// One of the four roles.
+    pub role: UserRole,
+    /// `exp`, epoch seconds, when the token has one; sockets end their authorization then.
+    pub expires_at: Option<u64>,
+}
+
+impl Principal {
+    /// The actor this caller is when a command arrives through `via`.
+    pub fn actor(&self, via: Via) -> Actor {
+        Actor {
+            id: self.id.clone(),
+            name: self.username.clone(),
+            role: self.role,
+            via,
+        }
+    }
+    /// Staff see every ticket.
+    pub fn is_staff(&self) -> bool {
+        self.role.is_staff()
+    }
+}
+
+/// Why a token was refused; the text is safe to show the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header (or no token on a socket).
+    #[error("missing bearer token")]
+    Missing,
+    /// Signature, algorithm, format or time checks failed.
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+    /// The signature is fine but a claim is missing or wrong.
+    #[error("invalid token claim `{0}`")]
+    BadClaim(&'static str),
+}
+
+#[derive(Debug, Deserialize)]
+struct RawClaims {
+    id: Option<serde_json::Value>,
+    username: Option<serde_json::Value>,
+    email: Option<serde_json::Value>,
+    role: Option<serde_json::Value>,
+    exp: Option<u64>,
+}
+
+/// Claims as minted by `ticketd token`.
+#[derive(Debug, Serialize)]
+struct MintClaims<'a> {
+    id: &'a str,
+    username: &'a str,
+    email: &'a str,
+    role: &'a str,
+    iat: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+}
+
+/// Verifies tokens with one precomputed key.
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Verifier {
+    /// A verifier for `secret`; HS256 only, `exp` and `nbf` checked when present.
+    pub fn new(secret: &Secret) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = 0;
+        Verifier {
+            key: DecodingKey::from_secret(secret.expose()),
+            validation,
+        }
+    }
+
+    /// The caller a token names, if it is genuine, current and complete.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let data =
+            jsonwebtoken::decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Invalid("token has expired"),
+                    ErrorKind::ImmatureSignature => AuthError::Invalid("token is not valid yet"),
+                    ErrorKind::InvalidAlgorithm => {
+                        AuthError::Invalid("only HS256 tokens are accepted")
+                    }
+                    ErrorKind::InvalidSignature => AuthError::Invalid("signature does not match"),
+                    _ => AuthError::Invalid("malformed token"),
+                }
+            })?;
+        let claims = data.claims;
+        let text = |value: Option<serde_json::Value>, name: &'static str| match value {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => Ok(s),
+            _ => Err(AuthError::BadClaim(name)),
+        };
+        let id = text(claims.id, "id")?;
+        let username = text(claims.username, "username")?;
+        let email = text(claims.email, "email")?;
+        if !is_email(&email) {
+            return Err(AuthError::BadClaim("email"));
+        }
+        let role = text(claims.role, "role")?
+            .parse::<UserRole>()
+            .map_err(|_| AuthError::BadClaim("role"))?;
+        Ok(Principal {
+            id,
+            username,
+            email,
+            role,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+/// Signs a token for `ticketd token`, the way a partner backend would.
+pub fn mint(
+    secret: &Secret,
+    id: &str,
+    username: &str,
+    email: &str,
+    role: UserRole,
+    ttl_seconds: Option<u64>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = MintClaims {
+        id,
+        username,
+        email,
+        role: role.as_str(),
+        iat: now,
+        exp: ttl_seconds.map(|ttl| now + ttl),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose()),
+    )
+}
+
+/// A pragmatic address check: one `@`, a non-empty local part, a dotted domain, no spaces.
+pub fn is_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && email.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && email.chars().all(|c| !c.is_whitespace() && !c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn secret() -> Secret {
+        Secret::new("0123456789abcdef0123456789abcdef")
+    }
+
+    fn b64(value: &serde_json::Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    }
+
+    #[test]
+    fn minted_tokens_verify() {
+        let token = mint(
+            &secret(),
+            "u1",
+            "Ann",
+            "ann@example.com",
+            UserRole::Customer,
+            Some(60),
+        )
+        .unwrap();
+        let p = Verifier::new(&secret()).verify(&token).unwrap();
+        assert_eq!((p.id.as_str(), p.role), ("u1", UserRole::Customer));
+        assert!(p.expires_at.is_some());
+    }
+
+    #[test]
+    fn wrong_secret_alg_none_and_expired_are_refused() {
+        let v = Verifier::new(&secret());
+        let other = mint(
+            &Secret::new("another-secret-another-secret-xx"),
+            "u1",
+            "A",
+            "a@b.co",
+            UserRole::Admin,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            v.verify(&other),
+            Err(AuthError::Invalid("signature does not match"))
+        );
+        let claims =
+            serde_json::json!({"id": "u1", "username": "A", "email": "a@b.co", "role": "ADMIN"});
+        let none = format!(
+            "{}.{}.",
+            b64(&serde_json::json!({"alg": "none", "typ": "JWT"})),
+            b64(&claims)
+        );
+        assert!(matches!(v.verify(&none), Err(AuthError::Invalid(_))));
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(secret().expose()),
+        )
+        .unwrap();
+        assert_eq!(
+            v.verify(&hs512),
+            Err(AuthError::Invalid("only HS256 tokens are accepted"))
+        );
+        let expired = serde_json::json!({"id": "u1", "username": "A", "email": "a@b.co", "role": "ADMIN", "exp": 1000});
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &expired,
+            &EncodingKey::from_secret(secret().expose()),
+        )
+        .unwrap();
+        assert_eq!(
+            v.verify(&token),
+            Err(AuthError::Invalid("token has expired"))
+        );
+    }
+
+    #[test]
+    fn claims_are_checked() {
+        let v = Verifier::new(&secret());
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret().expose()),
+            )
+            .unwrap()
+        };
+        let cases = [
+            (
+                serde_json::json!({"username": "A", "email": "a@b.co", "role": "ADMIN"}),
+                "id",
+            ),
+            (
+                serde_json::json!({"id": 5, "username": "A", "email": "a@b.co", "role": "ADMIN"}),
+                "id",
+            ),
+            (
+                serde_json::json!({"id": "u", "username": "A", "email": "not-an-email", "role": "ADMIN"}),
+                "email",
+            ),
+            (
+                serde_json::json!({"id": "u", "username": "A", "email": "a@b.co", "role": "ROOT"}),
+                "role",
+            ),
+        ];
+        for (claims, claim) in cases {
+            assert_eq!(v.verify(&sign(claims)), Err(AuthError::BadClaim(claim)));
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@@b.co", "a b@c.co", "a@.co", "a@b..co",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The command line: `ticketd` / `ticketd serve` serve the API; `ticketd token` signs a token
+//! with the configured secret so a newcomer can try the API at once.
+
+use crate::auth;
+use crate::config::Config;
+use crate::telemetry;
+use clap::{Args, Parser, Subcommand};
+use std::net::{Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use ticketd_events::UserRole;
+use tracing::{error, info};
+
+/// Event-sourced support-ticket backend.
+#[derive(Debug, Parser)]
+#[command(name = "ticketd", version, about)]
+pub struct Cli {
+    /// What to do; serving is the default.
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Serve the REST API on WEB_SERVER_PORT (the default).
+    Serve,
+    /// Print a token signed with the configured JWT secret.
+    Token(TokenArgs),
+}
+
+/// `ticketd token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The user's id.
+    #[arg(long)]
+    pub id: String,
+    /// The user's display name.
+    #[arg(long)]
+    pub username: String,
+    /// The user's email address.
+    #[arg(long)]
+    pub email: String,
+    /// TEMP_USER, CUSTOMER, AGENT or ADMIN.
+    #[arg(long)]
+    pub role: String,
+    /// Lifetime in seconds; no expiry when left out.
+    #[arg(long)]
+    pub ttl: Option<u64>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn serve() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ticketd: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let addr = SocketAddr::from((Ipv6Addr::UNSPECIFIED, config.port));
+        let listener = match bind_any(addr).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                error!(port = config.port, "cannot listen: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match crate::run(listener, config, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Listens on both IPv6 and IPv4 where the system allows, else on IPv4 alone.
+async fn bind_any(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => tokio::net::TcpListener::bind(("0.0.0.0", addr.port())).await,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    info!("shutdown requested: finishing in-flight requests");
+}
+
+/// Prints a signed token on stdout.
+pub fn token(args: TokenArgs) -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ticketd: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(role) = args.role.parse::<UserRole>() else {
+        eprintln!("ticketd: --role must be one of TEMP_USER, CUSTOMER, AGENT, ADMIN");
+        return ExitCode::from(2);
+    };
+    if !auth::is_email(&args.email) {
+        eprintln!("ticketd: --email must be a valid address");
+        return ExitCode::from(2);
+    }
+    match auth::mint(
+        &config.jwt_secret,
+        &args.id,
+        &args.username,
+        &args.email,
+        role,
+        args.ttl,
+    ) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ticketd: cannot sign the token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The command executor: load a ticket, let the aggregate decide, append with the expected
+//! version. Commands for one ticket are serialized within this instance (a per-ticket lock), so
+//! they never race each other here; a race with another writer (another instance) surfaces as a
+//! wrong expected version, and the command is re-decided on fresh state and retried, never lost.
+//! Decided state is cached per ticket so a busy ticket with 10,000 messages is not re-read for
+//! every command.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use ticketd_events::{
+    Actor, Command, EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError, Ticket,
+    TicketError,
+};
+use tokio::sync::Mutex as AsyncMutex;
+
+/// How often a command is re-decided after losing a race before giving up with 503.
+const MAX_ATTEMPTS: u32 = 8;
+/// Tickets whose decided state is kept between commands; idle ones beyond this are dropped.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Why a command did not take effect.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    /// The rules refused it.
+    #[error(transparent)]
+    Rejected(#[from] TicketError),
+    /// The store failed, or the race was lost too many times.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The events it appended, possibly none (a command that changes nothing).
+    pub events: Vec<EventEnvelope>,
+    /// The ticket's state after it.
+    pub ticket: Ticket,
+}
+
+/// Who asks, and on behalf of which request.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The caller.
+    pub actor: Actor,
+    /// The request id; ties the events to the request in logs and in the audit trail.
+    pub correlation_id: String,
+}
+
+type Slot = Arc<AsyncMutex<Option<Ticket>>>;
+
+/// Runs commands against any [`EventStore`].
+pub struct Executor<S> {
+    store: S,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl<S: EventStore> Executor<S> {
+    /// An executor over `store` with an empty cache.
+    pub fn new(store: S) -> Self {
+        Executor {
+            store,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store it writes to.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Decides `commands` in order on one ticket and appends all their events atomically.
+    pub async fn execute(
+        &self,
+        ticket_id: &str,
+        context: &Context,
+        commands: &[Command],
+    ) -> Result<Outcome, CommandError> {
+        let slot = self.slot(ticket_id);
+        let mut cached = slot.lock().await;
+        let mut ticket = match cached.take() {
+            Some(ticket) => ticket,
+            None => self.load(ticket_id, Ticket::default()).await?,
+        };
+        let mut refreshed = false;
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let decided = match decide_all(&ticket, commands, &context.actor) {
+                Ok(decided) => decided,
+                // A refusal may come from state another instance has moved on from: look once more.
+                Err(_) if !refreshed => {
+                    refreshed = true;
+                    ticket = self.load(ticket_id, ticket).await?;
+                    continue;
+                }
+                Err(e) => break Err(CommandError::Rejected(e)),
+            };
+            if decided.is_empty() {
+                break Ok(Vec::new());
+            }
+            let new_events = decided
+                .into_iter()
+                .map(|event| NewEvent {
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    actor: context.actor.clone(),
+                    correlation_id: context.correlation_id.clone(),
+                    causation_id: context.correlation_id.clone(),
+                    event,
+                })
+                .collect();
+            let expected = ExpectedVersion::from_version(ticket.version);
+            match self.store.append(ticket_id, expected, new_events).await {
+                Ok(stored) => {
+                    for envelope in &stored {
+                        ticket.apply(&envelope.event);
+                    }
+                    break Ok(stored);
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) if attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    ticket = self.load(ticket_id, ticket).await?;
+                }
+                Err(e) => {
+                    // The outcome of a failed append is unknown: forget the state, reload next time.
+                    drop(cached);
+                    self.forget(ticket_id);
+                    return Err(e.into());
+                }
+            }
+        };
+        let exists = ticket.exists();
+        let outcome = result.map(|events| Outcome {
+            events,
+            ticket: ticket.clone(),
+        });
+        if exists {
+            *cached = Some(ticket);
+        } else {
+            drop(cached);
+            self.forget(ticket_id);
+        }
+        outcome
+    }
+
+    /// Brings `ticket` up to date with the stream (from scratch when it is empty).
+    async fn load(&self, ticket_id: &str, mut ticket: Ticket) -> Result<Ticket, StoreError> {
+        for envelope in self.store.read_stream(ticket_id, ticket.version).await? {
+            ticket.apply(&envelope.event);
+        }
+        Ok(ticket)
+    }
+
+    fn slot(&self, ticket_id: &str) -> Slot {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slots.len() >= CACHE_CAPACITY && !slots.contains_key(ticket_id) {
+            slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+            if slots.len() >= CACHE_CAPACITY {
+                slots.clear();
+            }
+        }
+        slots.entry(ticket_id.to_string()).or_default().clone()
+    }
+
+    fn forget(&self, ticket_id: &str) {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slots
+            .get(ticket_id)
+            .is_some_and(|slot| Arc::strong_count(slot) <= 1)
+        {
+            slots.remove(ticket_id);
+        }
+    }
+}
+
+fn decide_all(
+    ticket: &Ticket,
+    commands: &[Command],
+    actor: &Actor,
+) -> Result<Vec<ticketd_events::TicketEvent>, TicketError> {
+    if let [command] = commands {
+        // The common case needs no copy of the state (which grows with the ticket's messages).
+        return ticket.decide(command, actor);
+    }
+    let mut state = ticket.clone();
+    let mut all = Vec::new();
+    for command in commands {
+        let events = state.decide(command, actor)?;
+        for event in &events {
+            state.apply(event);
+        }
+        all.extend(events);
+    }
+    Ok(all)
+}
+
+/// Jittered exponential backoff, so racing instances do not collide again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = 2u64.saturating_pow(attempt.min(8));
+    Duration::from_millis(base + rand::random::<u64>() % (base + 1))
+}

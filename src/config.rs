@@ -1,0 +1,397 @@
+//! Settings, read once at start-up from the environment (and a `.env` file, loaded by `main`).
+//! The seed's variable names are the contract; a setting left empty switches its part off.
+//! Reading goes through a lookup function so tests can configure a server without touching
+//! the process environment.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use tracing::{info, warn};
+
+/// Shortest secret PRODUCTION accepts, in bytes: HS256 wants at least the hash's length.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// `SERVER_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMode {
+    /// Readable logs, generated secret allowed, error details shown.
+    Development,
+    /// JSON logs by default, a real secret required, internals never shown.
+    Production,
+}
+
+/// `LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The HS256 key; never printed.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps raw key bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Secret(bytes.into())
+    }
+    /// The key bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// Where the secret came from, so start-up can say how to mint a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `JWT_SECRET_KEY`.
+    Environment,
+    /// Generated in DEVELOPMENT and kept in `DATA_DIR/jwt_secret`.
+    Generated,
+}
+
+/// The Discord bridge's settings; all or nothing.
+#[derive(Debug, Clone)]
+pub struct DiscordConfig {
+    /// `DISCORD_BOT_TOKEN`; never logged.
+    pub bot_token: Secret,
+    /// `GUILD_ID`.
+    pub guild_id: u64,
+    /// `TRANSCRIPT_CHANNEL_ID`.
+    pub transcript_channel_id: Option<u64>,
+    /// `GENERAL_`, `URGENT_`, `CRITICAL_TICKET_CATEGORY_ID`.
+    pub category_ids: [Option<u64>; 3],
+    /// `SUPPORT_TEAM_ROLE_ID`, `DEVELOPER_ROLE_ID`, `MANAGER_ROLE_ID`, `ADMIN_ROLE_ID`.
+    pub role_ids: [Option<u64>; 4],
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `WEB_SERVER_PORT` (5000): where `main` binds REST and Socket.IO.
+    pub port: u16,
+    /// `SERVER_MODE` (DEVELOPMENT).
+    pub mode: ServerMode,
+    /// `DATA_DIR` (`./data`): the embedded store and the generated development secret.
+    pub data_dir: PathBuf,
+    /// `JWT_SECRET_KEY`, or the generated one in DEVELOPMENT.
+    pub jwt_secret: Secret,
+    /// Where the secret came from.
+    pub secret_source: SecretSource,
+    /// `RATE_LIMITS` (on); `off` is for benchmarks only.
+    pub rate_limits: bool,
+    /// `CORS_ORIGINS`: comma-separated origins allowed to call from a browser; `*` for any.
+    pub cors_origins: Vec<String>,
+    /// `LOG_FORMAT` (pretty in DEVELOPMENT, json in PRODUCTION).
+    pub log_format: LogFormat,
+    /// `SQLITE_SYNCHRONOUS` (FULL): FULL survives a power cut, NORMAL only a crash.
+    pub sqlite_synchronous_full: bool,
+    /// `MONGO_URI`: when set, events live in MongoDB instead of the embedded file.
+    pub mongo_uri: Option<String>,
+    /// `DB_NAME` (support_ticket_db).
+    pub db_name: String,
+    /// The Discord bridge, when `DISCORD_BOT_TOKEN` and `GUILD_ID` are set.
+    pub discord: Option<DiscordConfig>,
+    /// `ERROR_WEBHOOK_URL`: server errors are reported there.
+    pub error_webhook_url: Option<String>,
+    /// `ERROR_BOT_WEBHOOK_URL`: Discord bridge errors are reported there.
+    pub error_bot_webhook_url: Option<String>,
+}
+
+/// A setting that cannot be used; start-up stops with this message.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A variable has a value we cannot use.
+    #[error("{name}: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+    /// The generated development secret could not be kept.
+    #[error("cannot keep the development secret in {path}: {source}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let port = match get("WEB_SERVER_PORT") {
+            None => 5000,
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid("WEB_SERVER_PORT", "expected a port number"))?,
+        };
+        let mode = match get("SERVER_MODE")
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("DEVELOPMENT") => ServerMode::Development,
+            Some("PRODUCTION") => ServerMode::Production,
+            Some(_) => return Err(invalid("SERVER_MODE", "expected PRODUCTION or DEVELOPMENT")),
+        };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let (jwt_secret, secret_source) = match get("JWT_SECRET_KEY") {
+            Some(key) if mode == ServerMode::Production && key.len() < MIN_SECRET_BYTES => {
+                return Err(invalid(
+                    "JWT_SECRET_KEY",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes in PRODUCTION"),
+                ));
+            }
+            Some(key) => (Secret::new(key), SecretSource::Environment),
+            None if mode == ServerMode::Production => {
+                return Err(invalid("JWT_SECRET_KEY", "is required in PRODUCTION"));
+            }
+            None => (development_secret(&data_dir)?, SecretSource::Generated),
+        };
+        let rate_limits = match get("RATE_LIMITS")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("on") | Some("true") | Some("1") => true,
+            Some("off") | Some("false") | Some("0") => false,
+            Some(_) => return Err(invalid("RATE_LIMITS", "expected on or off")),
+        };
+        let cors_origins = get("CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let log_format = match get("LOG_FORMAT")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None if mode == ServerMode::Production => LogFormat::Json,
+            None | Some("pretty") | Some("text") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(invalid("LOG_FORMAT", "expected pretty or json")),
+        };
+        let sqlite_synchronous_full = match get("SQLITE_SYNCHRONOUS")
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("FULL") => true,
+            Some("NORMAL") => false,
+            Some(_) => return Err(invalid("SQLITE_SYNCHRONOUS", "expected FULL or NORMAL")),
+        };
+        let id = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            get(name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| invalid(name, "expected a Discord id (digits)"))
+                })
+                .transpose()
+        };
+        let discord = match (get("DISCORD_BOT_TOKEN"), id("GUILD_ID")?) {
+            (Some(token), Some(guild_id)) => Some(DiscordConfig {
+                bot_token: Secret::new(token),
+                guild_id,
+                transcript_channel_id: id("TRANSCRIPT_CHANNEL_ID")?,
+                category_ids: [
+                    id("GENERAL_TICKET_CATEGORY_ID")?,
+                    id("URGENT_TICKET_CATEGORY_ID")?,
+                    id("CRITICAL_TICKET_CATEGORY_ID")?,
+                ],
+                role_ids: [
+                    id("SUPPORT_TEAM_ROLE_ID")?,
+                    id("DEVELOPER_ROLE_ID")?,
+                    id("MANAGER_ROLE_ID")?,
+                    id("ADMIN_ROLE_ID")?,
+                ],
+            }),
+            _ => None,
+        };
+        Ok(Config {
+            port,
+            mode,
+            data_dir,
+            jwt_secret,
+            secret_source,
+            rate_limits,
+            cors_origins,
+            log_format,
+            sqlite_synchronous_full,
+            mongo_uri: get("MONGO_URI"),
+            db_name: get("DB_NAME").unwrap_or_else(|| "support_ticket_db".into()),
+            discord,
+            error_webhook_url: get("ERROR_WEBHOOK_URL"),
+            error_bot_webhook_url: get("ERROR_BOT_WEBHOOK_URL"),
+        })
+    }
+
+    /// Says once, at start-up, which optional parts are off and why.
+    pub fn log_summary(&self) {
+        info!(port = self.port, mode = ?self.mode, data_dir = %self.data_dir.display(), "configuration read");
+        if self.secret_source == SecretSource::Generated {
+            warn!(
+                "JWT_SECRET_KEY is not set: using a generated development secret kept in {}; mint a token with `cargo run --release -- token --id u1 --username ann --email ann@example.com --role CUSTOMER`",
+                self.data_dir.join(SECRET_FILE).display()
+            );
+        }
+        if self.mongo_uri.is_some() {
+            warn!(
+                "MONGO_URI is set but the MongoDB store is not part of this build yet: using the embedded store"
+            );
+        } else {
+            info!("MONGO_URI is not set: events are kept in the embedded store");
+        }
+        if self.discord.is_none() {
+            info!("DISCORD_BOT_TOKEN or GUILD_ID is not set: the Discord bridge is off");
+        }
+        if self.error_webhook_url.is_none() {
+            info!("ERROR_WEBHOOK_URL is not set: server errors are only logged");
+        }
+        if !self.rate_limits {
+            warn!("RATE_LIMITS=off: rate limits are disabled (benchmarks only)");
+        }
+    }
+}
+
+/// The development secret's file name inside `DATA_DIR`.
+pub const SECRET_FILE: &str = "jwt_secret";
+
+/// Reads the secret generated on an earlier start, or makes and keeps a new one, so tokens
+/// minted in development stay valid across restarts.
+fn development_secret(data_dir: &Path) -> Result<Secret, ConfigError> {
+    let path = data_dir.join(SECRET_FILE);
+    let keep = |source| ConfigError::SecretFile {
+        path: path.clone(),
+        source,
+    };
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= MIN_SECRET_BYTES {
+            return Ok(Secret::new(existing));
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(keep)?;
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &secret).map_err(keep)?;
+    restrict_permissions(&path).map_err(keep)?;
+    Ok(Secret::new(secret))
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_short_secret() {
+        let err = config(&[("SERVER_MODE", "PRODUCTION")]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "JWT_SECRET_KEY",
+                ..
+            }
+        ));
+        let err =
+            config(&[("SERVER_MODE", "PRODUCTION"), ("JWT_SECRET_KEY", "short")]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "JWT_SECRET_KEY",
+                ..
+            }
+        ));
+        let key = "k".repeat(32);
+        let ok = config(&[("SERVER_MODE", "PRODUCTION"), ("JWT_SECRET_KEY", &key)]).unwrap();
+        assert_eq!(ok.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn development_generates_and_keeps_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        let first = config(&[("DATA_DIR", data)]).unwrap();
+        let second = config(&[("DATA_DIR", data)]).unwrap();
+        assert_eq!(first.secret_source, SecretSource::Generated);
+        assert_eq!(first.jwt_secret.expose(), second.jwt_secret.expose());
+        assert!(first.jwt_secret.expose().len() >= MIN_SECRET_BYTES);
+        assert!(
+            !format!("{first:?}").contains(std::str::from_utf8(first.jwt_secret.expose()).unwrap())
+        );
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let c = config(&[("JWT_SECRET_KEY", "dev")]).unwrap();
+        assert_eq!(
+            (c.port, c.rate_limits, c.db_name.as_str()),
+            (5000, true, "support_ticket_db")
+        );
+        assert!(c.discord.is_none() && c.mongo_uri.is_none());
+        assert!(config(&[("JWT_SECRET_KEY", "dev"), ("WEB_SERVER_PORT", "http")]).is_err());
+        assert!(config(&[("JWT_SECRET_KEY", "dev"), ("RATE_LIMITS", "maybe")]).is_err());
+        assert!(config(&[("JWT_SECRET_KEY", "dev"), ("GUILD_ID", "abc")]).is_err());
+        let c = config(&[
+            ("JWT_SECRET_KEY", "dev"),
+            ("RATE_LIMITS", "off"),
+            ("CORS_ORIGINS", "http://a, http://b"),
+        ])
+        .unwrap();
+        assert!(!c.rate_limits);
+        assert_eq!(c.cors_origins, ["http://a", "http://b"]);
+    }
+}

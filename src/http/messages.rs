@@ -1,0 +1,144 @@
+//! The message routes of a ticket: post, list, edit and delete. Internal notes are visible to
+//! staff only; for a customer they do not exist.
+
+use crate::app::AppState;
+use crate::http::RequestId;
+use crate::http::error::ApiError;
+use crate::http::extract::{Auth, Fields, Query, is_id, required_json_object};
+use crate::http::pagination::{Page, link_next};
+use crate::http::rate_limit::Route;
+use crate::http::tickets::{context, visible_ticket};
+use crate::store::ReadModels;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{patch, post};
+use axum::{Extension, Router};
+use ticketd_events::{Command, limits};
+use ticketd_projections::MessageView;
+
+/// Routes under `/api/v1/tickets/{ticket_id}/messages`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tickets/{ticket_id}/messages", post(send).get(list))
+        .route(
+            "/api/v1/tickets/{ticket_id}/messages/{message_id}",
+            patch(edit).delete(remove),
+        )
+}
+
+/// The message as it now is, after a command on it (read-your-writes).
+async fn current_message(
+    state: &AppState,
+    ticket_id: &str,
+    message_id: &str,
+) -> Result<Json<MessageView>, ApiError> {
+    match state.store.get_message(message_id).await? {
+        Some(message) if message.ticket_id == ticket_id => Ok(Json(message)),
+        _ => Err(ApiError::Internal(format!(
+            "message {message_id} missing from the read model after a command"
+        ))),
+    }
+}
+
+async fn send(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    auth: Auth,
+    Path(ticket_id): Path<String>,
+    body: Body,
+) -> Result<Json<MessageView>, ApiError> {
+    state.limits.check_user(Route::PostMessage, &auth.0.id)?;
+    let mut fields = Fields::new(required_json_object(body).await?);
+    let content = fields.string("content", limits::MESSAGE_MAX);
+    let attachments = fields
+        .optional_attachments("attachments")
+        .unwrap_or_default();
+    let internal = fields.optional_bool("internal").unwrap_or(false);
+    fields.finish()?;
+    if !is_id(&ticket_id) {
+        return Err(ApiError::NotFound("Ticket not found".into()));
+    }
+    let message_id = uuid::Uuid::now_v7().to_string();
+    let command = Command::PostMessage {
+        message_id: message_id.clone(),
+        content,
+        attachments,
+        internal,
+    };
+    state
+        .executor
+        .execute(&ticket_id, &context(&auth, &request_id), &[command])
+        .await?;
+    current_message(&state, &ticket_id, &message_id).await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(ticket_id): Path<String>,
+    query: Query,
+) -> Result<Response, ApiError> {
+    state.limits.check_user(Route::ListMessages, &auth.0.id)?;
+    let page = Page::from_query(&query)?;
+    visible_ticket(&state, &auth, &ticket_id).await?;
+    let mut messages = state
+        .store
+        .list_messages(&ticket_id, page.cursor, page.limit + 1, auth.0.is_staff())
+        .await?;
+    let mut headers = HeaderMap::new();
+    if messages.len() > page.limit {
+        messages.truncate(page.limit);
+        if let Some(last) = messages.last() {
+            let path = format!("/api/v1/tickets/{ticket_id}/messages");
+            link_next(&mut headers, &path, &query, page.limit, last.seq);
+        }
+    }
+    Ok((headers, Json(messages)).into_response())
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    auth: Auth,
+    Path((ticket_id, message_id)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<MessageView>, ApiError> {
+    state.limits.check_user(Route::EditMessage, &auth.0.id)?;
+    let mut fields = Fields::new(required_json_object(body).await?);
+    let content = fields.string("content", limits::MESSAGE_MAX);
+    let attachments = fields.optional_attachments("attachments");
+    fields.finish()?;
+    if !is_id(&ticket_id) {
+        return Err(ApiError::NotFound("Ticket not found".into()));
+    }
+    let command = Command::EditMessage {
+        message_id: message_id.clone(),
+        content,
+        attachments,
+    };
+    state
+        .executor
+        .execute(&ticket_id, &context(&auth, &request_id), &[command])
+        .await?;
+    current_message(&state, &ticket_id, &message_id).await
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    auth: Auth,
+    Path((ticket_id, message_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.check_user(Route::DeleteMessage, &auth.0.id)?;
+    if !is_id(&ticket_id) {
+        return Err(ApiError::NotFound("Ticket not found".into()));
+    }
+    let command = Command::DeleteMessage { message_id };
+    state
+        .executor
+        .execute(&ticket_id, &context(&auth, &request_id), &[command])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

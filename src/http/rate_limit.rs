@@ -1,0 +1,172 @@
+//! Rate limits per user per route, at the seed's quotas (GCRA through governor: a burst of the
+//! quota, then one request per 60 s / quota). Requests without a valid token are limited per
+//! client address so that guessing tokens is slow too.
+
+use crate::http::error::ApiError;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+/// The routes with their own quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// POST /tickets: 3 per minute (seed).
+    CreateTicket,
+    /// GET /tickets: 30 per minute (seed).
+    ListTickets,
+    /// GET /tickets/{id}: 30 per minute (seed).
+    GetTicket,
+    /// POST /tickets/{id}/messages: 15 per minute (seed).
+    PostMessage,
+    /// GET /tickets/{id}/messages: 15 per minute (seed).
+    ListMessages,
+    /// PATCH a message: 15 per minute, like posting one.
+    EditMessage,
+    /// DELETE a message: 15 per minute, like posting one.
+    DeleteMessage,
+    /// PATCH /tickets/{id}: 10 per minute; staff routing is rare.
+    UpdateTicket,
+    /// POST close: 10 per minute.
+    CloseTicket,
+    /// POST reopen: 10 per minute.
+    ReopenTicket,
+}
+
+impl Route {
+    const ALL: [Route; 10] = [
+        Route::CreateTicket,
+        Route::ListTickets,
+        Route::GetTicket,
+        Route::PostMessage,
+        Route::ListMessages,
+        Route::EditMessage,
+        Route::DeleteMessage,
+        Route::UpdateTicket,
+        Route::CloseTicket,
+        Route::ReopenTicket,
+    ];
+
+    /// Requests per minute.
+    pub fn per_minute(self) -> u32 {
+        match self {
+            Route::CreateTicket => 3,
+            Route::ListTickets | Route::GetTicket => 30,
+            Route::PostMessage
+            | Route::ListMessages
+            | Route::EditMessage
+            | Route::DeleteMessage => 15,
+            Route::UpdateTicket | Route::CloseTicket | Route::ReopenTicket => 10,
+        }
+    }
+}
+
+/// Requests per minute from one address without a valid token.
+pub const ANONYMOUS_PER_MINUTE: u32 = 60;
+
+/// Every limiter.
+pub struct RateLimits {
+    enabled: bool,
+    users: Vec<DefaultKeyedRateLimiter<String>>,
+    anonymous: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn quota(per_minute: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN))
+}
+
+impl RateLimits {
+    /// Limiters at the documented quotas; `enabled = false` lets everything through.
+    pub fn new(enabled: bool) -> Self {
+        RateLimits {
+            enabled,
+            users: Route::ALL
+                .iter()
+                .map(|r| DefaultKeyedRateLimiter::keyed(quota(r.per_minute())))
+                .collect(),
+            anonymous: DefaultKeyedRateLimiter::keyed(quota(ANONYMOUS_PER_MINUTE)),
+        }
+    }
+
+    /// Counts one request of `user_id` on `route`; 429 when over the quota.
+    pub fn check_user(&self, route: Route, user_id: &str) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let index = Route::ALL.iter().position(|r| *r == route).unwrap_or(0);
+        let Some(limiter) = self.users.get(index) else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&user_id.to_string())
+            .map_err(|not_until| {
+                limited(
+                    route.per_minute(),
+                    not_until.wait_time_from(DefaultClock::default().now()),
+                )
+            })
+    }
+
+    /// Counts one request without a valid token from `addr`; 429 when over the quota.
+    pub fn check_anonymous(&self, addr: IpAddr) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.anonymous.check_key(&addr).map_err(|not_until| {
+            limited(
+                ANONYMOUS_PER_MINUTE,
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )
+        })
+    }
+
+    /// Drops the state of keys that are back to a full quota, so memory follows active users.
+    pub fn forget_idle(&self) {
+        for limiter in &self.users {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.anonymous.retain_recent();
+        self.anonymous.shrink_to_fit();
+    }
+}
+
+fn limited(per_minute: u32, wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::RateLimited {
+        per_minute,
+        retry_after_secs: secs.max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_is_per_user_and_says_when_to_retry() {
+        let limits = RateLimits::new(true);
+        for _ in 0..3 {
+            assert!(limits.check_user(Route::CreateTicket, "ann").is_ok());
+        }
+        match limits.check_user(Route::CreateTicket, "ann") {
+            Err(ApiError::RateLimited {
+                per_minute: 3,
+                retry_after_secs,
+            }) => {
+                assert!((1..=20).contains(&retry_after_secs))
+            }
+            other => panic!("expected a 429, got {other:?}"),
+        }
+        assert!(limits.check_user(Route::CreateTicket, "bob").is_ok());
+        assert!(limits.check_user(Route::GetTicket, "ann").is_ok());
+    }
+
+    #[test]
+    fn off_means_off() {
+        let limits = RateLimits::new(false);
+        for _ in 0..100 {
+            assert!(limits.check_user(Route::CreateTicket, "ann").is_ok());
+        }
+    }
+}

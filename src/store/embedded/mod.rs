@@ -1,0 +1,272 @@
+//! The default store, for running on one box: events, read models and checkpoints in one SQLite
+//! file (`ticketd.db` under the data directory) in WAL mode. One thread owns the write connection
+//! and group-commits queued appends ([`writer`]); queries run on a small pool of read-only
+//! connections ([`reader`]) that the writer never blocks. Read models are projected inside the
+//! append's transaction ([`projection`]), so a client always reads its own writes.
+
+mod projection;
+mod reader;
+mod rows;
+mod schema;
+mod writer;
+
+use self::reader::Readers;
+use self::writer::{PreparedEvent, Request, Writer};
+use crate::store::{Checkpoints, ReadModels, TicketFilter};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
+use ticketd_projections::{MessageView, TicketView};
+use tokio::sync::{Mutex, oneshot, watch};
+
+/// The database file's name inside the data directory.
+const DB_FILE: &str = "ticketd.db";
+
+/// How to open an [`EmbeddedStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// `PRAGMA synchronous=FULL` (an acknowledged write also survives power loss) rather than
+    /// `NORMAL` (it survives a killed process, and commits cost less). Default true.
+    pub synchronous_full: bool,
+    /// How many read-only connections serve queries concurrently. Default 4.
+    pub readers: usize,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            synchronous_full: true,
+            readers: 4,
+        }
+    }
+}
+
+/// The embedded SQLite store; clones share one file, one writer thread and one reader pool.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    /// Shared so a clone per request or task costs a reference count.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The database file.
+    path: PathBuf,
+    /// The writer's queue; `None` once shutdown began, which is how appends learn to refuse.
+    requests: RwLock<Option<Sender<Request>>>,
+    /// The writer thread, until shutdown joins it. An async lock, so a second shutdown waits for
+    /// the first to finish joining instead of returning while the writer still runs.
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// The last committed position, published by the writer after each commit.
+    head: Arc<watch::Sender<u64>>,
+    /// Read-only connections for every query.
+    readers: Arc<Readers>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `dir/ticketd.db`, bringing its schema up to date, and starts the
+    /// writer thread. Blocking; needs no async runtime.
+    pub fn open(dir: &Path, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = schema::open_writer(&path, options.synchronous_full)?;
+        let head = Arc::new(watch::Sender::new(0));
+        let writer = Writer::new(conn, Arc::clone(&head))?;
+        // Readers open after the writer created the schema and the WAL files they need.
+        let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
+        let (requests, queue) = mpsc::channel();
+        let thread = writer.spawn(queue)?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                path,
+                requests: RwLock::new(Some(requests)),
+                writer_thread: Mutex::new(Some(thread)),
+                head,
+                readers,
+            }),
+        })
+    }
+
+    /// Stops taking writes, lets every queued one commit and waits for the writer thread to end.
+    /// Reads keep working. Calling it again waits for the first call and does nothing more.
+    pub async fn shutdown(&self) {
+        let mut thread = self.inner.writer_thread.lock().await;
+        // Dropping the only sender ends the writer's loop once the queue is drained.
+        drop(
+            self.inner
+                .requests
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(handle) = thread.take() {
+            match tokio::task::spawn_blocking(move || handle.join()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => tracing::error!("the sqlite writer thread had panicked"),
+                Err(e) => tracing::error!(error = %e, "cannot join the sqlite writer thread"),
+            }
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues `request` for the writer.
+    fn submit(&self, request: Request) -> Result<(), StoreError> {
+        let requests = self
+            .inner
+            .requests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let sender = requests.as_ref().ok_or(StoreError::ShuttingDown)?;
+        sender.send(request).map_err(|_| writer_gone())
+    }
+
+    /// Waits for the writer's answer to a submitted request.
+    async fn answer<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        // The writer drops a reply unanswered only when it died mid-batch.
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the sqlite writer thread stopped".into())
+}
+
+impl fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.inner.path)
+            .field("head", &*self.inner.head.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStore for EmbeddedStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let events = events
+            .into_iter()
+            .map(PreparedEvent::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (reply, answer) = oneshot::channel();
+        self.submit(Request::Append {
+            stream_id: stream_id.to_owned(),
+            expected,
+            events,
+            reply,
+        })?;
+        Self::answer(answer).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.inner
+            .readers
+            .run(move |conn| reader::read_stream(conn, &stream_id, after_version))
+            .await
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| reader::read_all(conn, after_position, limit))
+            .await
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        Ok(*self.inner.head.borrow())
+    }
+
+    async fn wait_beyond(&self, position: u64) {
+        let mut head = self.inner.head.subscribe();
+        // The sender lives as long as `self`, so this ends only by the head passing `position`.
+        let _ = head.wait_for(|head| *head > position).await;
+    }
+}
+
+impl ReadModels for EmbeddedStore {
+    async fn get_ticket(&self, ticket_id: &str) -> Result<Option<TicketView>, StoreError> {
+        let ticket_id = ticket_id.to_owned();
+        self.inner
+            .readers
+            .run(move |conn| reader::get_ticket(conn, &ticket_id))
+            .await
+    }
+
+    async fn list_tickets(
+        &self,
+        filter: &TicketFilter,
+        before_position: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TicketView>, StoreError> {
+        let filter = filter.clone();
+        self.inner
+            .readers
+            .run(move |conn| reader::list_tickets(conn, &filter, before_position, limit))
+            .await
+    }
+
+    async fn get_message(&self, message_id: &str) -> Result<Option<MessageView>, StoreError> {
+        let message_id = message_id.to_owned();
+        self.inner
+            .readers
+            .run(move |conn| reader::get_message(conn, &message_id))
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        ticket_id: &str,
+        after_seq: Option<u64>,
+        limit: usize,
+        include_internal: bool,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        let ticket_id = ticket_id.to_owned();
+        let after_seq = after_seq.unwrap_or(0);
+        self.inner
+            .readers
+            .run(move |conn| {
+                reader::list_messages(conn, &ticket_id, after_seq, limit, include_internal)
+            })
+            .await
+    }
+}
+
+impl Checkpoints for EmbeddedStore {
+    async fn load_checkpoint(&self, name: &str) -> Result<u64, StoreError> {
+        let name = name.to_owned();
+        self.inner
+            .readers
+            .run(move |conn| reader::load_checkpoint(conn, &name))
+            .await
+    }
+
+    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Request::SaveCheckpoint {
+            name: name.to_owned(),
+            position,
+            reply,
+        })?;
+        Self::answer(answer).await
+    }
+}

@@ -1,0 +1,108 @@
+//! The inline projection: the read-model changes of each appended event, written in the same
+//! savepoint as the event, so a client that reads after its append returns sees its write and a
+//! rejected append leaves no trace in the read models either. What to change is decided by
+//! [`ticketd_projections::changes`]; this file only says how in SQL, mirroring
+//! [`ticketd_projections::MemoryReadModel`] (an insert replaces, a change to a missing row is a
+//! no-op) so a replay into memory equals the tables.
+
+use super::rows::{sql_error, to_sql_int};
+use rusqlite::{Connection, ToSql, params};
+use ticketd_events::{EventEnvelope, StoreError};
+use ticketd_projections::{Change, changes};
+
+/// Applies everything `envelope` changes in the read models.
+pub(super) fn project(conn: &Connection, envelope: &EventEnvelope) -> Result<(), StoreError> {
+    for change in changes(envelope) {
+        apply(conn, change)?;
+    }
+    Ok(())
+}
+
+fn apply(conn: &Connection, change: Change) -> Result<(), StoreError> {
+    let run = |sql: &str, args: &[&dyn ToSql]| -> Result<(), StoreError> {
+        let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+        stmt.execute(args).map_err(sql_error)?;
+        Ok(())
+    };
+    match change {
+        Change::InsertTicket(t) => run(
+            "INSERT OR REPLACE INTO tickets (position, id, user_id, topic, description, status, \
+             created_at, updated_at, user_role, support_role, issue_level) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                to_sql_int(t.position)?,
+                t.id,
+                t.user_id,
+                t.topic,
+                t.description,
+                t.status.as_str(),
+                t.created_at,
+                t.updated_at,
+                t.user_role.as_str(),
+                t.support_role.as_str(),
+                t.issue_level.as_str(),
+            ],
+        ),
+        Change::UpdateTicket {
+            ticket_id,
+            patch,
+            updated_at,
+        } => run(
+            "UPDATE tickets SET status = COALESCE(?1, status), \
+             support_role = COALESCE(?2, support_role), \
+             issue_level = COALESCE(?3, issue_level), updated_at = ?4 WHERE id = ?5",
+            params![
+                patch.status.map(|s| s.as_str()),
+                patch.support_role.map(|r| r.as_str()),
+                patch.issue_level.map(|l| l.as_str()),
+                updated_at,
+                ticket_id,
+            ],
+        ),
+        Change::InsertMessage(m) => run(
+            "INSERT OR REPLACE INTO messages (id, ticket_id, author_id, author_name, content, \
+             attachments, created_at, updated_at, internal, seq, deleted_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                m.id,
+                m.ticket_id,
+                m.author_id,
+                m.author_name,
+                m.content,
+                attachments_json(&m.attachments)?,
+                m.created_at,
+                m.updated_at,
+                m.internal,
+                to_sql_int(m.seq)?,
+                m.deleted_at,
+            ],
+        ),
+        Change::EditMessage {
+            message_id,
+            content,
+            attachments,
+            updated_at,
+        } => run(
+            "UPDATE messages SET content = ?1, attachments = COALESCE(?2, attachments), \
+             updated_at = ?3 WHERE id = ?4",
+            params![
+                content,
+                attachments.as_deref().map(attachments_json).transpose()?,
+                updated_at,
+                message_id,
+            ],
+        ),
+        Change::DeleteMessage {
+            message_id,
+            deleted_at,
+        } => run(
+            "UPDATE messages SET deleted_at = ?1 WHERE id = ?2",
+            params![deleted_at, message_id],
+        ),
+    }
+}
+
+fn attachments_json(attachments: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(attachments)
+        .map_err(|e| StoreError::Unavailable(format!("attachments: {e}")))
+}

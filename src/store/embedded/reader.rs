@@ -1,0 +1,264 @@
+//! The read side: a few read-only connections, each query run on tokio's blocking pool so SQLite
+//! never stalls an async worker. In WAL mode a reader's statement sees every transaction committed
+//! before it started and is never blocked by the writer, so reads need no coordination with it.
+
+use super::rows::{
+    EVENT_COLUMNS, MESSAGE_COLUMNS, TICKET_COLUMNS, event_from_row, message_from_row, sql_error,
+    ticket_from_row, to_sql_int, to_sql_limit,
+};
+use super::schema::open_reader;
+use crate::store::TicketFilter;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use ticketd_events::{EventEnvelope, StoreError};
+use ticketd_projections::{MessageView, TicketView};
+use tokio::sync::Semaphore;
+
+/// A fixed number of read connections shared by every query.
+pub(super) struct Readers {
+    /// Where to open a replacement when a query panicked with a connection in hand.
+    path: PathBuf,
+    /// Connections not in use; never more than the permits.
+    idle: Mutex<Vec<Connection>>,
+    /// One permit per connection, so a query waits asynchronously instead of holding a blocking
+    /// thread while all connections are busy.
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    /// Opens `count` (at least one) read-only connections to `path`.
+    pub(super) fn open(path: PathBuf, count: usize) -> Result<Self, StoreError> {
+        let count = count.max(1);
+        let idle = (0..count)
+            .map(|_| open_reader(&path))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Readers {
+            path,
+            idle: Mutex::new(idle),
+            permits: Arc::new(Semaphore::new(count)),
+        })
+    }
+
+    /// Runs `query` on a free connection on the blocking pool.
+    pub(super) async fn run<T, F>(self: &Arc<Self>, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("reader pool closed".into()))?;
+        let readers = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            // Held until the connection is back, even if the caller stopped waiting.
+            let _permit = permit;
+            let conn = readers.take()?;
+            let result = query(&conn);
+            readers.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let spare = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match spare {
+            Some(conn) => Ok(conn),
+            // A query panicked and its connection went with it: replace it.
+            None => open_reader(&self.path),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+    }
+}
+
+/// Events of one stream after a version, in version order.
+pub(super) fn read_stream(
+    conn: &Connection,
+    stream_id: &str,
+    after_version: u64,
+) -> Result<Vec<EventEnvelope>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND version > ?2 \
+             ORDER BY version"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map(
+            params![stream_id, to_sql_int(after_version)?],
+            event_from_row,
+        )
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)?).collect()
+}
+
+/// Up to `limit` events after a position, in position order.
+pub(super) fn read_all(
+    conn: &Connection,
+    after_position: u64,
+    limit: usize,
+) -> Result<Vec<EventEnvelope>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map(
+            params![to_sql_int(after_position)?, to_sql_limit(limit)],
+            event_from_row,
+        )
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)?).collect()
+}
+
+/// Looks up stored events by id; used to answer a retried append with what the first try wrote.
+pub(super) fn events_by_id(
+    conn: &Connection,
+    event_ids: &[&str],
+) -> Result<Vec<Option<EventEnvelope>>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"
+        ))
+        .map_err(sql_error)?;
+    event_ids
+        .iter()
+        .map(|id| {
+            stmt.query_row([id], event_from_row)
+                .optional()
+                .map_err(sql_error)?
+                .transpose()
+        })
+        .collect()
+}
+
+/// One ticket by id.
+pub(super) fn get_ticket(
+    conn: &Connection,
+    ticket_id: &str,
+) -> Result<Option<TicketView>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?1"
+        ))
+        .map_err(sql_error)?;
+    stmt.query_row([ticket_id], ticket_from_row)
+        .optional()
+        .map_err(sql_error)?
+        .transpose()
+}
+
+/// Tickets matching every set field of `filter`, newest first, below `before_position`.
+pub(super) fn list_tickets(
+    conn: &Connection,
+    filter: &TicketFilter,
+    before_position: Option<u64>,
+    limit: usize,
+) -> Result<Vec<TicketView>, StoreError> {
+    // One SQL text per combination of filters (at most 32), so each is prepared once and SQLite
+    // plans it with the index that fits, instead of one catch-all query that can use none.
+    let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut condition = |column: &str, value: Value| {
+        args.push(value);
+        sql.push_str(&format!(" AND {column} ?{}", args.len()));
+    };
+    if let Some(user_id) = &filter.user_id {
+        condition("user_id =", Value::Text(user_id.clone()));
+    }
+    if let Some(status) = filter.status {
+        condition("status =", Value::Text(status.as_str().into()));
+    }
+    if let Some(level) = filter.issue_level {
+        condition("issue_level =", Value::Text(level.as_str().into()));
+    }
+    if let Some(role) = filter.support_role {
+        condition("support_role =", Value::Text(role.as_str().into()));
+    }
+    if let Some(before) = before_position {
+        condition("position <", Value::Integer(to_sql_int(before)?));
+    }
+    args.push(Value::Integer(to_sql_limit(limit)));
+    sql.push_str(&format!(" ORDER BY position DESC LIMIT ?{}", args.len()));
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), ticket_from_row)
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)?).collect()
+}
+
+/// One message by id, deleted or not.
+pub(super) fn get_message(
+    conn: &Connection,
+    message_id: &str,
+) -> Result<Option<MessageView>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+        ))
+        .map_err(sql_error)?;
+    stmt.query_row([message_id], message_from_row)
+        .optional()
+        .map_err(sql_error)?
+        .transpose()
+}
+
+/// A ticket's live messages in posting order after `after_seq`.
+pub(super) fn list_messages(
+    conn: &Connection,
+    ticket_id: &str,
+    after_seq: u64,
+    limit: usize,
+    include_internal: bool,
+) -> Result<Vec<MessageView>, StoreError> {
+    let internal = if include_internal {
+        ""
+    } else {
+        " AND internal = 0"
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE ticket_id = ?1 AND deleted_at IS NULL AND seq > ?2{internal} \
+             ORDER BY seq LIMIT ?3"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map(
+            params![ticket_id, to_sql_int(after_seq)?, to_sql_limit(limit)],
+            message_from_row,
+        )
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)?).collect()
+}
+
+/// A projector's last finished position, 0 when it never saved one.
+pub(super) fn load_checkpoint(conn: &Connection, name: &str) -> Result<u64, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT position FROM checkpoints WHERE name = ?1")
+        .map_err(sql_error)?;
+    let position: Option<i64> = stmt
+        .query_row([name], |row| row.get(0))
+        .optional()
+        .map_err(sql_error)?;
+    let position = position.unwrap_or(0);
+    u64::try_from(position).map_err(|_| StoreError::Corrupt {
+        position: 0,
+        reason: format!("checkpoint {name} is negative ({position})"),
+    })
+}

@@ -1,0 +1,190 @@
+//! The SQLite file's layout and connection settings, in one place so the writer, the readers and
+//! future migrations agree on them. The schema is versioned with `PRAGMA user_version`: each
+//! entry of [`MIGRATIONS`] moves a database one version forward, and a file written by a newer
+//! binary is refused rather than misread.
+
+use super::rows::sql_error;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+use ticketd_events::StoreError;
+
+/// Long enough to ride out a checkpoint or another process's short write, short enough that a
+/// stuck lock surfaces as an error instead of a hang.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Every distinct statement a connection runs stays prepared: the writer has about ten, a reader
+/// up to sixteen ticket-listing shapes plus the rest.
+const STATEMENT_CACHE: usize = 64;
+
+/// Migration `i` takes a database from version `i` to `i + 1`; never edit a shipped entry, append.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE events (
+        position       INTEGER PRIMARY KEY,
+        event_id       TEXT    NOT NULL UNIQUE,
+        stream_id      TEXT    NOT NULL,
+        version        INTEGER NOT NULL,
+        recorded_at    INTEGER NOT NULL,
+        event_type     TEXT    NOT NULL,
+        schema_version INTEGER NOT NULL,
+        actor          TEXT    NOT NULL,
+        correlation_id TEXT    NOT NULL,
+        causation_id   TEXT    NOT NULL,
+        data           TEXT    NOT NULL,
+        UNIQUE (stream_id, version)
+    );
+    CREATE TABLE streams (
+        stream_id TEXT    PRIMARY KEY,
+        version   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE tickets (
+        position     INTEGER PRIMARY KEY,
+        id           TEXT    NOT NULL UNIQUE,
+        user_id      TEXT    NOT NULL,
+        topic        TEXT    NOT NULL,
+        description  TEXT    NOT NULL,
+        status       TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        user_role    TEXT    NOT NULL,
+        support_role TEXT    NOT NULL,
+        issue_level  TEXT    NOT NULL
+    );
+    CREATE INDEX tickets_by_user         ON tickets (user_id, position);
+    CREATE INDEX tickets_by_status       ON tickets (status, position);
+    CREATE INDEX tickets_by_issue_level  ON tickets (issue_level, position);
+    CREATE INDEX tickets_by_support_role ON tickets (support_role, position);
+    CREATE TABLE messages (
+        id          TEXT    PRIMARY KEY,
+        ticket_id   TEXT    NOT NULL,
+        author_id   TEXT    NOT NULL,
+        author_name TEXT    NOT NULL,
+        content     TEXT    NOT NULL,
+        attachments TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        internal    INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        deleted_at  INTEGER
+    );
+    CREATE INDEX messages_by_ticket ON messages (ticket_id, seq);
+    CREATE TABLE checkpoints (
+        name     TEXT    PRIMARY KEY,
+        position INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#];
+
+/// The schema version this binary writes.
+pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens (creating if missing) the one read-write connection, switches the file to WAL and
+/// brings its schema up to date.
+pub(super) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path).map_err(sql_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // WAL lets readers keep reading while the writer commits, and turns a commit into one
+    // sequential append plus one fsync.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(sql_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "{} cannot use WAL (journal_mode is {mode})",
+            path.display()
+        )));
+    }
+    // NORMAL in WAL mode still survives a killed process; only FULL also survives power loss.
+    let synchronous = if synchronous_full { "FULL" } else { "NORMAL" };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(sql_error)?;
+    conn.pragma_update(None, "foreign_keys", false)
+        .map_err(sql_error)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a connection that can only read; it sees every transaction committed before each of
+/// its statements starts.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(sql_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Applies the migrations the file has not seen yet, each atomically with its version bump.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sql_error)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {current} is newer than this binary's {SCHEMA_VERSION}"
+        )));
+    }
+    for (from, sql) in (current..).zip(MIGRATIONS.iter().skip(current.max(0) as usize)) {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_error)?;
+        tx.execute_batch(sql).map_err(sql_error)?;
+        tx.pragma_update(None, "user_version", from + 1)
+            .map_err(sql_error)?;
+        tx.commit().map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_gets_the_latest_schema_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path, true).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        // Reopening an up-to-date file must not try to create the tables again.
+        open_writer(&path, false).unwrap();
+    }
+
+    #[test]
+    fn a_file_from_a_newer_binary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path, true).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = open_writer(&path, true).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("newer")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let _writer = open_writer(&path, true).unwrap();
+        let reader = open_reader(&path).unwrap();
+        assert!(
+            reader
+                .execute("INSERT INTO checkpoints VALUES ('x', 1)", [])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! The one thread that writes. Appends from every task queue up on a channel; the writer takes
+//! whatever has queued while it was busy and commits it as one transaction (group commit), so a
+//! burst of N commands costs one fsync instead of N. Each request runs inside its own savepoint,
+//! so a stale expected version or a failing statement undoes only that request. Because only this
+//! thread assigns positions, and assigns them in the order it commits, the global order has no
+//! gaps and no reader ever sees position n + 1 before n.
+
+use super::projection::project;
+use super::reader::events_by_id;
+use super::rows::{sql_error, to_sql_int};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+use ticketd_events::envelope::SCHEMA_VERSION;
+use ticketd_events::{EventEnvelope, ExpectedVersion, NewEvent, StoreError};
+use tokio::sync::{oneshot, watch};
+
+/// Requests committed together at most; bounds how long the first of them waits for the last.
+const MAX_BATCH: usize = 512;
+
+/// Where the writer sends its answer; dropped unanswered only if the writer died.
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A new event with its JSON already rendered, done on the caller's task so the one writer
+/// thread spends its time in SQLite only.
+pub(super) struct PreparedEvent {
+    /// The event itself, which becomes the returned envelope.
+    event: NewEvent,
+    /// `event.actor` as stored.
+    actor_json: String,
+    /// `event.event` as stored: the tagged `{"type", "data"}` form, not the envelope's flattening.
+    data_json: String,
+}
+
+impl PreparedEvent {
+    /// Renders the stored JSON of `event`.
+    pub(super) fn new(event: NewEvent) -> Result<Self, StoreError> {
+        let render = |e: serde_json::Error| StoreError::Unavailable(format!("serialize: {e}"));
+        Ok(PreparedEvent {
+            actor_json: serde_json::to_string(&event.actor).map_err(render)?,
+            data_json: serde_json::to_string(&event.event).map_err(render)?,
+            event,
+        })
+    }
+}
+
+/// What the writer is asked to do.
+pub(super) enum Request {
+    /// Append events to a stream at an expected version.
+    Append {
+        /// The ticket's stream.
+        stream_id: String,
+        /// Its version as the caller last saw it.
+        expected: ExpectedVersion,
+        /// What to append, in order.
+        events: Vec<PreparedEvent>,
+        /// Gets the stored envelopes once the batch is committed.
+        reply: Reply<Vec<EventEnvelope>>,
+    },
+    /// Record a projector's checkpoint; goes through the writer so it never contends with it
+    /// for the write lock.
+    SaveCheckpoint {
+        /// The projector.
+        name: String,
+        /// What it finished.
+        position: u64,
+        /// Gets the outcome once the batch is committed.
+        reply: Reply<()>,
+    },
+}
+
+/// A request's outcome, held until its batch commits: nothing is acknowledged before that.
+enum Answer {
+    Append(
+        Reply<Vec<EventEnvelope>>,
+        Result<Vec<EventEnvelope>, StoreError>,
+    ),
+    SaveCheckpoint(Reply<()>, Result<(), StoreError>),
+}
+
+impl Answer {
+    fn send(self) {
+        // A caller that stopped waiting is no error: its write stands, and a retry by event id
+        // finds it.
+        match self {
+            Answer::Append(reply, result) => drop(reply.send(result)),
+            Answer::SaveCheckpoint(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    fn fail(self, reason: &str) {
+        let error = || StoreError::Unavailable(reason.to_owned());
+        match self {
+            Answer::Append(reply, _) => drop(reply.send(Err(error()))),
+            Answer::SaveCheckpoint(reply, _) => drop(reply.send(Err(error()))),
+        }
+    }
+}
+
+/// The write connection and what the writer knows about the committed log.
+pub(super) struct Writer {
+    /// The only read-write connection to the file.
+    conn: Connection,
+    /// Position of the last committed event; the next event gets `head + 1`.
+    head: u64,
+    /// `recorded_at` of the last committed event, so a clock stepping back cannot make time run
+    /// backwards along positions.
+    last_recorded_at: i64,
+    /// Tells `head()` and `wait_beyond()` about each commit.
+    head_tx: Arc<watch::Sender<u64>>,
+}
+
+impl Writer {
+    /// Takes over `conn` and learns the committed head from it.
+    pub(super) fn new(
+        conn: Connection,
+        head_tx: Arc<watch::Sender<u64>>,
+    ) -> Result<Self, StoreError> {
+        let (head, last_recorded_at) = load_head(&conn)?;
+        head_tx.send_replace(head);
+        Ok(Writer {
+            conn,
+            head,
+            last_recorded_at,
+            head_tx,
+        })
+    }
+
+    /// Starts the writer thread; it runs until every sender of `requests` is gone and the queue
+    /// is drained.
+    pub(super) fn spawn(self, requests: Receiver<Request>) -> Result<JoinHandle<()>, StoreError> {
+        std::thread::Builder::new()
+            .name("ticketd-sqlite-writer".into())
+            .spawn(move || self.run(requests))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))
+    }
+
+    fn run(mut self, requests: Receiver<Request>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = Vec::with_capacity(16);
+            batch.push(first);
+            batch.extend(requests.try_iter().take(MAX_BATCH - 1));
+            self.commit_batch(batch);
+        }
+    }
+
+    /// Runs `batch` in one transaction and answers every request after the commit.
+    fn commit_batch(&mut self, batch: Vec<Request>) {
+        let stamp = now_ms().max(self.last_recorded_at);
+        let mut head = self.head;
+        let mut answers = Vec::with_capacity(batch.len());
+        let committed = match self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
+            Ok(mut tx) => {
+                let mut broken = None;
+                for request in batch {
+                    if broken.is_some() {
+                        answers.push(unanswered(request));
+                        continue;
+                    }
+                    match execute(&mut tx, request, &mut head, stamp) {
+                        Ok(answer) => answers.push(answer),
+                        Err((answer, reason)) => {
+                            answers.push(answer);
+                            broken = Some(reason);
+                        }
+                    }
+                }
+                match broken {
+                    // Dropping the transaction rolls it back.
+                    Some(reason) => Err(reason),
+                    None => tx.commit().map_err(|e| format!("commit failed: {e}")),
+                }
+            }
+            Err(e) => {
+                answers.extend(batch.into_iter().map(unanswered));
+                Err(format!("cannot begin a transaction: {e}"))
+            }
+        };
+        match committed {
+            Ok(()) => {
+                if head != self.head {
+                    self.head = head;
+                    self.last_recorded_at = stamp;
+                    self.head_tx.send_replace(head);
+                }
+                answers.into_iter().for_each(Answer::send);
+            }
+            Err(reason) => {
+                tracing::error!(%reason, requests = answers.len(), "sqlite batch not committed");
+                // The transaction may have failed after some of its pages reached the file; only
+                // the file knows what the head is now.
+                match load_head(&self.conn) {
+                    Ok((head, last)) => {
+                        self.head = head;
+                        self.last_recorded_at = self.last_recorded_at.max(last);
+                        self.head_tx.send_replace(head);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reload the head after a failed commit")
+                    }
+                }
+                answers.into_iter().for_each(|a| a.fail(&reason));
+            }
+        }
+    }
+}
+
+/// Runs one request in its own savepoint. `Err` means the transaction itself is broken (a
+/// savepoint could not be opened or undone), which fails the whole batch.
+fn execute(
+    tx: &mut Transaction<'_>,
+    request: Request,
+    head: &mut u64,
+    stamp: i64,
+) -> Result<Answer, (Answer, String)> {
+    let mut savepoint = match tx.savepoint() {
+        Ok(savepoint) => savepoint,
+        Err(e) => return Err((unanswered(request), format!("savepoint: {e}"))),
+    };
+    let (answer, new_head) = match request {
+        Request::Append {
+            stream_id,
+            expected,
+            events,
+            reply,
+        } => match append(&savepoint, &stream_id, expected, events, *head, stamp) {
+            Ok((envelopes, new_head)) => (Answer::Append(reply, Ok(envelopes)), Some(new_head)),
+            Err(e) => (Answer::Append(reply, Err(e)), None),
+        },
+        Request::SaveCheckpoint {
+            name,
+            position,
+            reply,
+        } => match save_checkpoint(&savepoint, &name, position) {
+            Ok(()) => (Answer::SaveCheckpoint(reply, Ok(())), Some(*head)),
+            Err(e) => (Answer::SaveCheckpoint(reply, Err(e)), None),
+        },
+    };
+    let closed = match new_head {
+        Some(_) => savepoint.commit(),
+        None => savepoint.rollback().and_then(|()| savepoint.commit()),
+    };
+    match closed {
+        Ok(()) => {
+            // Only a released savepoint moves the head: a rolled-back request used no positions.
+            if let Some(new_head) = new_head {
+                *head = new_head;
+            }
+            Ok(answer)
+        }
+        Err(e) => Err((answer, format!("savepoint: {e}"))),
+    }
+}
+
+/// Appends in the current savepoint and returns the envelopes and the new head.
+fn append(
+    conn: &Connection,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: Vec<PreparedEvent>,
+    head: u64,
+    recorded_at: i64,
+) -> Result<(Vec<EventEnvelope>, u64), StoreError> {
+    if let Some(stored) = already_stored(conn, stream_id, expected, &events)? {
+        return Ok((stored, head));
+    }
+    let actual = stream_version(conn, stream_id)?;
+    if actual != expected.as_u64() {
+        return Err(StoreError::WrongExpectedVersion {
+            stream_id: stream_id.to_owned(),
+            expected: expected.as_u64(),
+            actual,
+        });
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (position, event_id, stream_id, version, recorded_at, \
+             event_type, schema_version, actor, correlation_id, causation_id, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(sql_error)?;
+    let mut envelopes = Vec::with_capacity(events.len());
+    let (mut position, mut version) = (head, actual);
+    for prepared in events {
+        position += 1;
+        version += 1;
+        let new = prepared.event;
+        insert
+            .execute(params![
+                to_sql_int(position)?,
+                new.event_id,
+                stream_id,
+                to_sql_int(version)?,
+                recorded_at,
+                new.event.type_name(),
+                SCHEMA_VERSION,
+                prepared.actor_json,
+                new.correlation_id,
+                new.causation_id,
+                prepared.data_json,
+            ])
+            .map_err(sql_error)?;
+        let envelope = EventEnvelope {
+            event_id: new.event_id,
+            stream_id: stream_id.to_owned(),
+            version,
+            position,
+            recorded_at,
+            actor: new.actor,
+            correlation_id: new.correlation_id,
+            causation_id: new.causation_id,
+            schema_version: SCHEMA_VERSION,
+            event: new.event,
+        };
+        project(conn, &envelope)?;
+        envelopes.push(envelope);
+    }
+    if version != actual {
+        let version = to_sql_int(version)?;
+        conn.prepare_cached(
+            "INSERT INTO streams (stream_id, version) VALUES (?1, ?2) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+        )
+        .and_then(|mut stmt| stmt.execute(params![stream_id, version]))
+        .map_err(sql_error)?;
+    }
+    Ok((envelopes, position))
+}
+
+/// A retry of an append whose outcome the caller never learned: when its first event is already
+/// in this stream, the first try committed, and its envelopes are the answer.
+fn already_stored(
+    conn: &Connection,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[PreparedEvent],
+) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let first_id = first.event.event_id.as_str();
+    let Some(Some(stored)) = events_by_id(conn, &[first_id])?.pop() else {
+        return Ok(None);
+    };
+    if stored.stream_id != stream_id {
+        return Err(StoreError::Unavailable(format!(
+            "event id {first_id} is already stored in stream {}",
+            stored.stream_id
+        )));
+    }
+    let ids: Vec<&str> = events.iter().map(|e| e.event.event_id.as_str()).collect();
+    let found: Option<Vec<EventEnvelope>> = events_by_id(conn, &ids)?
+        .into_iter()
+        .map(|e| e.filter(|e| e.stream_id == stream_id))
+        .collect();
+    match found {
+        Some(stored) => Ok(Some(stored)),
+        // Same first id, different events: not a retry of what was stored. Make the caller
+        // reload the stream and decide again.
+        None => Err(StoreError::WrongExpectedVersion {
+            stream_id: stream_id.to_owned(),
+            expected: expected.as_u64(),
+            actual: stream_version(conn, stream_id)?,
+        }),
+    }
+}
+
+/// The stream's current version, 0 when it does not exist.
+fn stream_version(conn: &Connection, stream_id: &str) -> Result<u64, StoreError> {
+    let version: Option<i64> = conn
+        .prepare_cached("SELECT version FROM streams WHERE stream_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([stream_id], |row| row.get(0)).optional())
+        .map_err(sql_error)?;
+    let version = version.unwrap_or(0);
+    u64::try_from(version).map_err(|_| StoreError::Corrupt {
+        position: 0,
+        reason: format!("stream {stream_id} has negative version {version}"),
+    })
+}
+
+fn save_checkpoint(conn: &Connection, name: &str, position: u64) -> Result<(), StoreError> {
+    let position = to_sql_int(position)?;
+    conn.prepare_cached(
+        "INSERT INTO checkpoints (name, position) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )
+    .and_then(|mut stmt| stmt.execute(params![name, position]))
+    .map(drop)
+    .map_err(sql_error)
+}
+
+/// The last committed position and its `recorded_at`, zeros for an empty log.
+fn load_head(conn: &Connection) -> Result<(u64, i64), StoreError> {
+    let last: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(sql_error)?;
+    let (position, recorded_at) = last.unwrap_or((0, 0));
+    let head = u64::try_from(position).map_err(|_| StoreError::Corrupt {
+        position: 0,
+        reason: format!("negative position {position}"),
+    })?;
+    Ok((head, recorded_at))
+}
+
+/// A request that never ran, for a batch that fails as a whole.
+fn unanswered(request: Request) -> Answer {
+    fn not_run<T>() -> Result<T, StoreError> {
+        Err(StoreError::Unavailable("not run".into()))
+    }
+    match request {
+        Request::Append { reply, .. } => Answer::Append(reply, not_run()),
+        Request::SaveCheckpoint { reply, .. } => Answer::SaveCheckpoint(reply, not_run()),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,74 @@
+//! Where events, read models and checkpoints live. Every store implements the domain's
+//! [`EventStore`] for the events and [`ReadModels`] for the queries the API answers; the embedded
+//! SQLite store is the default, MongoDB (later) serves several instances.
+
+#[doc(hidden)]
+pub mod conformance;
+pub mod embedded;
+
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
+
+use std::future::Future;
+use ticketd_events::{IssueLevel, StoreError, SupportRole, TicketStatus};
+use ticketd_projections::{MessageView, TicketView};
+
+/// Which tickets a listing wants; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketFilter {
+    /// Only this user's tickets (always set for customers).
+    pub user_id: Option<String>,
+    /// Only open or only closed.
+    pub status: Option<TicketStatus>,
+    /// Only this urgency.
+    pub issue_level: Option<IssueLevel>,
+    /// Only this support team.
+    pub support_role: Option<SupportRole>,
+}
+
+/// The queries behind the REST API's reads. Every one is answered from an index: nothing here
+/// may scan all tickets or all messages.
+pub trait ReadModels: Send + Sync {
+    /// One ticket by id.
+    fn get_ticket(
+        &self,
+        ticket_id: &str,
+    ) -> impl Future<Output = Result<Option<TicketView>, StoreError>> + Send;
+
+    /// Tickets matching `filter`, newest first (by the position of their opening event), only
+    /// those with a position below `before_position` when given, at most `limit`.
+    fn list_tickets(
+        &self,
+        filter: &TicketFilter,
+        before_position: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<TicketView>, StoreError>> + Send;
+
+    /// One message by id, deleted ones included (with `deleted_at`).
+    fn get_message(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Option<MessageView>, StoreError>> + Send;
+
+    /// A ticket's live (not deleted) messages in posting order, after `after_seq` when given, at
+    /// most `limit`; internal notes only when `include_internal`.
+    fn list_messages(
+        &self,
+        ticket_id: &str,
+        after_seq: Option<u64>,
+        limit: usize,
+        include_internal: bool,
+    ) -> impl Future<Output = Result<Vec<MessageView>, StoreError>> + Send;
+}
+
+/// Durable positions of the projectors that follow the global stream (socket fan-out, Discord).
+pub trait Checkpoints: Send + Sync {
+    /// The last position the named projector finished, 0 if it never ran.
+    fn load_checkpoint(&self, name: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records that the named projector finished everything up to `position`.
+    fn save_checkpoint(
+        &self,
+        name: &str,
+        position: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -93,6 +93,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `LOG_FORMAT` (pretty in DEVELOPMENT, json in PRODUCTION).
     pub log_format: LogFormat,
+    /// `SOCKET_AUTH_TIMEOUT_SECS` (10): how long a socket may stay unauthorized before it is dropped.
+    pub socket_auth_timeout: std::time::Duration,
     /// `SQLITE_SYNCHRONOUS` (FULL): FULL survives a power cut, NORMAL only a crash.
     pub sqlite_synchronous_full: bool,
     /// `MONGO_URI`: when set, events live in MongoDB instead of the embedded file.
@@ -204,6 +206,13 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(_) => return Err(invalid("LOG_FORMAT", "expected pretty or json")),
         };
+        let socket_auth_timeout = match get("SOCKET_AUTH_TIMEOUT_SECS") {
+            None => std::time::Duration::from_secs(10),
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs) if secs > 0 => std::time::Duration::from_secs(secs),
+                _ => return Err(invalid("SOCKET_AUTH_TIMEOUT_SECS", "expected a whole number of seconds above 0")),
+            },
+        };
         let sqlite_synchronous_full = match get("SQLITE_SYNCHRONOUS")
             .as_deref()
             .map(str::to_ascii_uppercase)
@@ -249,6 +258,7 @@ impl Config {
             rate_limits,
             cors_origins,
             log_format,
+            socket_auth_timeout,
             sqlite_synchronous_full,
             mongo_uri: get("MONGO_URI"),
             db_name: get("DB_NAME").unwrap_or_else(|| "support_ticket_db".into()),

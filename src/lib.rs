@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod socket;
 pub mod store;
 pub mod telemetry;
 
@@ -47,15 +48,18 @@ pub async fn run(
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
     let state = AppState::new(config, store.clone());
-    let router = http::router(state.clone());
+    let (socket_layer, io) = socket::layer(state.clone());
+    state.spawn(socket::broadcaster::run(store.clone(), io.clone()));
+    let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;
-    info!(%addr, "serving REST on http://{addr}");
+    info!(%addr, "serving REST and Socket.IO on http://{addr}");
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await;
+    io.close().await;
     state.stop_background();
     store.shutdown().await;
     info!("stopped: in-flight requests finished, store flushed");

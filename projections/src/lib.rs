@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 mod changes;
+pub mod fanout;
 mod memory;
 mod views;
 

@@ -30,8 +30,8 @@ pub struct RequestId(pub String);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP surface; Socket.IO (`/socket.io/`) is served by `socket` in front of the routes.
+pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Router {
     let cors = cors(&state.config.cors_origins);
     let mut router = Router::new()
         .merge(health::router())
@@ -43,7 +43,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
-        ));
+        ))
+        .layer(socket);
     if let Some(cors) = cors {
         router = router.layer(cors);
     }

@@ -64,11 +64,16 @@ impl Route {
 /// Requests per minute from one address without a valid token.
 pub const ANONYMOUS_PER_MINUTE: u32 = 60;
 
+/// Socket authorization attempts per minute from one address; generous, since many users may
+/// share an address behind a proxy, but enough to make guessing tokens slow.
+pub const SOCKET_AUTHORIZE_PER_MINUTE: u32 = 120;
+
 /// Every limiter.
 pub struct RateLimits {
     enabled: bool,
     users: Vec<DefaultKeyedRateLimiter<String>>,
     anonymous: DefaultKeyedRateLimiter<IpAddr>,
+    socket_authorize: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn quota(per_minute: u32) -> Quota {
@@ -85,6 +90,7 @@ impl RateLimits {
                 .map(|r| DefaultKeyedRateLimiter::keyed(quota(r.per_minute())))
                 .collect(),
             anonymous: DefaultKeyedRateLimiter::keyed(quota(ANONYMOUS_PER_MINUTE)),
+            socket_authorize: DefaultKeyedRateLimiter::keyed(quota(SOCKET_AUTHORIZE_PER_MINUTE)),
         }
     }
 
@@ -120,14 +126,26 @@ impl RateLimits {
         })
     }
 
+    /// Counts one socket authorization attempt from `addr`; 429 when over the quota.
+    pub fn check_socket_authorize(&self, addr: IpAddr) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.socket_authorize.check_key(&addr).map_err(|not_until| {
+            limited(SOCKET_AUTHORIZE_PER_MINUTE, not_until.wait_time_from(DefaultClock::default().now()))
+        })
+    }
+
     /// Drops the state of keys that are back to a full quota, so memory follows active users.
     pub fn forget_idle(&self) {
         for limiter in &self.users {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        self.anonymous.retain_recent();
-        self.anonymous.shrink_to_fit();
+        for limiter in [&self.anonymous, &self.socket_authorize] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 

@@ -1,0 +1,232 @@
+//! Which Socket.IO event one stored event becomes, who receives it and with what payload. Pure:
+//! the broadcaster supplies the ticket and message as the read model has them, and the payload is
+//! those rows with this event's own change applied, so it says exactly what the event did.
+
+use crate::changes::{Change, changes};
+use crate::memory::MemoryReadModel;
+use crate::views::{MessageView, TicketView};
+use serde::Serialize;
+use ticketd_events::{EventEnvelope, TicketEvent};
+
+/// The client events of the seed, plus `ticket_updated`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketEvent {
+    /// `message`: a new message (Message Object).
+    Message,
+    /// `edit_message`: a message was edited (Message Object).
+    EditMessage,
+    /// `delete_message`: a message was deleted (Message Object).
+    DeleteMessage,
+    /// `ticket_closed`: the ticket closed (Ticket Object).
+    TicketClosed,
+    /// `ticket_updated`: reopened, re-routed or re-levelled (Ticket Object).
+    TicketUpdated,
+}
+
+impl SocketEvent {
+    /// The event name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            SocketEvent::Message => "message",
+            SocketEvent::EditMessage => "edit_message",
+            SocketEvent::DeleteMessage => "delete_message",
+            SocketEvent::TicketClosed => "ticket_closed",
+            SocketEvent::TicketUpdated => "ticket_updated",
+        }
+    }
+}
+
+/// Who receives an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every socket of the ticket's owner and every staff socket.
+    OwnerAndStaff,
+    /// Staff sockets only: internal notes.
+    StaffOnly,
+}
+
+/// The object an event carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Payload {
+    /// A Message Object.
+    Message(MessageView),
+    /// A Ticket Object.
+    Ticket(TicketView),
+}
+
+/// One emission to plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Which event.
+    pub event: SocketEvent,
+    /// To whom.
+    pub audience: Audience,
+    /// With what.
+    pub payload: Payload,
+}
+
+/// What the broadcaster must look up before planning `envelope`: the message it concerns, if
+/// the event edits or deletes one (a posted message travels in the event itself).
+pub fn message_needed(envelope: &EventEnvelope) -> Option<&str> {
+    match &envelope.event {
+        TicketEvent::MessageEdited { message_id, .. } | TicketEvent::MessageDeleted { message_id } => {
+            Some(message_id)
+        }
+        _ => None,
+    }
+}
+
+/// Plans the emission of `envelope` given its `ticket` and, for edits and deletions, the
+/// `message` as the read model has them. `None`: nothing to emit (an opening, or a row missing).
+pub fn plan(envelope: &EventEnvelope, ticket: &TicketView, message: Option<&MessageView>) -> Option<Delivery> {
+    let mut model = MemoryReadModel::default();
+    model.tickets.insert(ticket.id.clone(), ticket.clone());
+    if let Some(message) = message {
+        model.messages.insert(message.id.clone(), message.clone());
+    }
+    let mut event = None;
+    for change in changes(envelope) {
+        event = event.or(match &change {
+            Change::InsertTicket(_) => None,
+            Change::InsertMessage(m) => Some((SocketEvent::Message, m.id.clone())),
+            Change::EditMessage { message_id, .. } => Some((SocketEvent::EditMessage, message_id.clone())),
+            Change::DeleteMessage { message_id, .. } => Some((SocketEvent::DeleteMessage, message_id.clone())),
+            Change::UpdateTicket { patch, .. } if *patch == Default::default() => None,
+            Change::UpdateTicket { patch, .. } => Some((
+                if patch.status == Some(ticketd_events::TicketStatus::Closed) {
+                    SocketEvent::TicketClosed
+                } else {
+                    SocketEvent::TicketUpdated
+                },
+                String::new(),
+            )),
+        });
+        model.apply(change);
+    }
+    let (event, message_id) = event?;
+    match event {
+        SocketEvent::TicketClosed | SocketEvent::TicketUpdated => Some(Delivery {
+            event,
+            audience: Audience::OwnerAndStaff,
+            payload: Payload::Ticket(model.tickets.remove(&ticket.id)?),
+        }),
+        _ => {
+            let mut message = model.messages.remove(&message_id)?;
+            // A deletion is announced with the message as it was, not as a tombstone.
+            message.deleted_at = None;
+            let audience = if message.internal { Audience::StaffOnly } else { Audience::OwnerAndStaff };
+            Some(Delivery { event, audience, payload: Payload::Message(message) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketd_events::{Actor, IssueLevel, SupportRole, TicketStatus, UserRole, Via};
+
+    fn envelope(event: TicketEvent) -> EventEnvelope {
+        EventEnvelope {
+            event_id: "e".into(),
+            stream_id: "t1".into(),
+            version: 5,
+            position: 42,
+            recorded_at: 1_000,
+            actor: Actor { id: "a1".into(), name: "Agent".into(), role: UserRole::Agent, via: Via::Web },
+            correlation_id: "c".into(),
+            causation_id: "c".into(),
+            schema_version: 1,
+            event,
+        }
+    }
+
+    fn ticket() -> TicketView {
+        TicketView {
+            id: "t1".into(),
+            user_id: "u1".into(),
+            topic: "t".into(),
+            description: "d".into(),
+            status: TicketStatus::Open,
+            created_at: 1,
+            updated_at: 1,
+            user_role: UserRole::Customer,
+            support_role: SupportRole::General,
+            issue_level: IssueLevel::Normal,
+            position: 1,
+        }
+    }
+
+    fn message(internal: bool) -> MessageView {
+        MessageView {
+            id: "m1".into(),
+            ticket_id: "t1".into(),
+            author_id: "a1".into(),
+            author_name: "Agent".into(),
+            content: "old".into(),
+            attachments: vec![],
+            created_at: 1,
+            updated_at: 1,
+            internal,
+            seq: 2,
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn a_posted_message_reaches_owner_and_staff_with_its_object() {
+        let posted = envelope(TicketEvent::MessagePosted {
+            message_id: "m9".into(),
+            author_id: "a1".into(),
+            author_name: "Agent".into(),
+            author_role: UserRole::Agent,
+            content: "hi".into(),
+            attachments: vec![],
+            internal: false,
+        });
+        let delivery = plan(&posted, &ticket(), None).unwrap();
+        assert_eq!((delivery.event.name(), delivery.audience), ("message", Audience::OwnerAndStaff));
+        let Payload::Message(m) = delivery.payload else { panic!("not a message") };
+        assert_eq!((m.id.as_str(), m.content.as_str(), m.created_at), ("m9", "hi", 1_000));
+    }
+
+    #[test]
+    fn edits_carry_the_new_text_and_internal_notes_stay_with_staff() {
+        let edited = envelope(TicketEvent::MessageEdited {
+            message_id: "m1".into(),
+            content: "new".into(),
+            attachments: None,
+        });
+        let delivery = plan(&edited, &ticket(), Some(&message(true))).unwrap();
+        assert_eq!((delivery.event.name(), delivery.audience), ("edit_message", Audience::StaffOnly));
+        let Payload::Message(m) = delivery.payload else { panic!("not a message") };
+        assert_eq!((m.content.as_str(), m.updated_at), ("new", 1_000));
+    }
+
+    #[test]
+    fn deletions_closings_and_updates() {
+        let deleted = envelope(TicketEvent::MessageDeleted { message_id: "m1".into() });
+        let d = plan(&deleted, &ticket(), Some(&message(false))).unwrap();
+        assert_eq!(d.event, SocketEvent::DeleteMessage);
+        assert!(matches!(d.payload, Payload::Message(ref m) if m.content == "old"));
+
+        let closed = envelope(TicketEvent::TicketClosed { reason: None });
+        let d = plan(&closed, &ticket(), None).unwrap();
+        assert_eq!(d.event, SocketEvent::TicketClosed);
+        assert!(matches!(d.payload, Payload::Ticket(ref t) if t.status == TicketStatus::Closed && t.updated_at == 1_000));
+
+        let level = envelope(TicketEvent::IssueLevelChanged { from: IssueLevel::Normal, to: IssueLevel::Urgent });
+        let d = plan(&level, &ticket(), None).unwrap();
+        assert_eq!(d.event.name(), "ticket_updated");
+        assert!(matches!(d.payload, Payload::Ticket(ref t) if t.issue_level == IssueLevel::Urgent));
+
+        let reopened = envelope(TicketEvent::TicketReopened {});
+        assert_eq!(plan(&reopened, &ticket(), None).unwrap().event, SocketEvent::TicketUpdated);
+    }
+
+    #[test]
+    fn openings_and_missing_rows_emit_nothing() {
+        let deleted = envelope(TicketEvent::MessageDeleted { message_id: "m1".into() });
+        assert_eq!(plan(&deleted, &ticket(), None), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! The Socket.IO broadcaster is a projector: it follows the global event stream from the moment
+//! the server starts and emits each event to the rooms that may see it, in stream order. Since it
+//! reads the stream rather than hooking into handlers, an event reaches the sockets whatever
+//! produced it: REST, Discord, the command line or another instance on the same database.
+
+use crate::socket::{STAFF_ROOM, user_room};
+use crate::store::ReadModels;
+use socketioxide::SocketIo;
+use std::collections::HashMap;
+use std::time::Duration;
+use ticketd_events::{EventEnvelope, EventStore};
+use ticketd_projections::TicketView;
+use ticketd_projections::fanout::{self, Audience};
+use tracing::{debug, warn};
+
+/// Events read per round trip to the store.
+const BATCH: usize = 256;
+/// Ticket rows kept for planning; a message event needs its ticket's owner.
+const TICKET_CACHE: usize = 4_096;
+
+/// Follows the stream from its current head until the task is aborted.
+pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo) {
+    let mut after = loop {
+        match store.head().await {
+            Ok(head) => break head,
+            Err(e) => {
+                warn!("broadcaster cannot read the head: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut tickets: HashMap<String, TicketView> = HashMap::new();
+    loop {
+        store.wait_beyond(after).await;
+        let batch = match store.read_all(after, BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                warn!("broadcaster cannot read events after {after}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for envelope in &batch {
+            // A failure to look up rows is retried: skipping would lose an event for every socket.
+            while let Err(e) = emit(&store, &io, &mut tickets, envelope).await {
+                warn!(position = envelope.position, "broadcaster cannot plan an event: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            after = envelope.position;
+        }
+    }
+}
+
+async fn emit<S: ReadModels>(
+    store: &S,
+    io: &SocketIo,
+    tickets: &mut HashMap<String, TicketView>,
+    envelope: &EventEnvelope,
+) -> Result<(), ticketd_events::StoreError> {
+    let ticket = match tickets.get(&envelope.stream_id) {
+        Some(ticket) if fanout::message_needed(envelope).is_some() || is_message_post(envelope) => ticket.clone(),
+        _ => match store.get_ticket(&envelope.stream_id).await? {
+            Some(ticket) => ticket,
+            None => return Ok(()),
+        },
+    };
+    let message = match fanout::message_needed(envelope) {
+        Some(id) => store.get_message(id).await?,
+        None => None,
+    };
+    if tickets.len() >= TICKET_CACHE {
+        tickets.clear();
+    }
+    tickets.insert(ticket.id.clone(), ticket.clone());
+    let Some(delivery) = fanout::plan(envelope, &ticket, message.as_ref()) else {
+        return Ok(());
+    };
+    let rooms = match delivery.audience {
+        Audience::OwnerAndStaff => vec![user_room(&ticket.user_id), STAFF_ROOM.to_string()],
+        Audience::StaffOnly => vec![STAFF_ROOM.to_string()],
+    };
+    debug!(position = envelope.position, event = delivery.event.name(), "broadcast");
+    if let Err(e) = io.to(rooms).emit(delivery.event.name(), &delivery.payload).await {
+        warn!(position = envelope.position, "broadcast failed: {e}");
+    }
+    Ok(())
+}
+
+fn is_message_post(envelope: &EventEnvelope) -> bool {
+    matches!(envelope.event, ticketd_events::TicketEvent::MessagePosted { .. })
+}

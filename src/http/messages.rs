@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{patch, post};
 use axum::{Extension, Router};
 use ticketd_events::{Command, limits};
-use ticketd_projections::MessageView;
+use ticketd_projections::{Change, MessageView, changes};
 
 /// Routes under `/api/v1/tickets/{ticket_id}/messages`.
 pub fn router() -> Router<AppState> {
@@ -67,11 +67,19 @@ async fn send(
         attachments,
         internal,
     };
-    state
+    let outcome = state
         .executor
         .execute(&ticket_id, &context(&auth, &request_id), &[command])
         .await?;
-    current_message(&state, &ticket_id, &message_id).await
+    // The committed event already holds the whole message: no read needed to answer.
+    let posted = outcome.events.iter().flat_map(changes).find_map(|change| match change {
+        Change::InsertMessage(message) if message.id == message_id => Some(message),
+        _ => None,
+    });
+    match posted {
+        Some(message) => Ok(Json(message)),
+        None => current_message(&state, &ticket_id, &message_id).await,
+    }
 }
 
 async fn list(

@@ -178,17 +178,30 @@ pub(super) fn list_tickets(
         args.push(value);
         sql.push_str(&format!(" AND {column} ?{}", args.len()));
     };
+    // A user's tickets are few and every customer listing filters by user, so that index must
+    // win; without statistics SQLite may pick a status index instead and walk every open ticket.
+    // A unary `+` keeps a column's condition but takes its index out of the running.
+    let other = if filter.user_id.is_some() { "+" } else { "" };
     if let Some(user_id) = &filter.user_id {
         condition("user_id =", Value::Text(user_id.clone()));
     }
     if let Some(status) = filter.status {
-        condition("status =", Value::Text(status.as_str().into()));
+        condition(
+            &format!("{other}status ="),
+            Value::Text(status.as_str().into()),
+        );
     }
     if let Some(level) = filter.issue_level {
-        condition("issue_level =", Value::Text(level.as_str().into()));
+        condition(
+            &format!("{other}issue_level ="),
+            Value::Text(level.as_str().into()),
+        );
     }
     if let Some(role) = filter.support_role {
-        condition("support_role =", Value::Text(role.as_str().into()));
+        condition(
+            &format!("{other}support_role ="),
+            Value::Text(role.as_str().into()),
+        );
     }
     if let Some(before) = before_position {
         condition("position <", Value::Integer(to_sql_int(before)?));

@@ -14,7 +14,7 @@ use ticketd_events::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// Every distinct statement a connection runs stays prepared: the writer has about ten, a reader
-/// up to sixteen ticket-listing shapes plus the rest.
+/// up to 32 ticket-listing shapes plus a handful of others.
 const STATEMENT_CACHE: usize = 64;
 
 /// Migration `i` takes a database from version `i` to `i + 1`; never edit a shipped entry, append.
@@ -126,7 +126,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             "database schema version {current} is newer than this binary's {SCHEMA_VERSION}"
         )));
     }
-    for (from, sql) in (current..).zip(MIGRATIONS.iter().skip(current.max(0) as usize)) {
+    let applied = usize::try_from(current).map_err(|_| {
+        StoreError::Unavailable(format!("database schema version {current} is not valid"))
+    })?;
+    for (from, sql) in (current..).zip(&MIGRATIONS[applied..]) {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_error)?;

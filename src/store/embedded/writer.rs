@@ -429,3 +429,143 @@ fn now_ms() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::{new_event, opened, user};
+    use crate::store::embedded::schema::open_writer;
+    use std::time::Duration;
+    use ticketd_events::{IssueLevel, SupportRole, UserRole};
+
+    type AppendAnswer = oneshot::Receiver<Result<Vec<EventEnvelope>, StoreError>>;
+
+    fn writer(dir: &std::path::Path) -> Writer {
+        let conn = open_writer(&dir.join("t.db"), false).unwrap();
+        Writer::new(conn, Arc::new(watch::Sender::new(0))).unwrap()
+    }
+
+    fn open_request(stream_id: &str, events: Vec<NewEvent>) -> (Request, AppendAnswer) {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Append {
+            stream_id: stream_id.to_owned(),
+            expected: ExpectedVersion::NoStream,
+            events: events
+                .into_iter()
+                .map(|e| PreparedEvent::new(e).unwrap())
+                .collect(),
+            reply,
+        };
+        (request, answer)
+    }
+
+    fn opening() -> NewEvent {
+        let customer = user("u1", UserRole::Customer);
+        new_event(
+            &customer,
+            opened(&customer, SupportRole::General, IssueLevel::Normal),
+        )
+    }
+
+    fn positions(answer: &mut AppendAnswer) -> Vec<u64> {
+        let envelopes = answer.try_recv().unwrap().unwrap();
+        envelopes.iter().map(|e| e.position).collect()
+    }
+
+    #[test]
+    fn a_refused_request_spoils_nothing_else_in_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer(dir.path());
+        let (first, mut first_answer) = open_request("s1", vec![opening()]);
+        // Same stream, same batch: it sees the first one's write and is stale.
+        let (stale, mut stale_answer) = open_request("s1", vec![opening()]);
+        let duplicate = opening();
+        // A SQL error (the event id twice) must roll back only this request's savepoint.
+        let (broken, mut broken_answer) = open_request("s3", vec![duplicate.clone(), duplicate]);
+        let (other, mut other_answer) = open_request("s2", vec![opening(), opening()]);
+        let (reply, mut saved) = oneshot::channel();
+        let checkpoint = Request::SaveCheckpoint {
+            name: "socket".into(),
+            position: 3,
+            reply,
+        };
+        writer.commit_batch(vec![first, stale, broken, other, checkpoint]);
+
+        assert_eq!(positions(&mut first_answer), [1]);
+        assert!(matches!(
+            stale_answer.try_recv().unwrap(),
+            Err(StoreError::WrongExpectedVersion {
+                expected: 0,
+                actual: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            broken_answer.try_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(
+            positions(&mut other_answer),
+            [2, 3],
+            "refused requests take no positions"
+        );
+        assert!(saved.try_recv().unwrap().is_ok());
+        assert_eq!((writer.head, *writer.head_tx.borrow()), (3, 3));
+        let stored: i64 = writer
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE stream_id = 's3'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 0);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_commit_fails_every_request_and_keeps_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer(dir.path());
+        let (first, mut first_answer) = open_request("s1", vec![opening()]);
+        writer.commit_batch(vec![first]);
+        assert_eq!(positions(&mut first_answer), [1]);
+
+        // Another process holding the write lock past the busy timeout.
+        writer.conn.busy_timeout(Duration::ZERO).unwrap();
+        let intruder = Connection::open(dir.path().join("t.db")).unwrap();
+        intruder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (blocked, mut blocked_answer) = open_request("s2", vec![opening()]);
+        let (reply, mut saved) = oneshot::channel();
+        let checkpoint = Request::SaveCheckpoint {
+            name: "socket".into(),
+            position: 1,
+            reply,
+        };
+        writer.commit_batch(vec![blocked, checkpoint]);
+        assert!(matches!(
+            blocked_answer.try_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            saved.try_recv().unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(writer.head, 1);
+
+        intruder.execute_batch("ROLLBACK").unwrap();
+        let (retry, mut retry_answer) = open_request("s2", vec![opening()]);
+        writer.commit_batch(vec![retry]);
+        assert_eq!(positions(&mut retry_answer), [2], "no position was lost");
+    }
+
+    #[test]
+    fn recorded_at_does_not_follow_a_clock_stepping_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer(dir.path());
+        writer.last_recorded_at = i64::MAX / 2;
+        let (first, mut answer) = open_request("s1", vec![opening()]);
+        writer.commit_batch(vec![first]);
+        let envelopes = answer.try_recv().unwrap().unwrap();
+        assert_eq!(envelopes[0].recorded_at, i64::MAX / 2);
+    }
+}

@@ -1,0 +1,288 @@
+//! The embedded SQLite store against the store conformance suite, plus what only a store on disk
+//! has to promise: a reopened directory carries on where it stopped, shutdown flushes the queue,
+//! and a damaged row is reported rather than skipped.
+
+use std::path::Path;
+use std::sync::Arc;
+use tempfile::TempDir;
+use ticketd::store::conformance::{self, agent, new_event, new_id, opened, posted, user};
+use ticketd::store::{Checkpoints, EmbeddedOptions, EmbeddedStore, ReadModels, TicketFilter};
+use ticketd_events::{EventStore, ExpectedVersion, IssueLevel, StoreError, SupportRole, UserRole};
+
+fn open(dir: &Path) -> EmbeddedStore {
+    EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("open the embedded store")
+}
+
+/// A fresh store in its own directory; the directory lives as long as the returned guard.
+fn fresh() -> (TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = open(dir.path());
+    (dir, store)
+}
+
+macro_rules! conformance {
+    ($($name:ident),+ $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_dir, store) = fresh();
+            conformance::$name(store.clone()).await;
+            store.shutdown().await;
+        }
+    )+};
+}
+
+conformance!(
+    append_to_new_stream_and_read_back,
+    stale_expected_version_is_refused,
+    positions_are_gap_free_across_streams,
+    read_all_pages_after_a_position,
+    read_stream_after_a_version,
+    wait_beyond_wakes_on_commit,
+    checkpoints_start_at_zero_and_keep_the_last_save,
+    retried_append_is_idempotent,
+    read_models_follow_each_append,
+    ticket_listing_order_cursor_and_filters,
+    message_listing_order_cursor_and_visibility,
+    concurrent_appends_to_distinct_streams,
+    racing_appenders_on_one_stream_all_land,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_after_shutdown_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("nested").join("data");
+    let customer = user("u1", UserRole::Customer);
+    let ticket_id = new_id();
+
+    let store = open(&data_dir);
+    assert_eq!(store.path(), data_dir.join("ticketd.db"));
+    assert!(
+        store.path().exists(),
+        "open creates the directory and the file"
+    );
+    let events = vec![
+        new_event(
+            &customer,
+            opened(&customer, SupportRole::General, IssueLevel::Urgent),
+        ),
+        new_event(&customer, posted(&customer, "m1", false)),
+        new_event(&agent(), posted(&agent(), "n1", true)),
+    ];
+    store
+        .append(&ticket_id, ExpectedVersion::NoStream, events)
+        .await
+        .unwrap();
+    store.save_checkpoint("socket", 2).await.unwrap();
+    let events_before = store.read_all(0, 100).await.unwrap();
+    let ticket_before = store.get_ticket(&ticket_id).await.unwrap();
+    let messages_before = store
+        .list_messages(&ticket_id, None, 100, true)
+        .await
+        .unwrap();
+    store.shutdown().await;
+    store.shutdown().await;
+    let refused = store
+        .append(
+            &new_id(),
+            ExpectedVersion::NoStream,
+            vec![new_event(
+                &customer,
+                opened(&customer, SupportRole::General, IssueLevel::Normal),
+            )],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::ShuttingDown)),
+        "after shutdown appends are refused, got {refused:?}"
+    );
+    assert!(matches!(
+        store.save_checkpoint("socket", 3).await,
+        Err(StoreError::ShuttingDown)
+    ));
+    assert_eq!(
+        store.read_all(0, 100).await.unwrap(),
+        events_before,
+        "reads keep working after shutdown"
+    );
+    drop(store);
+
+    let store = open(&data_dir);
+    assert_eq!(store.read_all(0, 100).await.unwrap(), events_before);
+    assert_eq!(store.get_ticket(&ticket_id).await.unwrap(), ticket_before);
+    assert_eq!(
+        store
+            .list_messages(&ticket_id, None, 100, true)
+            .await
+            .unwrap(),
+        messages_before
+    );
+    assert_eq!(store.load_checkpoint("socket").await.unwrap(), 2);
+    assert_eq!(store.head().await.unwrap(), 3);
+    let next = store
+        .append(
+            &ticket_id,
+            ExpectedVersion::Exact(3),
+            vec![new_event(&customer, posted(&customer, "m2", false))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (next[0].version, next[0].position),
+        (4, 4),
+        "the stream and the global order continue without a gap"
+    );
+    assert!(next[0].recorded_at >= events_before[2].recorded_at);
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_every_queued_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let customer = user("u1", UserRole::Customer);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (store, customer) = (store.clone(), customer.clone());
+        tasks.spawn(async move {
+            let ticket_id = new_id();
+            let event = new_event(
+                &customer,
+                opened(&customer, SupportRole::General, IssueLevel::Normal),
+            );
+            (
+                ticket_id.clone(),
+                store
+                    .append(&ticket_id, ExpectedVersion::NoStream, vec![event])
+                    .await,
+            )
+        });
+    }
+    tokio::task::yield_now().await;
+    store.shutdown().await;
+    let mut acknowledged = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            (ticket_id, Ok(_)) => acknowledged.push(ticket_id),
+            (_, Err(StoreError::ShuttingDown)) => {}
+            (_, Err(other)) => panic!("an append during shutdown failed otherwise: {other}"),
+        }
+    }
+    drop(store);
+    let store = open(dir.path());
+    for ticket_id in &acknowledged {
+        assert!(
+            store.get_ticket(ticket_id).await.unwrap().is_some(),
+            "an acknowledged append survives shutdown and reopen"
+        );
+    }
+    let all = store.read_all(0, 1000).await.unwrap();
+    assert_eq!(
+        all.len(),
+        acknowledged.len(),
+        "nothing unacknowledged was written"
+    );
+    let positions: Vec<u64> = all.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (1..=all.len() as u64).collect::<Vec<_>>());
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_at_never_decreases_along_positions() {
+    let (_dir, store) = fresh();
+    let store = Arc::new(store);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let customer = user(&format!("u{i}"), UserRole::Customer);
+            let ticket_id = new_id();
+            let open = new_event(
+                &customer,
+                opened(&customer, SupportRole::General, IssueLevel::Normal),
+            );
+            store
+                .append(&ticket_id, ExpectedVersion::NoStream, vec![open])
+                .await
+                .unwrap();
+            for version in 1..5 {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                let post = new_event(&customer, posted(&customer, &new_id(), false));
+                store
+                    .append(&ticket_id, ExpectedVersion::Exact(version), vec![post])
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let all = store.read_all(0, 1000).await.unwrap();
+    assert_eq!(all.len(), 100);
+    assert!(
+        all.windows(2).all(|w| w[0].recorded_at <= w[1].recorded_at),
+        "recorded_at never decreases along positions"
+    );
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_is_wal_with_a_schema_version() {
+    let (_dir, store) = fresh();
+    let conn = rusqlite::Connection::open(store.path()).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert!(version >= 1, "the schema is versioned for later migrations");
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_event_row_is_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let customer = user("u1", UserRole::Customer);
+    let ticket_id = new_id();
+    store
+        .append(
+            &ticket_id,
+            ExpectedVersion::NoStream,
+            vec![new_event(
+                &customer,
+                opened(&customer, SupportRole::General, IssueLevel::Normal),
+            )],
+        )
+        .await
+        .unwrap();
+    store.shutdown().await;
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("ticketd.db")).unwrap();
+    conn.execute(
+        "UPDATE events SET data = '{\"type\":\"Nope\"}' WHERE position = 1",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(dir.path());
+    let err = store.read_all(0, 10).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Corrupt { position: 1, .. }),
+        "a row that does not parse is Corrupt with its position, got {err:?}"
+    );
+    assert!(matches!(
+        store.read_stream(&ticket_id, 0).await,
+        Err(StoreError::Corrupt { position: 1, .. })
+    ));
+    // The read models were projected when the event was appended and stay readable.
+    let listed = store
+        .list_tickets(&TicketFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    store.shutdown().await;
+}

@@ -43,13 +43,13 @@ impl Principal {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header (or no token on a socket).
-    #[error("missing bearer token")]
+    #[error("Missing bearer token")]
     Missing,
     /// Signature, algorithm, format or time checks failed.
-    #[error("invalid token: {0}")]
+    #[error("Invalid token: {0}")]
     Invalid(&'static str),
     /// The signature is fine but a claim is missing or wrong.
-    #[error("invalid token claim `{0}`")]
+    #[error("Invalid token claim `{0}`")]
     BadClaim(&'static str),
 }
 

@@ -103,9 +103,9 @@ pub struct Config {
     pub db_name: String,
     /// The Discord bridge, when `DISCORD_BOT_TOKEN` and `GUILD_ID` are set.
     pub discord: Option<DiscordConfig>,
-    /// `ERROR_WEBHOOK_URL`: server errors are reported there.
+    /// `ERROR_WEBHOOK_URL`: where server errors will be reported once the Discord issue lands.
     pub error_webhook_url: Option<String>,
-    /// `ERROR_BOT_WEBHOOK_URL`: Discord bridge errors are reported there.
+    /// `ERROR_BOT_WEBHOOK_URL`: where Discord bridge errors will be reported.
     pub error_bot_webhook_url: Option<String>,
 }
 
@@ -286,9 +286,11 @@ impl Config {
         }
         if self.discord.is_none() {
             info!("DISCORD_BOT_TOKEN or GUILD_ID is not set: the Discord bridge is off");
+        } else {
+            warn!("DISCORD_BOT_TOKEN and GUILD_ID are set but the Discord bridge is not part of this build yet");
         }
-        if self.error_webhook_url.is_none() {
-            info!("ERROR_WEBHOOK_URL is not set: server errors are only logged");
+        if self.error_webhook_url.is_some() || self.error_bot_webhook_url.is_some() {
+            warn!("ERROR_WEBHOOK_URL / ERROR_BOT_WEBHOOK_URL are set but webhook reporting is not part of this build yet: errors are only logged");
         }
         if !self.rate_limits {
             warn!("RATE_LIMITS=off: rate limits are disabled (benchmarks only)");

@@ -20,7 +20,8 @@ pub struct TicketPatch {
 pub enum Change {
     /// A ticket appears.
     InsertTicket(TicketView),
-    /// A ticket changes; `updated_at` always moves, since every event is activity.
+    /// A ticket's own fields change, and with them `updated_at`. Messages do not touch the
+    /// ticket: a staff-only note must not be visible to the customer even as a changed time.
     UpdateTicket {
         /// Which ticket.
         ticket_id: String,
@@ -90,42 +91,33 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
             attachments,
             internal,
             ..
-        } => vec![
-            Change::InsertMessage(MessageView {
-                id: message_id.clone(),
-                ticket_id: ticket_id.clone(),
-                author_id: author_id.clone(),
-                author_name: author_name.clone(),
-                content: content.clone(),
-                attachments: attachments.clone(),
-                created_at: at,
-                updated_at: at,
-                internal: *internal,
-                seq: envelope.version,
-                deleted_at: None,
-            }),
-            touch(TicketPatch::default()),
-        ],
+        } => vec![Change::InsertMessage(MessageView {
+            id: message_id.clone(),
+            ticket_id: ticket_id.clone(),
+            author_id: author_id.clone(),
+            author_name: author_name.clone(),
+            content: content.clone(),
+            attachments: attachments.clone(),
+            created_at: at,
+            updated_at: at,
+            internal: *internal,
+            seq: envelope.version,
+            deleted_at: None,
+        })],
         TicketEvent::MessageEdited {
             message_id,
             content,
             attachments,
-        } => vec![
-            Change::EditMessage {
-                message_id: message_id.clone(),
-                content: content.clone(),
-                attachments: attachments.clone(),
-                updated_at: at,
-            },
-            touch(TicketPatch::default()),
-        ],
-        TicketEvent::MessageDeleted { message_id } => vec![
-            Change::DeleteMessage {
-                message_id: message_id.clone(),
-                deleted_at: at,
-            },
-            touch(TicketPatch::default()),
-        ],
+        } => vec![Change::EditMessage {
+            message_id: message_id.clone(),
+            content: content.clone(),
+            attachments: attachments.clone(),
+            updated_at: at,
+        }],
+        TicketEvent::MessageDeleted { message_id } => vec![Change::DeleteMessage {
+            message_id: message_id.clone(),
+            deleted_at: at,
+        }],
         TicketEvent::SupportRoleChanged { to, .. } => {
             vec![touch(TicketPatch {
                 support_role: Some(*to),

@@ -70,16 +70,19 @@ pub struct Delivery {
 /// the event edits or deletes one (a posted message travels in the event itself).
 pub fn message_needed(envelope: &EventEnvelope) -> Option<&str> {
     match &envelope.event {
-        TicketEvent::MessageEdited { message_id, .. } | TicketEvent::MessageDeleted { message_id } => {
-            Some(message_id)
-        }
+        TicketEvent::MessageEdited { message_id, .. }
+        | TicketEvent::MessageDeleted { message_id } => Some(message_id),
         _ => None,
     }
 }
 
 /// Plans the emission of `envelope` given its `ticket` and, for edits and deletions, the
 /// `message` as the read model has them. `None`: nothing to emit (an opening, or a row missing).
-pub fn plan(envelope: &EventEnvelope, ticket: &TicketView, message: Option<&MessageView>) -> Option<Delivery> {
+pub fn plan(
+    envelope: &EventEnvelope,
+    ticket: &TicketView,
+    message: Option<&MessageView>,
+) -> Option<Delivery> {
     let mut model = MemoryReadModel::default();
     model.tickets.insert(ticket.id.clone(), ticket.clone());
     if let Some(message) = message {
@@ -90,9 +93,12 @@ pub fn plan(envelope: &EventEnvelope, ticket: &TicketView, message: Option<&Mess
         event = event.or(match &change {
             Change::InsertTicket(_) => None,
             Change::InsertMessage(m) => Some((SocketEvent::Message, m.id.clone())),
-            Change::EditMessage { message_id, .. } => Some((SocketEvent::EditMessage, message_id.clone())),
-            Change::DeleteMessage { message_id, .. } => Some((SocketEvent::DeleteMessage, message_id.clone())),
-            Change::UpdateTicket { patch, .. } if *patch == Default::default() => None,
+            Change::EditMessage { message_id, .. } => {
+                Some((SocketEvent::EditMessage, message_id.clone()))
+            }
+            Change::DeleteMessage { message_id, .. } => {
+                Some((SocketEvent::DeleteMessage, message_id.clone()))
+            }
             Change::UpdateTicket { patch, .. } => Some((
                 if patch.status == Some(ticketd_events::TicketStatus::Closed) {
                     SocketEvent::TicketClosed
@@ -115,8 +121,16 @@ pub fn plan(envelope: &EventEnvelope, ticket: &TicketView, message: Option<&Mess
             let mut message = model.messages.remove(&message_id)?;
             // A deletion is announced with the message as it was, not as a tombstone.
             message.deleted_at = None;
-            let audience = if message.internal { Audience::StaffOnly } else { Audience::OwnerAndStaff };
-            Some(Delivery { event, audience, payload: Payload::Message(message) })
+            let audience = if message.internal {
+                Audience::StaffOnly
+            } else {
+                Audience::OwnerAndStaff
+            };
+            Some(Delivery {
+                event,
+                audience,
+                payload: Payload::Message(message),
+            })
         }
     }
 }
@@ -133,7 +147,12 @@ mod tests {
             version: 5,
             position: 42,
             recorded_at: 1_000,
-            actor: Actor { id: "a1".into(), name: "Agent".into(), role: UserRole::Agent, via: Via::Web },
+            actor: Actor {
+                id: "a1".into(),
+                name: "Agent".into(),
+                role: UserRole::Agent,
+                via: Via::Web,
+            },
             correlation_id: "c".into(),
             causation_id: "c".into(),
             schema_version: 1,
@@ -185,9 +204,17 @@ mod tests {
             internal: false,
         });
         let delivery = plan(&posted, &ticket(), None).unwrap();
-        assert_eq!((delivery.event.name(), delivery.audience), ("message", Audience::OwnerAndStaff));
-        let Payload::Message(m) = delivery.payload else { panic!("not a message") };
-        assert_eq!((m.id.as_str(), m.content.as_str(), m.created_at), ("m9", "hi", 1_000));
+        assert_eq!(
+            (delivery.event.name(), delivery.audience),
+            ("message", Audience::OwnerAndStaff)
+        );
+        let Payload::Message(m) = delivery.payload else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            (m.id.as_str(), m.content.as_str(), m.created_at),
+            ("m9", "hi", 1_000)
+        );
     }
 
     #[test]
@@ -198,14 +225,21 @@ mod tests {
             attachments: None,
         });
         let delivery = plan(&edited, &ticket(), Some(&message(true))).unwrap();
-        assert_eq!((delivery.event.name(), delivery.audience), ("edit_message", Audience::StaffOnly));
-        let Payload::Message(m) = delivery.payload else { panic!("not a message") };
+        assert_eq!(
+            (delivery.event.name(), delivery.audience),
+            ("edit_message", Audience::StaffOnly)
+        );
+        let Payload::Message(m) = delivery.payload else {
+            panic!("not a message")
+        };
         assert_eq!((m.content.as_str(), m.updated_at), ("new", 1_000));
     }
 
     #[test]
     fn deletions_closings_and_updates() {
-        let deleted = envelope(TicketEvent::MessageDeleted { message_id: "m1".into() });
+        let deleted = envelope(TicketEvent::MessageDeleted {
+            message_id: "m1".into(),
+        });
         let d = plan(&deleted, &ticket(), Some(&message(false))).unwrap();
         assert_eq!(d.event, SocketEvent::DeleteMessage);
         assert!(matches!(d.payload, Payload::Message(ref m) if m.content == "old"));
@@ -213,20 +247,30 @@ mod tests {
         let closed = envelope(TicketEvent::TicketClosed { reason: None });
         let d = plan(&closed, &ticket(), None).unwrap();
         assert_eq!(d.event, SocketEvent::TicketClosed);
-        assert!(matches!(d.payload, Payload::Ticket(ref t) if t.status == TicketStatus::Closed && t.updated_at == 1_000));
+        assert!(
+            matches!(d.payload, Payload::Ticket(ref t) if t.status == TicketStatus::Closed && t.updated_at == 1_000)
+        );
 
-        let level = envelope(TicketEvent::IssueLevelChanged { from: IssueLevel::Normal, to: IssueLevel::Urgent });
+        let level = envelope(TicketEvent::IssueLevelChanged {
+            from: IssueLevel::Normal,
+            to: IssueLevel::Urgent,
+        });
         let d = plan(&level, &ticket(), None).unwrap();
         assert_eq!(d.event.name(), "ticket_updated");
         assert!(matches!(d.payload, Payload::Ticket(ref t) if t.issue_level == IssueLevel::Urgent));
 
         let reopened = envelope(TicketEvent::TicketReopened {});
-        assert_eq!(plan(&reopened, &ticket(), None).unwrap().event, SocketEvent::TicketUpdated);
+        assert_eq!(
+            plan(&reopened, &ticket(), None).unwrap().event,
+            SocketEvent::TicketUpdated
+        );
     }
 
     #[test]
     fn openings_and_missing_rows_emit_nothing() {
-        let deleted = envelope(TicketEvent::MessageDeleted { message_id: "m1".into() });
+        let deleted = envelope(TicketEvent::MessageDeleted {
+            message_id: "m1".into(),
+        });
         assert_eq!(plan(&deleted, &ticket(), None), None);
     }
 }

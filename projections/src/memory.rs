@@ -196,6 +196,14 @@ mod tests {
     }
 
     #[test]
+    fn messages_do_not_touch_the_ticket() {
+        // An internal note must not show the customer even a changed `updated_at`.
+        let model = MemoryReadModel::from_events(&history()[..4]);
+        let ticket = &model.tickets["t1"];
+        assert_eq!((ticket.created_at, ticket.updated_at), (100, 100));
+    }
+
+    #[test]
     fn message_json_is_the_seed_object() {
         let model = MemoryReadModel::from_events(&history());
         let json = serde_json::to_value(&model.messages["m1"]).unwrap();

@@ -22,7 +22,7 @@ use serde_json::json;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The id of one request, in every log line about it and in the `x-request-id` header.
 #[derive(Debug, Clone)]
@@ -32,7 +32,6 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP surface; Socket.IO (`/socket.io/`) is served by `socket` in front of the routes.
 pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Router {
-    let cors = cors(&state.config.cors_origins);
     let mut router = Router::new()
         .merge(health::router())
         .merge(tickets::router())
@@ -40,14 +39,12 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            request_context,
-        ))
         .layer(socket);
-    if let Some(cors) = cors {
+    if let Some(cors) = cors(&state.config.cors_origins) {
         router = router.layer(cors);
     }
+    // Outermost, so that every answer (CORS preflights and Socket.IO included) carries an id.
+    router = router.layer(middleware::from_fn_with_state(state.clone(), request_context));
     router.with_state(state)
 }
 
@@ -97,6 +94,8 @@ async fn request_context(
         response = (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
     } else if status.is_server_error() {
         warn!(request_id = %id, %method, %path, status = status.as_u16(), "request not served");
+    } else if path.starts_with("/socket.io/") {
+        debug!(request_id = %id, %method, %path, status = status.as_u16(), "socket.io transport");
     } else {
         info!(request_id = %id, %method, %path, status = status.as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     }

@@ -1,0 +1,691 @@
+//! Every error a client can provoke answers the seed's JSON envelope with the documented status:
+//! 400 with per-field errors `{location, message, type, context}` for each kind of bad body or
+//! query, 401 for every kind of bad token, 404 for unknown tickets, messages and routes, 405 for
+//! a wrong method; and every response, error or not, carries `x-request-id`.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const TICKETS: &str = "/api/v1/tickets";
+
+fn claims() -> Value {
+    json!({"id": "ann", "username": "ann", "email": "ann@example.com", "role": "CUSTOMER"})
+}
+
+async fn raw_post(server: &TestServer, path: &str, token: &str, body: &str) -> Reply {
+    let auth = format!("Bearer {token}");
+    server
+        .raw(
+            Method::POST,
+            path,
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Some(body.as_bytes().to_vec()),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_body_errors_name_the_field() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+
+    let reply = server
+        .post_json(TICKETS, &ann, json!({"description": "no topic"}))
+        .await;
+    assert_field_error(&reply, "topic", "missing");
+    let reply = server
+        .post_json(TICKETS, &ann, json!({"topic": "no description"}))
+        .await;
+    assert_field_error(&reply, "description", "missing");
+    let reply = server
+        .post_json(TICKETS, &ann, json!({"topic": 5, "description": "d"}))
+        .await;
+    assert_field_error(&reply, "topic", "type");
+    let reply = server
+        .post_json(TICKETS, &ann, json!({"topic": "t", "description": ["d"]}))
+        .await;
+    assert_field_error(&reply, "description", "type");
+    let reply = server
+        .post_json(TICKETS, &ann, json!({"topic": "", "description": "d"}))
+        .await;
+    assert_field_error(&reply, "topic", "empty");
+    let reply = server
+        .post_json(TICKETS, &ann, json!({"topic": "t", "description": ""}))
+        .await;
+    assert_field_error(&reply, "description", "empty");
+    let reply = server
+        .post_json(
+            TICKETS,
+            &ann,
+            json!({"topic": "x".repeat(201), "description": "d"}),
+        )
+        .await;
+    assert_field_error(&reply, "topic", "too_long");
+    let reply = server
+        .post_json(
+            TICKETS,
+            &ann,
+            json!({"topic": "t", "description": "x".repeat(5001)}),
+        )
+        .await;
+    assert_field_error(&reply, "description", "too_long");
+    let reply = server
+        .post_json(
+            TICKETS,
+            &ann,
+            json!({"topic": "t", "description": "d", "priority": 1}),
+        )
+        .await;
+    assert_field_error(&reply, "priority", "unknown_field");
+
+    // Each bad field is listed, not just the first.
+    let reply = server
+        .post_json(TICKETS, &ann, json!({"topic": "", "description": 7}))
+        .await;
+    assert_field_error(&reply, "topic", "empty");
+    assert_field_error(&reply, "description", "type");
+
+    // None of these created anything.
+    let (status, _, list) = server.get(TICKETS, &ann).await;
+    assert_eq!((status, list), (StatusCode::OK, json!([])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_inclusive_and_count_characters() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    // Exactly at the limit passes, in characters, not bytes.
+    let t = server
+        .create_ticket(&ann, &"x".repeat(200), &"y".repeat(5000))
+        .await;
+    assert_eq!(t["topic"].as_str().unwrap().chars().count(), 200);
+    let t = server
+        .create_ticket(&ann, &"é".repeat(200), &"ü".repeat(5000))
+        .await;
+    assert_eq!(t["topic"], json!("é".repeat(200)));
+    let id = t["id"].as_str().unwrap();
+    let m = server.post_message(&ann, id, &"z".repeat(4000)).await;
+    assert_eq!(m["content"].as_str().unwrap().len(), 4000);
+    let m = server.post_message(&ann, id, &"ж".repeat(4000)).await;
+    assert_eq!(m["content"], json!("ж".repeat(4000)));
+    let reply = server
+        .post_json(
+            &format!("/api/v1/tickets/{id}/messages"),
+            &ann,
+            json!({"content": "ж".repeat(4001)}),
+        )
+        .await;
+    assert_field_error(&reply, "content", "too_long");
+    let reply = server
+        .post_json(
+            TICKETS,
+            &ann,
+            json!({"topic": "é".repeat(201), "description": "d"}),
+        )
+        .await;
+    assert_field_error(&reply, "topic", "too_long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_body_errors_name_the_field() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = server.create_ticket(&ann, "t", "d").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/tickets/{id}/messages");
+
+    let reply = server.post_json(&path, &ann, json!({})).await;
+    assert_field_error(&reply, "content", "missing");
+    let reply = server.post_json(&path, &ann, json!({"content": 42})).await;
+    assert_field_error(&reply, "content", "type");
+    let reply = server.post_json(&path, &ann, json!({"content": ""})).await;
+    assert_field_error(&reply, "content", "empty");
+    let reply = server
+        .post_json(&path, &ann, json!({"content": "x".repeat(4001)}))
+        .await;
+    assert_field_error(&reply, "content", "too_long");
+    let reply = server
+        .post_json(&path, &ann, json!({"content": "hi", "mood": "happy"}))
+        .await;
+    assert_field_error(&reply, "mood", "unknown_field");
+
+    let eleven: Vec<String> = (0..11)
+        .map(|i| format!("http://example.com/{i}.png"))
+        .collect();
+    let reply = server
+        .post_json(
+            &path,
+            &ann,
+            json!({"content": "files", "attachments": eleven}),
+        )
+        .await;
+    assert_field_error(&reply, "attachments", "too_many");
+    let ten: Vec<String> = (0..10)
+        .map(|i| format!("http://example.com/{i}.png"))
+        .collect();
+    let (status, _, ok) = server
+        .post_json(&path, &ann, json!({"content": "files", "attachments": ten}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "10 attachments are allowed: {ok}");
+
+    for bad in [
+        "ftp://example.com/a.png",
+        "javascript:alert(1)",
+        "not a url",
+        "/relative.png",
+    ] {
+        let reply = server
+            .post_json(
+                &path,
+                &ann,
+                json!({"content": "file", "attachments": [bad]}),
+            )
+            .await;
+        assert_eq!(
+            reply.0,
+            StatusCode::BAD_REQUEST,
+            "attachment {bad:?}: {}",
+            reply.2
+        );
+        assert_field_error(&reply, "attachments*", "invalid_url");
+    }
+    let reply = server
+        .post_json(
+            &path,
+            &ann,
+            json!({"content": "file", "attachments": "http://example.com/a"}),
+        )
+        .await;
+    assert_field_error(&reply, "attachments*", "type");
+    let reply = server
+        .post_json(&path, &ann, json!({"content": "hi", "internal": "yes"}))
+        .await;
+    assert_field_error(&reply, "internal", "type");
+
+    // Only the good ten-attachment message landed.
+    let (_, _, list) = server.get(&path, &ann).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_bodies_are_400() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+
+    for body in [
+        "{\"topic\": \"a\", ",
+        "not json",
+        "{\"topic\": \"a\", \"description\": \"b\"}}",
+        "{'topic': 'a'}",
+    ] {
+        let reply = raw_post(&server, TICKETS, &ann, body).await;
+        assert_eq!(
+            reply.0,
+            StatusCode::BAD_REQUEST,
+            "body {body:?}: {}",
+            reply.2
+        );
+        assert_field_error(&reply, "body", "json_invalid");
+    }
+    // An empty body, or valid JSON that is not an object, is a 400 too.
+    for body in ["", "[1, 2]", "null", "\"text\""] {
+        let reply = raw_post(&server, TICKETS, &ann, body).await;
+        assert_eq!(
+            reply.0,
+            StatusCode::BAD_REQUEST,
+            "body {body:?}: {}",
+            reply.2
+        );
+        assert_error(&reply, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    }
+
+    // Over 64 KiB is a 400 too_large, never 413, even when the JSON is otherwise fine.
+    let big = json!({"topic": "big", "description": "x".repeat(70 * 1024)}).to_string();
+    let reply = raw_post(&server, TICKETS, &ann, &big).await;
+    assert_field_error(&reply, "body", "too_large");
+    let id = server.create_ticket(&ann, "t", "d").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let big = json!({"content": "y".repeat(65 * 1024 + 1)}).to_string();
+    let reply = raw_post(
+        &server,
+        &format!("/api/v1/tickets/{id}/messages"),
+        &ann,
+        &big,
+    )
+    .await;
+    assert_field_error(&reply, "body", "too_large");
+
+    let (_, _, list) = server.get(TICKETS, &ann).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "only the good ticket exists: {list}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_ticket_refuses_unknown_values() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let agent = server.token("ada", "AGENT");
+    let id = server.create_ticket(&ann, "t", "d").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/tickets/{id}");
+
+    let reply = server
+        .patch_json(&path, &agent, json!({"support_role": "JANITOR"}))
+        .await;
+    let e = assert_field_error(&reply, "support_role", "invalid_value");
+    let context = match &e["context"] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for allowed in ["GENERAL", "TECHNICAL", "MANAGER", "ADMIN"] {
+        assert!(
+            context.contains(allowed),
+            "context {context} lists {allowed}"
+        );
+    }
+    let reply = server
+        .patch_json(&path, &agent, json!({"issue_level": "normal"}))
+        .await;
+    let e = assert_field_error(&reply, "issue_level", "invalid_value");
+    let context = e["context"].to_string();
+    for allowed in ["NORMAL", "URGENT", "CRITICAL"] {
+        assert!(
+            context.contains(allowed),
+            "context {context} lists {allowed}"
+        );
+    }
+    let reply = server
+        .patch_json(&path, &agent, json!({"issue_level": 3}))
+        .await;
+    assert_field_error(&reply, "issue_level", "type");
+    let reply = server
+        .patch_json(&path, &agent, json!({"status": "CLOSED"}))
+        .await;
+    assert_field_error(&reply, "status", "unknown_field");
+
+    let (_, _, got) = server.get(&path, &ann).await;
+    assert_eq!(
+        (got["support_role"].as_str(), got["issue_level"].as_str()),
+        (Some("GENERAL"), Some("NORMAL"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_queries_are_400_with_the_parameter() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let admin = server.token("root", "ADMIN");
+    server.create_ticket(&ann, "t", "d").await;
+    for limit in ["201", "0", "-1", "abc", "1.5", "99999999999999999999"] {
+        let reply = server.get(&format!("{TICKETS}?limit={limit}"), &ann).await;
+        assert_eq!(
+            reply.0,
+            StatusCode::BAD_REQUEST,
+            "limit={limit}: {}",
+            reply.2
+        );
+        assert_field_error(&reply, "query.limit", "invalid_query");
+    }
+    let reply = server
+        .get(&format!("{TICKETS}?cursor=definitely-not-a-cursor"), &ann)
+        .await;
+    assert_field_error(&reply, "query.cursor", "invalid_query");
+    // A filter outside its vocabulary names the parameter; the docs allow either type
+    // (`invalid_query`, or `invalid_value` whose context lists the allowed values).
+    let filters = [
+        ("status", "PENDING", &["OPEN", "CLOSED"][..]),
+        ("issue_level", "LOW", &["NORMAL", "URGENT", "CRITICAL"][..]),
+        (
+            "support_role",
+            "JANITOR",
+            &["GENERAL", "TECHNICAL", "MANAGER", "ADMIN"][..],
+        ),
+    ];
+    for (name, bad, allowed) in filters {
+        let reply = server.get(&format!("{TICKETS}?{name}={bad}"), &admin).await;
+        assert_eq!(
+            reply.0,
+            StatusCode::BAD_REQUEST,
+            "{name}={bad}: {}",
+            reply.2
+        );
+        let location = format!("query.{name}");
+        let entry = reply.2["errors"]
+            .as_array()
+            .and_then(|errors| {
+                errors
+                    .iter()
+                    .find(|e| e["location"] == json!(location))
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("no field error at {location}: {}", reply.2));
+        if entry["type"] == "invalid_value" {
+            let e = assert_field_error(&reply, &location, "invalid_value");
+            for value in allowed {
+                assert!(
+                    e["context"].to_string().contains(value),
+                    "context {} lists {value}",
+                    e["context"]
+                );
+            }
+        } else {
+            assert_field_error(&reply, &location, "invalid_query");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_token_is_401() {
+    let server = TestServer::start().await;
+    let now = now_secs();
+    let with = |extra: Value| {
+        let mut c = claims();
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let without = |key: &str| {
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove(key);
+        c
+    };
+    let tokens: Vec<(&str, String)> = vec![
+        ("garbage", "this-is-not-a-jwt".into()),
+        ("three garbage parts", "aaa.bbb.ccc".into()),
+        (
+            "wrong secret",
+            sign_claims(&claims(), "another-secret-another-secret-another"),
+        ),
+        ("alg none", alg_none_token(&claims())),
+        (
+            "expired",
+            sign_claims(&with(json!({"exp": now - 120})), SECRET),
+        ),
+        (
+            "not yet valid",
+            sign_claims(&with(json!({"nbf": now + 3600})), SECRET),
+        ),
+        ("missing id", sign_claims(&without("id"), SECRET)),
+        (
+            "missing username",
+            sign_claims(&without("username"), SECRET),
+        ),
+        ("missing email", sign_claims(&without("email"), SECRET)),
+        ("missing role", sign_claims(&without("role"), SECRET)),
+        (
+            "bad email",
+            sign_claims(&with(json!({"email": "not-an-email"})), SECRET),
+        ),
+        (
+            "unknown role",
+            sign_claims(&with(json!({"role": "ROOT"})), SECRET),
+        ),
+        (
+            "lowercase role",
+            sign_claims(&with(json!({"role": "customer"})), SECRET),
+        ),
+        ("numeric id", sign_claims(&with(json!({"id": 5})), SECRET)),
+    ];
+    for (what, token) in &tokens {
+        let auth = format!("Bearer {token}");
+        for (method, path) in [(Method::GET, TICKETS), (Method::POST, TICKETS)] {
+            let reply = server
+                .raw(
+                    method.clone(),
+                    path,
+                    &[
+                        ("authorization", auth.as_str()),
+                        ("content-type", "application/json"),
+                    ],
+                    Some(br#"{"topic":"t","description":"d"}"#.to_vec()),
+                )
+                .await;
+            assert_eq!(
+                reply.0,
+                StatusCode::UNAUTHORIZED,
+                "{what} token on {method} {path}: {}",
+                reply.2
+            );
+            assert_error(&reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        }
+    }
+    // No header, an empty bearer, or another scheme.
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer ")],
+        vec![("authorization", "Basic YW5uOnNlY3JldA==")],
+        vec![("authorization", "ann")],
+    ] {
+        let reply = server.raw(Method::GET, TICKETS, &headers, None).await;
+        assert_eq!(
+            reply.0,
+            StatusCode::UNAUTHORIZED,
+            "headers {headers:?}: {}",
+            reply.2
+        );
+        assert_error(&reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+    let reply = server
+        .raw(
+            Method::GET,
+            "/api/v1/tickets/0190a4b2-0000-7000-8000-000000000000/messages",
+            &[],
+            None,
+        )
+        .await;
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+
+    // None of the refused POSTs created a ticket; a good token with exp in the future works.
+    let good = sign_claims(&with(json!({"exp": now + 3600, "nbf": now - 10})), SECRET);
+    let (status, _, list) = server.get(TICKETS, &good).await;
+    assert_eq!((status, list), (StatusCode::OK, json!([])));
+    let admin = server.token("root", "ADMIN");
+    let (status, _, list) = server.get(TICKETS, &admin).await;
+    assert_eq!(
+        (status, list),
+        (StatusCode::OK, json!([])),
+        "refused requests created nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tickets_messages_and_routes_are_404() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let admin = server.token("root", "ADMIN");
+    let unknown = uuid::Uuid::now_v7().to_string();
+    for token in [&ann, &admin] {
+        let reply = server.get(&format!("{TICKETS}/{unknown}"), token).await;
+        assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let reply = server
+            .get(&format!("{TICKETS}/{unknown}/messages"), token)
+            .await;
+        assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let reply = server
+            .post_json(
+                &format!("{TICKETS}/{unknown}/messages"),
+                token,
+                json!({"content": "hi"}),
+            )
+            .await;
+        assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let reply = server
+            .post_empty(&format!("{TICKETS}/{unknown}/close"), token)
+            .await;
+        assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    }
+    let reply = server
+        .patch_json(
+            &format!("{TICKETS}/{unknown}"),
+            &admin,
+            json!({"issue_level": "URGENT"}),
+        )
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let reply = server
+        .post_empty(&format!("{TICKETS}/{unknown}/reopen"), &admin)
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+
+    // Ids that cannot be ticket ids are just as unknown.
+    for bad in [
+        "nope",
+        "1",
+        "0190a4b2-zzzz-7000-8000-000000000000",
+        &"a".repeat(300),
+    ] {
+        let reply = server.get(&format!("{TICKETS}/{bad}"), &ann).await;
+        assert_eq!(
+            reply.0,
+            StatusCode::NOT_FOUND,
+            "GET ticket {bad}: {}",
+            reply.2
+        );
+        assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+        let reply = server
+            .post_json(
+                &format!("{TICKETS}/{bad}/messages"),
+                &ann,
+                json!({"content": "hi"}),
+            )
+            .await;
+        assert_eq!(
+            reply.0,
+            StatusCode::NOT_FOUND,
+            "POST message to {bad}: {}",
+            reply.2
+        );
+    }
+
+    // Unknown message in a real ticket.
+    let id = server.create_ticket(&ann, "t", "d").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mpath = format!("{TICKETS}/{id}/messages/{}", uuid::Uuid::now_v7());
+    let reply = server
+        .patch_json(&mpath, &ann, json!({"content": "x"}))
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let reply = server.delete(&mpath, &admin).await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    // A real message addressed through another ticket is not found there.
+    let other = server.create_ticket(&ann, "t2", "d").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m = server.post_message(&ann, &id, "in the first ticket").await;
+    let reply = server
+        .delete(
+            &format!("{TICKETS}/{other}/messages/{}", m["id"].as_str().unwrap()),
+            &ann,
+        )
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let (_, _, list) = server.get(&format!("{TICKETS}/{id}/messages"), &ann).await;
+    assert_eq!(list, json!([m]), "the message is untouched");
+
+    // Unknown routes.
+    for path in [
+        "/api/v1/nothing-here",
+        "/api/v2/tickets",
+        "/",
+        "/api/v1/tickets/{id}/attachments",
+    ] {
+        let path = path.replace("{id}", &id);
+        let reply = server.get(&path, &ann).await;
+        assert_eq!(reply.0, StatusCode::NOT_FOUND, "GET {path}: {}", reply.2);
+        assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_method_is_405_with_the_envelope() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = server.create_ticket(&ann, "t", "d").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cases = [
+        (Method::DELETE, TICKETS.to_string()),
+        (Method::PUT, TICKETS.to_string()),
+        (Method::DELETE, format!("{TICKETS}/{id}")),
+        (Method::GET, format!("{TICKETS}/{id}/close")),
+        (Method::PUT, format!("{TICKETS}/{id}/messages")),
+        (Method::POST, "/healthz".to_string()),
+    ];
+    for (method, path) in cases {
+        let reply = server
+            .request(method.clone(), &path, Some(&ann), None)
+            .await;
+        assert_eq!(
+            reply.0,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {}",
+            reply.2
+        );
+        assert_error(&reply, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    }
+    // The ticket survived the DELETE.
+    let (status, _, _) = server.get(&format!("{TICKETS}/{id}"), &ann).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = server.create_ticket(&ann, "t", "d").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m = server.post_message(&ann, &id, "hi").await;
+    let replies = vec![
+        server.request(Method::GET, "/healthz", None, None).await,
+        server.request(Method::GET, "/readyz", None, None).await,
+        server.get(TICKETS, &ann).await,
+        server.get(&format!("{TICKETS}/{id}"), &ann).await,
+        server.get(&format!("{TICKETS}/{id}/messages"), &ann).await,
+        server.post_json(TICKETS, &ann, json!({})).await,
+        server.request(Method::GET, TICKETS, None, None).await,
+        server
+            .get(&format!("{TICKETS}/{}", uuid::Uuid::now_v7()), &ann)
+            .await,
+        server.get("/nope", &ann).await,
+        server
+            .request(Method::DELETE, TICKETS, Some(&ann), None)
+            .await,
+        server
+            .delete(
+                &format!("{TICKETS}/{id}/messages/{}", m["id"].as_str().unwrap()),
+                &ann,
+            )
+            .await,
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (status, headers, body) in &replies {
+        assert_request_id(headers);
+        let rid = headers["x-request-id"].to_str().unwrap().to_string();
+        assert!(
+            seen.insert(rid.clone()),
+            "x-request-id {rid} repeated (status {status}, body {body})"
+        );
+    }
+}

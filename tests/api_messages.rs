@@ -1,0 +1,443 @@
+//! Messages over HTTP against a real server: post, list (oldest first, pagination through
+//! `Link: rel="next"`), edit and delete, each answering the seed's Message object with its keys
+//! in order; deleted messages leave the listing; a closed ticket refuses changes with 409; and
+//! 50 concurrent posts to one ticket all land exactly once in one consistent order.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+async fn ticket(server: &TestServer, token: &str) -> String {
+    server
+        .create_ticket(token, "Help", "Something is wrong")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_answers_the_seed_message_object() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = ticket(&server, &ann).await;
+    let before = now_ms();
+    let attachments = json!([
+        "http://example.com/attachment1.png",
+        "https://example.com/a/b.pdf?x=1"
+    ]);
+    let (status, headers, msg) = server
+        .post_json(
+            &format!("/api/v1/tickets/{id}/messages"),
+            &ann,
+            json!({"content": "Hello there", "attachments": attachments}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{msg}");
+    assert_request_id(&headers);
+    assert_eq!(
+        keys(&msg),
+        MESSAGE_KEYS,
+        "Message keys and their order, no `internal` on a public message"
+    );
+    assert_uuid(&msg["id"]);
+    assert_eq!(msg["ticket_id"], json!(id));
+    assert_eq!(msg["author_id"], "ann");
+    assert_eq!(msg["author_name"], "ann");
+    assert_eq!(msg["content"], "Hello there");
+    assert_eq!(msg["attachments"], attachments);
+    let created = msg["created_at"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("created_at is not an integer: {msg}"));
+    let updated = msg["updated_at"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("updated_at is not an integer: {msg}"));
+    assert!(
+        created >= before - 60_000 && created <= now_ms() + 60_000,
+        "created_at {created} is not now in epoch ms"
+    );
+    assert!(updated >= created);
+
+    // Attachments are optional and default to an empty list.
+    let (status, _, plain) = server
+        .post_json(
+            &format!("/api/v1/tickets/{id}/messages"),
+            &ann,
+            json!({"content": "no files"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    assert_eq!(plain["attachments"], json!([]));
+    assert_eq!(keys(&plain), MESSAGE_KEYS);
+
+    // Staff write in a customer's ticket under their own name.
+    let agent = server.token("ada", "AGENT");
+    let reply = server.post_message(&agent, &id, "We are on it").await;
+    assert_eq!(
+        (reply["author_id"].as_str(), reply["author_name"].as_str()),
+        (Some("ada"), Some("ada"))
+    );
+    assert_eq!(keys(&reply), MESSAGE_KEYS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_right_after_post_is_oldest_first() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let agent = server.token("ada", "AGENT");
+    let id = ticket(&server, &ann).await;
+    let path = format!("/api/v1/tickets/{id}/messages");
+
+    let (status, headers, empty) = server.get(&path, &ann).await;
+    assert_eq!((status, empty), (StatusCode::OK, json!([])));
+    assert_eq!(next_link(&headers), None);
+
+    let mut posted = Vec::new();
+    for (i, token) in [&ann, &agent, &ann, &agent, &ann].into_iter().enumerate() {
+        posted.push(
+            server
+                .post_message(token, &id, &format!("message {i}"))
+                .await,
+        );
+        let (status, _, list) = server.get(&path, &ann).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            list,
+            Value::Array(posted.clone()),
+            "the listing right after post {i}"
+        );
+    }
+    let (_, _, by_staff) = server.get(&path, &agent).await;
+    assert_eq!(by_staff, Value::Array(posted.clone()));
+    let times: Vec<i64> = posted
+        .iter()
+        .map(|m| m["created_at"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "created_at not ascending: {times:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_walks_every_message_once_oldest_first() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = ticket(&server, &ann).await;
+    let path = format!("/api/v1/tickets/{id}/messages");
+    let mut posted = Vec::new();
+    for i in 0..8 {
+        posted.push(
+            server.post_message(&ann, &id, &format!("m{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (status, headers, page) = server.get(&format!("{path}?limit=3"), &ann).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body_ids(&page), posted[..3]);
+    assert!(
+        next_link(&headers).is_some(),
+        "Link rel=\"next\" while there is more"
+    );
+
+    let (items, pages) = server.walk(&format!("{path}?limit=3"), &ann).await;
+    assert_eq!(pages, 3);
+    assert_eq!(
+        ids(&items),
+        posted,
+        "every message exactly once, oldest first"
+    );
+
+    // A message posted during the walk shows up at its end, nothing repeats.
+    let (_, headers, first) = server.get(&format!("{path}?limit=3"), &ann).await;
+    let late = server.post_message(&ann, &id, "late").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (rest, _) = server.walk(&next_link(&headers).unwrap(), &ann).await;
+    let mut walked = body_ids(&first);
+    walked.extend(ids(&rest));
+    let mut want = posted.clone();
+    want.push(late);
+    assert_eq!(walked, want);
+
+    // limit bounds apply to messages too.
+    let (status, _, page) = server.get(&format!("{path}?limit=200"), &ann).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.as_array().unwrap().len(), 9);
+    let reply = server.get(&format!("{path}?limit=201"), &ann).await;
+    assert_field_error(&reply, "query.limit", "invalid_query");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_message_page_is_50() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = ticket(&server, &ann).await;
+    let path = format!("/api/v1/tickets/{id}/messages");
+    let mut posted = Vec::new();
+    for i in 0..52 {
+        posted.push(
+            server.post_message(&ann, &id, &format!("m{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (status, headers, page) = server.get(&path, &ann).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body_ids(&page), posted[..50]);
+    let (status, headers, page) = server
+        .get(&next_link(&headers).expect("Link after 50"), &ann)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body_ids(&page), posted[50..]);
+    assert_eq!(next_link(&headers), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_changes_content_and_keeps_identity() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = ticket(&server, &ann).await;
+    let msg = server.post_message(&ann, &id, "typo here").await;
+    let mid = msg["id"].as_str().unwrap();
+    let path = format!("/api/v1/tickets/{id}/messages/{mid}");
+
+    let (status, headers, edited) = server
+        .patch_json(&path, &ann, json!({"content": "fixed"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_request_id(&headers);
+    assert_eq!(keys(&edited), MESSAGE_KEYS);
+    assert_eq!(edited["content"], "fixed");
+    for key in [
+        "id",
+        "ticket_id",
+        "author_id",
+        "author_name",
+        "attachments",
+        "created_at",
+    ] {
+        assert_eq!(edited[key], msg[key], "{key} unchanged by an edit");
+    }
+    assert!(edited["updated_at"].as_i64().unwrap() >= msg["updated_at"].as_i64().unwrap());
+
+    let (_, _, list) = server
+        .get(&format!("/api/v1/tickets/{id}/messages"), &ann)
+        .await;
+    assert_eq!(list, json!([edited]), "read your writes after an edit");
+
+    // Attachments can be replaced with the text.
+    let (status, _, edited) = server
+        .patch_json(
+            &path,
+            &ann,
+            json!({"content": "with file", "attachments": ["https://files.example.com/x.png"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(
+        edited["attachments"],
+        json!(["https://files.example.com/x.png"])
+    );
+    let (_, _, list) = server
+        .get(&format!("/api/v1/tickets/{id}/messages"), &ann)
+        .await;
+    assert_eq!(list, json!([edited]));
+
+    // An edit is validated like a post.
+    let reply = server.patch_json(&path, &ann, json!({"content": ""})).await;
+    assert_field_error(&reply, "content", "empty");
+    let reply = server.patch_json(&path, &ann, json!({})).await;
+    assert_field_error(&reply, "content", "missing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_messages_leave_the_listing() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let agent = server.token("ada", "AGENT");
+    let id = ticket(&server, &ann).await;
+    let m1 = server.post_message(&ann, &id, "one").await;
+    let m2 = server.post_message(&ann, &id, "two").await;
+    let m3 = server.post_message(&ann, &id, "three").await;
+    let path = |m: &Value| {
+        format!(
+            "/api/v1/tickets/{id}/messages/{}",
+            m["id"].as_str().unwrap()
+        )
+    };
+
+    let (status, headers, body) = server.delete(&path(&m2), &ann).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(body, Value::Null, "204 has no body");
+    assert_request_id(&headers);
+
+    for token in [&ann, &agent] {
+        let (status, _, list) = server
+            .get(&format!("/api/v1/tickets/{id}/messages"), token)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            list,
+            json!([m1, m3]),
+            "the deleted message is gone for everyone"
+        );
+    }
+    // A deleted message can be neither deleted again nor edited.
+    let reply = server.delete(&path(&m2), &ann).await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let reply = server
+        .patch_json(&path(&m2), &agent, json!({"content": "back"}))
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+
+    // Deleting all of them leaves an empty, still working listing.
+    for m in [&m1, &m3] {
+        let (status, _, _) = server.delete(&path(m), &agent).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let (status, _, list) = server
+        .get(&format!("/api/v1/tickets/{id}/messages"), &ann)
+        .await;
+    assert_eq!((status, list), (StatusCode::OK, json!([])));
+    // Pagination skips deleted messages too.
+    let m4 = server.post_message(&ann, &id, "four").await;
+    let m5 = server.post_message(&ann, &id, "five").await;
+    let (items, _) = server
+        .walk(&format!("/api/v1/tickets/{id}/messages?limit=1"), &ann)
+        .await;
+    assert_eq!(items, vec![m4, m5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_ticket_refuses_message_changes_with_409() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let agent = server.token("ada", "AGENT");
+    let id = ticket(&server, &ann).await;
+    let msg = server.post_message(&ann, &id, "before closing").await;
+    let mpath = format!(
+        "/api/v1/tickets/{id}/messages/{}",
+        msg["id"].as_str().unwrap()
+    );
+    let (status, _, _) = server
+        .post_empty(&format!("/api/v1/tickets/{id}/close"), &ann)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    for token in [&ann, &agent] {
+        let reply = server
+            .post_json(
+                &format!("/api/v1/tickets/{id}/messages"),
+                token,
+                json!({"content": "after"}),
+            )
+            .await;
+        assert_error(&reply, StatusCode::CONFLICT, "CONFLICT");
+        let reply = server
+            .patch_json(&mpath, token, json!({"content": "edited"}))
+            .await;
+        assert_error(&reply, StatusCode::CONFLICT, "CONFLICT");
+        let reply = server.delete(&mpath, token).await;
+        assert_error(&reply, StatusCode::CONFLICT, "CONFLICT");
+    }
+    // Nothing changed, and the history is still readable.
+    let (status, _, list) = server
+        .get(&format!("/api/v1/tickets/{id}/messages"), &ann)
+        .await;
+    assert_eq!((status, list), (StatusCode::OK, json!([msg])));
+
+    // Reopened, it takes messages again.
+    let (status, _, _) = server
+        .post_empty(&format!("/api/v1/tickets/{id}/reopen"), &agent)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = server.post_message(&ann, &id, "after reopening").await;
+    let (_, _, list) = server
+        .get(&format!("/api/v1/tickets/{id}/messages"), &ann)
+        .await;
+    assert_eq!(list, json!([msg, again]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_posts_all_land_once_in_one_order() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let agent = server.token("ada", "AGENT");
+    let id = ticket(&server, &ann).await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let api: Api = (*server).clone();
+        let token = if i % 2 == 0 {
+            ann.clone()
+        } else {
+            agent.clone()
+        };
+        let path = format!("/api/v1/tickets/{id}/messages");
+        tasks.spawn(async move {
+            let (status, _, body) = api
+                .post_json(&path, &token, json!({"content": format!("race {i}")}))
+                .await;
+            (i, status, body)
+        });
+    }
+    let mut posted = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, status, body) = joined.expect("a posting task panicked");
+        assert_eq!(status, StatusCode::OK, "post {i}: {body}");
+        assert_eq!(body["content"], json!(format!("race {i}")));
+        posted.push(body);
+    }
+    let posted_ids: HashSet<String> = ids(&posted).into_iter().collect();
+    assert_eq!(posted_ids.len(), 50, "50 distinct message ids");
+
+    let path = format!("/api/v1/tickets/{id}/messages?limit=200");
+    let (status, _, first) = server.get(&path, &ann).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = first.as_array().unwrap();
+    assert_eq!(listed.len(), 50, "all 50 posts are listed");
+    let listed_ids = ids(listed);
+    assert_eq!(
+        listed_ids.iter().collect::<HashSet<_>>().len(),
+        50,
+        "no duplicates in the listing"
+    );
+    assert_eq!(
+        listed_ids.iter().cloned().collect::<HashSet<_>>(),
+        posted_ids,
+        "the listed are the posted"
+    );
+    for m in listed {
+        let mine = posted.iter().find(|p| p["id"] == m["id"]).unwrap();
+        assert_eq!(m, mine, "listed message equals what its POST answered");
+    }
+    let times: Vec<i64> = listed
+        .iter()
+        .map(|m| m["created_at"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: created_at not ascending: {times:?}"
+    );
+
+    // Every reader sees the same order, page by page too.
+    let (_, _, again) = server.get(&path, &agent).await;
+    assert_eq!(again, first, "a second reader sees the same order");
+    let (walked, pages) = server
+        .walk(&format!("/api/v1/tickets/{id}/messages?limit=7"), &ann)
+        .await;
+    assert_eq!(pages, 8);
+    assert_eq!(
+        ids(&walked),
+        listed_ids,
+        "paging gives the same order, each message once"
+    );
+}

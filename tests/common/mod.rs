@@ -1,0 +1,586 @@
+//! The one harness every black-box test uses: a real `ticketd` server on a loopback port, either
+//! in-process (`TestServer`, through `ticketd::run`) or as the real binary in a subprocess
+//! (`BinaryServer`, for the kill -9 test), plus a small HTTP client that hands back
+//! `(status, headers, json)` and helpers that check the seed's error envelope.
+#![allow(dead_code)]
+
+use reqwest::header::HeaderMap;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The JWT secret every test server is started with.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
+/// What every helper returns: the status, the headers and the body as JSON (`Null` when the
+/// body is empty, a JSON string holding the raw text when it is not JSON).
+pub type Reply = (StatusCode, HeaderMap, Value);
+
+/// A cheap, clonable handle to talk HTTP to one server; `TestServer` and `BinaryServer`
+/// dereference to it, and it can be moved into spawned tasks.
+#[derive(Clone)]
+pub struct Api {
+    /// The HTTP client (plain http, no proxy).
+    pub client: Client,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        // A safety net so a hung server fails the test instead of hanging it; never asserted on.
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("build the HTTP client")
+}
+
+impl Api {
+    fn new(port: u16) -> Self {
+        Api {
+            client: client(),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// An absolute URL for `path` (a path starting with `/`, or an absolute URL left as is).
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        }
+    }
+
+    /// A token signed with the test secret for user `id` (username = id, email = id@example.com).
+    pub fn token(&self, id: &str, role: &str) -> String {
+        mint(id, role)
+    }
+
+    /// Sends a request with optional bearer token and optional JSON body.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
+        read(resp).await
+    }
+
+    /// Sends a request with exactly these headers and raw body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
+        read(resp).await
+    }
+
+    /// GET with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST a JSON body with a bearer token.
+    pub async fn post_json(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(token), Some(&body))
+            .await
+    }
+
+    /// POST without a body (close, reopen).
+    pub async fn post_empty(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::POST, path, Some(token), None).await
+    }
+
+    /// PATCH a JSON body with a bearer token.
+    pub async fn patch_json(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, path, Some(token), Some(&body))
+            .await
+    }
+
+    /// DELETE with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Creates a ticket and returns it, asserting 200.
+    pub async fn create_ticket(&self, token: &str, topic: &str, description: &str) -> Value {
+        let (status, _, body) = self
+            .post_json(
+                "/api/v1/tickets",
+                token,
+                json!({"topic": topic, "description": description}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "create ticket: {body}");
+        body
+    }
+
+    /// Posts a message and returns it, asserting 200.
+    pub async fn post_message(&self, token: &str, ticket_id: &str, content: &str) -> Value {
+        let (status, _, body) = self
+            .post_json(
+                &format!("/api/v1/tickets/{ticket_id}/messages"),
+                token,
+                json!({"content": content}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "post message: {body}");
+        body
+    }
+
+    /// GETs `first` and follows `Link: rel="next"` until it is absent, asserting 200 on every
+    /// page; returns every item in order and the number of pages.
+    pub async fn walk(&self, first: &str, token: &str) -> (Vec<Value>, usize) {
+        let mut items = Vec::new();
+        let mut pages = 0;
+        let mut next = Some(first.to_string());
+        while let Some(path) = next {
+            pages += 1;
+            assert!(pages <= 1000, "pagination does not end");
+            let (status, headers, body) = self.get(&path, token).await;
+            assert_eq!(status, StatusCode::OK, "page {pages} ({path}): {body}");
+            let page = body
+                .as_array()
+                .unwrap_or_else(|| panic!("page {pages} is not an array: {body}"));
+            items.extend(page.iter().cloned());
+            next = next_link(&headers);
+        }
+        (items, pages)
+    }
+}
+
+async fn read(resp: reqwest::Response) -> Reply {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("read the response body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, headers, body)
+}
+
+/// Mints a token with the test secret the way a partner backend would.
+pub fn mint(id: &str, role: &str) -> String {
+    let role = role
+        .parse::<ticketd_events::UserRole>()
+        .unwrap_or_else(|_| panic!("unknown role {role}"));
+    let secret = ticketd::config::Secret::new(SECRET);
+    ticketd::auth::mint(&secret, id, id, &format!("{id}@example.com"), role, None)
+        .expect("mint a token")
+}
+
+/// Signs arbitrary claims with HS256 and `secret`.
+pub fn sign_claims(claims: &Value, secret: &str) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign claims")
+}
+
+/// An unsigned token with `alg: none`.
+pub fn alg_none_token(claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
+    )
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The target of the `Link` header's `rel="next"` entry, if any.
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    for value in headers.get_all("link") {
+        let value = value.to_str().expect("Link header is text");
+        for part in value.split(',') {
+            let part = part.trim();
+            let is_next = part
+                .split(';')
+                .skip(1)
+                .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+            if is_next {
+                let start = part.find('<').expect("Link target starts with <") + 1;
+                let end = part.find('>').expect("Link target ends with >");
+                return Some(part[start..end].to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Asserts the seed's error envelope: `status`, `{"error": code, "message": <non-empty text>}`
+/// and an `x-request-id` header.
+pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    let (got, headers, body) = reply;
+    assert_eq!(*got, status, "status; body: {body}");
+    assert_eq!(body["error"], json!(code), "error code; body: {body}");
+    let message = body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("`message` is not a string: {body}"));
+    assert!(!message.trim().is_empty(), "empty error message: {body}");
+    assert_request_id(headers);
+}
+
+/// Asserts a 400 BAD_REQUEST whose `errors` has an entry at `location` (exact, or a prefix
+/// when `location` ends with `*`) of type `kind`; every entry must carry
+/// `location`, `message`, `type` and `context`. Returns the matching entry.
+pub fn assert_field_error(reply: &Reply, location: &str, kind: &str) -> Value {
+    assert_error(reply, StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    let body = &reply.2;
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`errors` is not an array: {body}"));
+    assert!(!errors.is_empty(), "`errors` is empty: {body}");
+    for e in errors {
+        for key in ["location", "message", "type", "context"] {
+            assert!(
+                e.get(key).is_some(),
+                "field error lacks `{key}`: {e} in {body}"
+            );
+        }
+        assert!(
+            e["location"].is_string() && e["message"].is_string() && e["type"].is_string(),
+            "field error shape: {e}"
+        );
+    }
+    let matches_location = |l: &str| match location.strip_suffix('*') {
+        Some(prefix) => l.starts_with(prefix),
+        None => l == location,
+    };
+    errors
+        .iter()
+        .find(|e| {
+            matches_location(e["location"].as_str().unwrap_or("")) && e["type"] == json!(kind)
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no field error at `{location}` of type `{kind}` in {body}"))
+}
+
+/// Asserts a non-empty `x-request-id` header.
+pub fn assert_request_id(headers: &HeaderMap) {
+    let id = headers
+        .get("x-request-id")
+        .unwrap_or_else(|| panic!("no x-request-id header among {headers:?}"))
+        .to_str()
+        .expect("x-request-id is text");
+    assert!(!id.trim().is_empty(), "empty x-request-id");
+}
+
+/// Asserts `value` is a UUID string and returns it.
+pub fn assert_uuid(value: &Value) -> String {
+    let s = value
+        .as_str()
+        .unwrap_or_else(|| panic!("id is not a string: {value}"));
+    uuid::Uuid::parse_str(s).unwrap_or_else(|e| panic!("id {s} is not a UUID: {e}"));
+    s.to_string()
+}
+
+/// The object's keys, in the order the server sent them.
+pub fn keys(value: &Value) -> Vec<String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// The seed's Ticket keys, in order.
+pub const TICKET_KEYS: [&str; 10] = [
+    "id",
+    "user_id",
+    "topic",
+    "description",
+    "status",
+    "created_at",
+    "updated_at",
+    "user_role",
+    "support_role",
+    "issue_level",
+];
+
+/// The seed's Message keys, in order (internal notes add `internal` after them).
+pub const MESSAGE_KEYS: [&str; 8] = [
+    "id",
+    "ticket_id",
+    "author_id",
+    "author_name",
+    "content",
+    "attachments",
+    "created_at",
+    "updated_at",
+];
+
+/// The ids of a list of objects, in order.
+pub fn ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// The ids of a JSON array body, in order.
+pub fn body_ids(body: &Value) -> Vec<String> {
+    ids(body
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {body}")))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `ticketd::run` server in this process, on its own data directory.
+pub struct TestServer {
+    api: Api,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ticketd::RunError>>>,
+    dir: Option<TempDir>,
+}
+
+impl Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl TestServer {
+    /// A server on a fresh data directory, rate limits off.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A server on a fresh data directory with extra settings, e.g. `[("RATE_LIMITS", "on")]`.
+    pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("make a data directory");
+        Self::start_in(dir, env).await
+    }
+
+    /// A server on an existing data directory (from `stop`).
+    pub async fn start_in(dir: TempDir, env: &[(&str, &str)]) -> Self {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert("JWT_SECRET_KEY".into(), SECRET.into());
+        vars.insert("DATA_DIR".into(), dir.path().to_string_lossy().into_owned());
+        vars.insert("RATE_LIMITS".into(), "off".into());
+        vars.insert("SERVER_MODE".into(), "DEVELOPMENT".into());
+        for (k, v) in env {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let config = ticketd::config::Config::from_lookup(move |name| vars.get(name).cloned())
+            .expect("config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(ticketd::run(listener, config, async move {
+            let _ = rx.await;
+        }));
+        let mut server = TestServer {
+            api: Api::new(port),
+            shutdown: Some(tx),
+            task: Some(task),
+            dir: Some(dir),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        for _ in 0..600 {
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                let result = self.task.take().unwrap().await;
+                panic!("the server stopped while starting: {result:?}");
+            }
+            if let Ok(resp) = self.client.get(self.url("/healthz")).send().await
+                && resp.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not answer /healthz with 200 within 30 s");
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.as_ref().unwrap().path()
+    }
+
+    /// Asks the server to stop, waits until it has (the store is flushed) and hands back the
+    /// data directory for `start_in`.
+    pub async fn stop(mut self) -> TempDir {
+        // Drop our idle keep-alive connections so graceful shutdown has nothing to wait for.
+        self.api.client = client();
+        let _ = self.shutdown.take().unwrap().send(());
+        let result = self
+            .task
+            .take()
+            .unwrap()
+            .await
+            .expect("the server task panicked");
+        result.expect("the server stopped with an error");
+        self.dir.take().unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The real `ticketd` binary serving on a free port over `data_dir`.
+pub struct BinaryServer {
+    api: Api,
+    child: Child,
+    log: PathBuf,
+    _log_dir: TempDir,
+}
+
+impl Deref for BinaryServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// The binary with the test environment set (secret, data dir, rate limits off) and its
+/// working directory away from the repository so no `.env` is picked up.
+pub fn binary_command(data_dir: &Path, cwd: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketd"));
+    cmd.current_dir(cwd)
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET_KEY", SECRET)
+        .env("RATE_LIMITS", "off")
+        .env("SERVER_MODE", "DEVELOPMENT")
+        .env_remove("MONGO_URI")
+        .env_remove("DISCORD_BOT_TOKEN")
+        .env_remove("GUILD_ID")
+        .env_remove("ERROR_WEBHOOK_URL")
+        .env_remove("ERROR_BOT_WEBHOOK_URL");
+    cmd
+}
+
+impl BinaryServer {
+    /// Starts `ticketd serve` over `data_dir` and waits until `/healthz` answers 200.
+    pub async fn spawn(data_dir: &Path) -> Self {
+        let log_dir = tempfile::tempdir().expect("make a log directory");
+        let log = log_dir.path().join("ticketd.log");
+        let port = free_port();
+        let out = std::fs::File::create(&log).expect("create the log file");
+        let child = binary_command(data_dir, log_dir.path())
+            .arg("serve")
+            .env("WEB_SERVER_PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawn the ticketd binary");
+        let mut server = BinaryServer {
+            api: Api::new(port),
+            child,
+            log,
+            _log_dir: log_dir,
+        };
+        for _ in 0..600 {
+            if let Some(status) = server.child.try_wait().expect("poll the child") {
+                panic!(
+                    "ticketd exited with {status} while starting:\n{}",
+                    server.log_text()
+                );
+            }
+            if let Ok(resp) = server.client.get(server.url("/healthz")).send().await
+                && resp.status() == StatusCode::OK
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "ticketd did not answer /healthz with 200 within 30 s:\n{}",
+            server.log_text()
+        );
+    }
+
+    /// What the server printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no graceful shutdown, no flush.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9 the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -76,6 +76,27 @@ pub fn message_needed(envelope: &EventEnvelope) -> Option<&str> {
     }
 }
 
+/// Whether `current` needs no emission of its own because `next` announces the same ticket
+/// change: both are ticket-level events appended together by one command (a PATCH of support
+/// role and issue level). The ticket payload of `next` already shows both changes, so
+/// announcing each would tell clients twice, once with a change the event did not make.
+pub fn superseded_by(current: &EventEnvelope, next: &EventEnvelope) -> bool {
+    let ticket_level = |e: &EventEnvelope| {
+        matches!(
+            e.event,
+            TicketEvent::SupportRoleChanged { .. }
+                | TicketEvent::IssueLevelChanged { .. }
+                | TicketEvent::TicketClosed { .. }
+                | TicketEvent::TicketReopened {}
+        )
+    };
+    current.stream_id == next.stream_id
+        && current.correlation_id == next.correlation_id
+        && next.position == current.position + 1
+        && ticket_level(current)
+        && ticket_level(next)
+}
+
 /// Plans the emission of `envelope` given its `ticket` and, for edits and deletions, the
 /// `message` as the read model has them. `None`: nothing to emit (an opening, or a row missing).
 pub fn plan(
@@ -157,6 +178,9 @@ mod tests {
             causation_id: "c".into(),
             schema_version: 1,
             event,
+            prev_hash: String::new(),
+            hash: String::new(),
+            global_hash: String::new(),
         }
     }
 
@@ -264,6 +288,26 @@ mod tests {
             plan(&reopened, &ticket(), None).unwrap().event,
             SocketEvent::TicketUpdated
         );
+    }
+
+    #[test]
+    fn one_command_changing_two_fields_is_announced_once() {
+        let role = envelope(TicketEvent::SupportRoleChanged {
+            from: SupportRole::General,
+            to: SupportRole::Manager,
+        });
+        let mut level = envelope(TicketEvent::IssueLevelChanged {
+            from: IssueLevel::Normal,
+            to: IssueLevel::Critical,
+        });
+        level.position = role.position + 1;
+        assert!(superseded_by(&role, &level));
+        level.correlation_id = "another request".into();
+        assert!(!superseded_by(&role, &level));
+        let posted = envelope(TicketEvent::MessageDeleted {
+            message_id: "m1".into(),
+        });
+        assert!(!superseded_by(&posted, &role));
     }
 
     #[test]

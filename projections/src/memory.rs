@@ -114,6 +114,9 @@ mod tests {
             causation_id: "c".into(),
             schema_version: 1,
             event,
+            prev_hash: String::new(),
+            hash: String::new(),
+            global_hash: String::new(),
         }
     }
 

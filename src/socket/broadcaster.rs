@@ -40,10 +40,23 @@ pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo) {
                 continue;
             }
         };
-        for envelope in &batch {
+        // The last event of a full batch waits for the next read, which shows whether the
+        // event after it supersedes it.
+        let ready = if batch.len() == BATCH {
+            batch.len() - 1
+        } else {
+            batch.len()
+        };
+        for (i, envelope) in batch.iter().enumerate().take(ready) {
+            let superseded = batch
+                .get(i + 1)
+                .is_some_and(|next| fanout::superseded_by(envelope, next));
             // A failure to look up rows is retried: skipping would lose an event for every socket.
-            while let Err(e) = emit(&store, &io, &mut tickets, envelope).await {
-                warn!(position = envelope.position, "broadcaster cannot plan an event: {e}; retrying");
+            while !superseded && let Err(e) = emit(&store, &io, &mut tickets, envelope).await {
+                warn!(
+                    position = envelope.position,
+                    "broadcaster cannot plan an event: {e}; retrying"
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             after = envelope.position;
@@ -58,7 +71,9 @@ async fn emit<S: ReadModels>(
     envelope: &EventEnvelope,
 ) -> Result<(), ticketd_events::StoreError> {
     let ticket = match tickets.get(&envelope.stream_id) {
-        Some(ticket) if fanout::message_needed(envelope).is_some() || is_message_post(envelope) => ticket.clone(),
+        Some(ticket) if fanout::message_needed(envelope).is_some() || is_message_post(envelope) => {
+            ticket.clone()
+        }
         _ => match store.get_ticket(&envelope.stream_id).await? {
             Some(ticket) => ticket,
             None => return Ok(()),
@@ -79,13 +94,24 @@ async fn emit<S: ReadModels>(
         Audience::OwnerAndStaff => vec![user_room(&ticket.user_id), STAFF_ROOM.to_string()],
         Audience::StaffOnly => vec![STAFF_ROOM.to_string()],
     };
-    debug!(position = envelope.position, event = delivery.event.name(), "broadcast");
-    if let Err(e) = io.to(rooms).emit(delivery.event.name(), &delivery.payload).await {
+    debug!(
+        position = envelope.position,
+        event = delivery.event.name(),
+        "broadcast"
+    );
+    if let Err(e) = io
+        .to(rooms)
+        .emit(delivery.event.name(), &delivery.payload)
+        .await
+    {
         warn!(position = envelope.position, "broadcast failed: {e}");
     }
     Ok(())
 }
 
 fn is_message_post(envelope: &EventEnvelope) -> bool {
-    matches!(envelope.event, ticketd_events::TicketEvent::MessagePosted { .. })
+    matches!(
+        envelope.event,
+        ticketd_events::TicketEvent::MessagePosted { .. }
+    )
 }

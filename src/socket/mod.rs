@@ -7,8 +7,9 @@ mod authorize;
 pub mod broadcaster;
 
 use crate::app::AppState;
-use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
 
 /// The room every staff socket joins.
 pub const STAFF_ROOM: &str = "staff";
@@ -24,6 +25,6 @@ pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
         .with_state(state)
         .max_payload(16 * 1024)
         .build_layer();
-    io.ns("/", authorize::on_connect);
+    io.ns("/", authorize::on_connect.with(authorize::prepare));
     (layer, io)
 }

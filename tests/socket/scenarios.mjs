@@ -1,0 +1,745 @@
+// Socket.IO black-box scenarios for ticketd, one per run:
+//
+//   BASE_URL=http://127.0.0.1:5000 JWT_SECRET=... node tests/socket/scenarios.mjs <scenario>
+//
+// Each scenario talks to a running server with the official `socket.io-client` (as the seed's
+// example does) and raises events through the REST API (built-in `fetch`); tokens are HS256 JWTs
+// minted here with node's `crypto`. It prints what every socket observed, then `PASS <scenario>`
+// and exits 0, or `FAIL <scenario>: <why>` and exits 1. Every wait has a timeout, and a watchdog
+// ends the whole run, so it never hangs. `node tests/socket/scenarios.mjs` lists the scenarios.
+// tests/socket_io.rs runs each one against its own in-process server.
+
+import { createHmac, randomBytes } from 'node:crypto';
+import { io } from 'socket.io-client';
+
+const BASE_URL = (process.env.BASE_URL || '').replace(/\/+$/, '');
+const JWT_SECRET = process.env.JWT_SECRET || '';
+/** How long any single wait may take. */
+const WAIT_MS = 5000;
+/** How long a socket must stay silent to count as having received nothing. */
+const QUIET_MS = 800;
+/** The whole scenario's budget (the Rust side allows 60 s). */
+const WATCHDOG_MS = 45000;
+
+/** The seed's Message Object keys, in order; internal notes add `internal`. */
+const MESSAGE_KEYS = ['id', 'ticket_id', 'author_id', 'author_name', 'content', 'attachments', 'created_at', 'updated_at'];
+/** The seed's Ticket Object keys, in order. */
+const TICKET_KEYS = ['id', 'user_id', 'topic', 'description', 'status', 'created_at', 'updated_at', 'user_role', 'support_role', 'issue_level'];
+/** The events a ticket change becomes. */
+const TICKET_EVENTS = ['message', 'edit_message', 'delete_message', 'ticket_closed', 'ticket_updated'];
+
+// ---------------------------------------------------------------------------------------------
+// Failing, logging, waiting
+
+class Failure extends Error {}
+
+function fail(message) {
+  throw new Failure(message);
+}
+
+function check(condition, message) {
+  if (!condition) fail(message);
+}
+
+const log = (...args) => console.log(...args);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const json = (value) => JSON.stringify(value);
+
+function short(value, max = 240) {
+  const text = value === undefined ? 'undefined' : json(value);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** Polls `probe` until it returns something truthy, which is returned; fails after `ms`. */
+async function waitFor(what, probe, ms = WAIT_MS) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(15);
+  }
+}
+
+/** Both JSON texts must be identical: same keys, same order, same values. */
+function same(got, want, what) {
+  check(json(got) === json(want), `${what}:\n    got      ${json(got)}\n    expected ${json(want)}`);
+}
+
+function keysExactly(value, keys, what) {
+  check(value !== null && typeof value === 'object' && !Array.isArray(value), `${what} is not an object: ${short(value)}`);
+  same(Object.keys(value), keys, `${what}: object keys`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+const b64url = (text) => Buffer.from(text).toString('base64url');
+
+/** Signs `claims` with HS256, the way a partner backend would. */
+function sign(claims, secret = JWT_SECRET, header = { alg: 'HS256', typ: 'JWT' }) {
+  const signingInput = `${b64url(json(header))}.${b64url(json(claims))}`;
+  const signature = createHmac('sha256', secret).update(signingInput).digest('base64url');
+  return `${signingInput}.${signature}`;
+}
+
+const nowSecs = () => Math.floor(Date.now() / 1000);
+
+/** Per-run suffix so user ids never collide with another run's. */
+const RUN = randomBytes(3).toString('hex');
+
+/** A user with a valid token without `exp`; `extra` claims are merged in. */
+function user(name, role, extra = {}) {
+  const id = `${name}-${RUN}`;
+  const claims = { id, username: name, email: `${name}@example.com`, role, iat: nowSecs(), ...extra };
+  return { id, name, role, claims, token: sign(claims) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST
+
+async function api(method, path, token, body) {
+  const headers = { authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let response;
+  try {
+    response = await fetch(BASE_URL + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : json(body),
+      signal: AbortSignal.timeout(WAIT_MS),
+    });
+  } catch (e) {
+    fail(`${method} ${path} failed: ${e.message}`);
+  }
+  const text = await response.text();
+  let parsed = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = text;
+  }
+  return { status: response.status, body: parsed };
+}
+
+async function expectStatus(status, method, path, token, body) {
+  const reply = await api(method, path, token, body);
+  check(reply.status === status, `${method} ${path}: expected ${status}, got ${reply.status} ${short(reply.body)}`);
+  return reply.body;
+}
+
+const rest = {
+  createTicket: (u, topic) =>
+    expectStatus(200, 'POST', '/api/v1/tickets', u.token, { topic, description: `Help with ${topic}` }),
+  post: (u, t, content, extra = {}) =>
+    expectStatus(200, 'POST', `/api/v1/tickets/${t.id}/messages`, u.token, { content, ...extra }),
+  edit: (u, t, m, content) =>
+    expectStatus(200, 'PATCH', `/api/v1/tickets/${t.id}/messages/${m.id}`, u.token, { content }),
+  remove: (u, t, m) => expectStatus(204, 'DELETE', `/api/v1/tickets/${t.id}/messages/${m.id}`, u.token),
+  patch: (u, t, body) => expectStatus(200, 'PATCH', `/api/v1/tickets/${t.id}`, u.token, body),
+  close: (u, t) => expectStatus(200, 'POST', `/api/v1/tickets/${t.id}/close`, u.token),
+  reopen: (u, t) => expectStatus(200, 'POST', `/api/v1/tickets/${t.id}/reopen`, u.token),
+  messages: (u, t) => expectStatus(200, 'GET', `/api/v1/tickets/${t.id}/messages?limit=200`, u.token),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+
+/** Every socket opened, to close them at the end. */
+const observers = [];
+
+/**
+ * Records everything `socket` receives, in order, and prints it. `cursor` counts the ticket
+ * events already checked by `expectNext`.
+ */
+function observe(name, socket) {
+  const o = { name, socket, events: [], disconnects: [], connects: 0, connectErrors: [], cursor: 0 };
+  socket.onAny((event, ...args) => {
+    o.events.push({ event, data: args[0], args, at: Date.now() });
+    log(`  [${name}] <- ${event} ${short(args.length > 1 ? args : args[0])}`);
+  });
+  socket.on('connect', () => {
+    o.connects += 1;
+    o.connectedAt = Date.now();
+    log(`  [${name}] connected (sid ${socket.id}, transport ${socket.io.engine?.transport?.name})`);
+  });
+  socket.on('disconnect', (reason) => {
+    o.disconnects.push({ reason, at: Date.now() });
+    log(`  [${name}] disconnected: ${reason}`);
+  });
+  socket.on('connect_error', (e) => {
+    o.connectErrors.push(e.message);
+    log(`  [${name}] connect_error: ${e.message}`);
+  });
+  observers.push(o);
+  return o;
+}
+
+/** A new connection (never shared with another socket) with `opts`, observed as `name`. */
+function connect(name, opts = {}) {
+  const socket = io(BASE_URL, {
+    forceNew: true,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 300,
+    timeout: WAIT_MS,
+    ...opts,
+  });
+  return observe(name, socket);
+}
+
+async function connected(...os) {
+  for (const o of os) await waitFor(`${o.name} to connect`, () => o.connects > 0);
+}
+
+const ticketEvents = (o) => o.events.filter((e) => TICKET_EVENTS.includes(e.event));
+const errorEvents = (o) => o.events.filter((e) => e.event === 'error');
+
+/** The next unchecked ticket event must be `event` (and its payload `expected`, when given). */
+async function expectNext(o, event, expected, what = event) {
+  const e = await waitFor(`${o.name} to receive ${what}`, () => ticketEvents(o)[o.cursor]);
+  o.cursor += 1;
+  check(e.event === event, `${o.name}: expected ${what} next, got ${e.event} ${short(e.data)}`);
+  check(e.args.length === 1, `${o.name}: ${event} carries ${e.args.length} arguments, expected 1`);
+  if (expected !== undefined) same(e.data, expected, `${o.name}: ${what} payload vs the REST answer`);
+  return e.data;
+}
+
+/** After a quiet period, none of `os` has an unchecked ticket event. */
+async function expectNothingMore(os, ms = QUIET_MS) {
+  await sleep(ms);
+  for (const o of os) {
+    const extra = ticketEvents(o).slice(o.cursor);
+    check(
+      extra.length === 0,
+      `${o.name} received ${extra.length} unexpected event(s): ${extra.map((e) => `${e.event} ${short(e.data, 160)}`).join('; ')}`,
+    );
+  }
+}
+
+function expectNoErrors(...os) {
+  for (const o of os) {
+    const errors = errorEvents(o);
+    check(errors.length === 0, `${o.name} received error event(s): ${errors.map((e) => short(e.data)).join('; ')}`);
+  }
+}
+
+/** An `error` event `{message: <non-empty text>}` and nothing else in it. */
+async function expectErrorEvent(o, ms = WAIT_MS) {
+  const e = await waitFor(`${o.name} to receive an error event`, () => errorEvents(o)[0], ms);
+  keysExactly(e.data, ['message'], `${o.name}: error event`);
+  check(typeof e.data.message === 'string' && e.data.message.trim() !== '', `${o.name}: error message is not a text: ${short(e.data)}`);
+  return e;
+}
+
+async function authorizeAck(o, payload) {
+  try {
+    return await o.socket.timeout(WAIT_MS).emitWithAck('authorize', payload);
+  } catch (e) {
+    fail(`${o.name}: no ack for authorize within ${WAIT_MS} ms (${e.message})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+const scenarios = {
+  /** The seed's example, unchanged in substance, then every event type raised through REST. */
+  async seed_example() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Printer on fire');
+
+    // ---- the seed's "Example Code for Socket Connection" ----
+    const SOCKET_URL = BASE_URL;
+    const token = customer.token;
+    const seen = [];
+    const socket = io(SOCKET_URL, {
+      query: { token },
+    });
+    socket.on('message', (data) => {
+      console.log('New message:', data);
+      seen.push('message');
+    });
+    socket.on('edit_message', (data) => {
+      console.log('Message edited:', data);
+      seen.push('edit_message');
+    });
+    socket.on('delete_message', (data) => {
+      console.log('Message Deleted:', data);
+      seen.push('delete_message');
+    });
+    socket.on('ticket_closed', (data) => {
+      console.log('Ticket closed:', data);
+      seen.push('ticket_closed');
+    });
+    // Authorize after connecting
+    socket.emit('authorize', { token });
+    // ---- end of the seed's example ----
+    socket.on('ticket_updated', () => seen.push('ticket_updated'));
+
+    const c = observe('customer (seed example)', socket);
+    const s = connect('agent', { auth: { token: agent.token } });
+    await connected(c, s);
+    await sleep(300); // the example's buffered `authorize` is handled too
+    const both = [c, s];
+
+    const m1 = await rest.post(agent, ticket, 'Hello from support');
+    keysExactly(m1, MESSAGE_KEYS, 'REST message');
+    for (const o of both) keysExactly(await expectNext(o, 'message', m1), MESSAGE_KEYS, `${o.name}: message`);
+
+    const m2 = await rest.post(customer, ticket, 'It is still burning', {
+      attachments: ['http://example.com/attachment1.png'],
+    });
+    for (const o of both) await expectNext(o, 'message', m2, 'message (from the customer)');
+
+    const e1 = await rest.edit(agent, ticket, m1, 'Hello from support (edited)');
+    for (const o of both) keysExactly(await expectNext(o, 'edit_message', e1), MESSAGE_KEYS, `${o.name}: edit_message`);
+
+    await rest.remove(agent, ticket, m1);
+    // A deletion is announced with the message as it was.
+    for (const o of both) keysExactly(await expectNext(o, 'delete_message', e1), MESSAGE_KEYS, `${o.name}: delete_message`);
+
+    const t1 = await rest.patch(agent, ticket, { issue_level: 'URGENT' });
+    for (const o of both) keysExactly(await expectNext(o, 'ticket_updated', t1, 'ticket_updated (issue_level)'), TICKET_KEYS, `${o.name}: ticket_updated`);
+
+    const t2 = await rest.patch(agent, ticket, { support_role: 'TECHNICAL' });
+    for (const o of both) await expectNext(o, 'ticket_updated', t2, 'ticket_updated (support_role)');
+
+    const t3 = await rest.close(customer, ticket);
+    for (const o of both) keysExactly(await expectNext(o, 'ticket_closed', t3), TICKET_KEYS, `${o.name}: ticket_closed`);
+
+    const t4 = await rest.reopen(agent, ticket);
+    for (const o of both) await expectNext(o, 'ticket_updated', t4, 'ticket_updated (reopen)');
+
+    await expectNothingMore(both);
+    expectNoErrors(c, s);
+    const want = ['message', 'message', 'edit_message', 'delete_message', 'ticket_updated', 'ticket_updated', 'ticket_closed', 'ticket_updated'];
+    same(seen, want, "the seed example's listeners were called with");
+  },
+
+  /**
+   * One PATCH changing support_role and issue_level: every socket ends with the REST answer and
+   * never gets the same ticket object twice (one event per change is fine if each shows its own).
+   */
+  async patch_two_fields() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Escalate me');
+    const c = connect('customer', { query: { token: customer.token } });
+    const s = connect('agent', { auth: { token: agent.token } });
+    await connected(c, s);
+    const both = [c, s];
+
+    const t5 = await rest.patch(agent, ticket, { support_role: 'MANAGER', issue_level: 'CRITICAL' });
+    for (const o of both) {
+      const first = await expectNext(o, 'ticket_updated', undefined, 'ticket_updated (both fields)');
+      await sleep(QUIET_MS);
+      const more = ticketEvents(o).slice(o.cursor);
+      if (more.length === 0) {
+        same(first, t5, `${o.name}: ticket_updated (both fields) payload vs the REST answer`);
+      } else {
+        const second = await expectNext(o, 'ticket_updated', t5, 'second ticket_updated (both fields)');
+        log(`  NOTE ${o.name}: one PATCH of two fields gave two ticket_updated events`);
+        check(
+          json(first) !== json(second),
+          `${o.name}: one PATCH of two fields delivered the same ticket_updated object twice: ${json(first)}`,
+        );
+        same(
+          [first.support_role, first.issue_level],
+          ['MANAGER', ticket.issue_level],
+          `${o.name}: the first of two ticket_updated events must show only its own change (support_role)`,
+        );
+      }
+    }
+    await expectNothingMore(both);
+    expectNoErrors(c, s);
+  },
+
+  /** A token in the handshake's `auth` is enough: no `authorize` event needed. */
+  async auth_token_handshake() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Lost password');
+    const c = connect('customer (auth.token)', { auth: { token: customer.token } });
+    await connected(c);
+
+    const m = await rest.post(agent, ticket, 'Try the reset link');
+    await expectNext(c, 'message', m);
+    const closed = await rest.close(agent, ticket);
+    await expectNext(c, 'ticket_closed', closed);
+    await expectNothingMore([c]);
+    expectNoErrors(c);
+  },
+
+  /** The `authorize` ack says who the socket is, or why not. */
+  async authorize_ack() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Billing');
+    const c = connect('customer (authorize event)');
+    const s = connect('agent (authorize event)');
+    const bad = connect('bad then good (authorize event)');
+    await connected(c, s, bad);
+
+    same(
+      await authorizeAck(c, { token: customer.token }),
+      { ok: true, user: { id: customer.id, username: 'alice', role: 'CUSTOMER' } },
+      'customer authorize ack',
+    );
+    same(
+      await authorizeAck(s, { token: agent.token }),
+      { ok: true, user: { id: agent.id, username: 'bob', role: 'AGENT' } },
+      'agent authorize ack',
+    );
+
+    const refusals = [
+      ['wrong signature', { token: sign(customer.claims, 'not-the-secret') }],
+      ['expired', { token: sign({ ...customer.claims, exp: nowSecs() - 60 }) }],
+      ['not a JWT', { token: 'not-a-jwt' }],
+      ['no token field', {}],
+      ['token not a string', { token: 42 }],
+    ];
+    for (const [what, payload] of refusals) {
+      const ack = await authorizeAck(bad, payload);
+      keysExactly(ack, ['ok', 'error'], `ack for a token that is ${what}`);
+      check(ack.ok === false, `ack for a token that is ${what}: ok is ${json(ack.ok)}`);
+      check(typeof ack.error === 'string' && ack.error.trim() !== '', `ack for a token that is ${what}: error is not a text: ${short(ack)}`);
+    }
+    await waitFor(`${bad.name} to receive ${refusals.length} error events`, () => errorEvents(bad).length >= refusals.length);
+    for (const e of errorEvents(bad)) keysExactly(e.data, ['message'], `${bad.name}: error event`);
+
+    const m1 = await rest.post(agent, ticket, 'We are looking into it');
+    await expectNext(c, 'message', m1);
+    await expectNext(s, 'message', m1);
+    await expectNothingMore([bad]);
+
+    // A refused socket may still authorize properly afterwards.
+    same(
+      await authorizeAck(bad, { token: customer.token }),
+      { ok: true, user: { id: customer.id, username: 'alice', role: 'CUSTOMER' } },
+      'ack after earlier refusals',
+    );
+    const m2 = await rest.post(customer, ticket, 'Thanks');
+    for (const o of [c, s, bad]) await expectNext(o, 'message', m2);
+    await expectNothingMore([c, s, bad]);
+    expectNoErrors(c, s);
+  },
+
+  /** A customer sees their own tickets only; staff (AGENT and ADMIN) see every ticket. */
+  async no_leak() {
+    const alice = user('alice', 'CUSTOMER');
+    const carol = user('carol', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const admin = user('root', 'ADMIN');
+    const ticket = await rest.createTicket(alice, "Alice's secret problem");
+    const a = connect('alice', { query: { token: alice.token } });
+    const c = connect('carol (another customer)', { query: { token: carol.token } });
+    const s = connect('agent', { auth: { token: agent.token } });
+    const r = connect('admin', { auth: { token: admin.token } });
+    await connected(a, c, s, r);
+
+    const m1 = await rest.post(alice, ticket, 'My account number is 1234');
+    for (const o of [a, s, r]) await expectNext(o, 'message', m1);
+    const m2 = await rest.post(agent, ticket, 'Got it');
+    for (const o of [a, s, r]) await expectNext(o, 'message', m2);
+    const e2 = await rest.edit(agent, ticket, m2, 'Got it, thanks');
+    for (const o of [a, s, r]) await expectNext(o, 'edit_message', e2);
+    await rest.remove(alice, ticket, m1);
+    for (const o of [a, s, r]) await expectNext(o, 'delete_message', m1);
+    const t1 = await rest.patch(admin, ticket, { issue_level: 'CRITICAL' });
+    for (const o of [a, s, r]) await expectNext(o, 'ticket_updated', t1);
+    const t2 = await rest.close(alice, ticket);
+    for (const o of [a, s, r]) await expectNext(o, 'ticket_closed', t2);
+    const t3 = await rest.reopen(admin, ticket);
+    for (const o of [a, s, r]) await expectNext(o, 'ticket_updated', t3);
+    const note = await rest.post(agent, ticket, 'internal: customer seems upset', { internal: true });
+    for (const o of [s, r]) await expectNext(o, 'message', note, 'message (internal note)');
+    await expectNothingMore([a, c, s, r]);
+    check(ticketEvents(c).length === 0, "carol received events of alice's ticket");
+
+    // Control: carol does get her own ticket's events, and alice none of them.
+    const other = await rest.createTicket(carol, "Carol's problem");
+    const m3 = await rest.post(agent, other, 'Hello Carol');
+    for (const o of [c, s, r]) await expectNext(o, 'message', m3);
+    await expectNothingMore([a, c, s, r]);
+    expectNoErrors(a, c, s, r);
+  },
+
+  /** Every socket of one user receives each event once. */
+  async two_sockets() {
+    const alice = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(alice, 'Two tabs open');
+    const one = connect('alice tab 1 (query.token)', { query: { token: alice.token } });
+    const two = connect('alice tab 2 (auth.token)', { auth: { token: alice.token } });
+    const three = connect('alice phone (authorize event)');
+    const s1 = connect('agent tab 1', { auth: { token: agent.token } });
+    const s2 = connect('agent tab 2', { query: { token: agent.token } });
+    await connected(one, two, three, s1, s2);
+    const ack = await authorizeAck(three, { token: alice.token });
+    check(ack?.ok === true, `alice phone: authorize refused: ${short(ack)}`);
+    const all = [one, two, three, s1, s2];
+
+    const m1 = await rest.post(agent, ticket, 'Hi Alice');
+    for (const o of all) await expectNext(o, 'message', m1);
+    const m2 = await rest.post(alice, ticket, 'Hi!');
+    for (const o of all) await expectNext(o, 'message', m2);
+    const e1 = await rest.edit(agent, ticket, m1, 'Hi Alice, how can we help?');
+    for (const o of all) await expectNext(o, 'edit_message', e1);
+    const closed = await rest.close(alice, ticket);
+    for (const o of all) await expectNext(o, 'ticket_closed', closed);
+    await expectNothingMore(all);
+    expectNoErrors(...all);
+  },
+
+  /** Internal notes (and their edits and deletions) reach staff sockets only. */
+  async internal_note() {
+    const alice = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const admin = user('root', 'ADMIN');
+    const ticket = await rest.createTicket(alice, 'Refund please');
+    const a = connect('alice', { query: { token: alice.token } });
+    const s = connect('agent', { auth: { token: agent.token } });
+    const r = connect('admin', { auth: { token: admin.token } });
+    await connected(a, s, r);
+
+    const note = await rest.post(agent, ticket, 'Check with finance first', { internal: true });
+    keysExactly(note, [...MESSAGE_KEYS, 'internal'], 'REST internal note');
+    check(note.internal === true, `REST internal note: internal is ${json(note.internal)}`);
+    for (const o of [s, r]) keysExactly(await expectNext(o, 'message', note, 'message (internal note)'), [...MESSAGE_KEYS, 'internal'], `${o.name}: internal note`);
+    const edited = await rest.edit(agent, ticket, note, 'Finance says yes');
+    for (const o of [s, r]) await expectNext(o, 'edit_message', edited, 'edit_message (internal note)');
+    await rest.remove(admin, ticket, edited);
+    for (const o of [s, r]) await expectNext(o, 'delete_message', edited, 'delete_message (internal note)');
+
+    // Control: the public reply is the first and only thing alice sees.
+    const reply = await rest.post(agent, ticket, 'Your refund is on its way');
+    for (const o of [a, s, r]) keysExactly(await expectNext(o, 'message', reply, 'message (public reply)'), MESSAGE_KEYS, `${o.name}: public reply`);
+    await expectNothingMore([a, s, r]);
+    expectNoErrors(a, s, r);
+  },
+
+  /** A bad or missing token gets an `error` event and never a ticket event. */
+  async bad_token() {
+    const alice = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(alice, 'Suspicious activity');
+    const forgedAdmin = { ...alice.claims, id: `mallory-${RUN}`, role: 'ADMIN' };
+    const badSockets = [
+      connect('forged (wrong secret) in query.token', { query: { token: sign(alice.claims, 'guessed-secret') } }),
+      connect('forged ADMIN in auth.token', { auth: { token: sign(forgedAdmin, 'guessed-secret') } }),
+      connect('expired in query.token', { query: { token: sign({ ...alice.claims, exp: nowSecs() - 60 }) } }),
+      connect('garbage in auth.token', { auth: { token: 'garbage' } }),
+      connect('alg none in query.token', { query: { token: sign(forgedAdmin, '', { alg: 'none', typ: 'JWT' }).replace(/[^.]*$/, '') } }),
+      connect('bad claims (no role) in auth.token', { auth: { token: sign({ ...alice.claims, role: undefined }) } }),
+      connect('authorize with forged token'),
+      connect('authorize without token'),
+    ];
+    const s = connect('agent (control)', { auth: { token: agent.token } });
+    await connected(s, ...badSockets);
+    badSockets[6].socket.emit('authorize', { token: sign(alice.claims, 'guessed-secret') });
+    badSockets[7].socket.emit('authorize', {});
+    for (const o of badSockets) await expectErrorEvent(o);
+
+    const m = await rest.post(agent, ticket, 'Did you log in from abroad?');
+    await expectNext(s, 'message', m);
+    const closed = await rest.close(alice, ticket);
+    await expectNext(s, 'ticket_closed', closed);
+    await expectNothingMore([s, ...badSockets]);
+    for (const o of badSockets) check(ticketEvents(o).length === 0, `${o.name} received ticket events`);
+    expectNoErrors(s);
+  },
+
+  /** Run with SOCKET_AUTH_TIMEOUT_SECS=1: an anonymous socket is dropped by the server. */
+  async idle_disconnect() {
+    const alice = user('alice', 'CUSTOMER');
+    const idle = connect('idle (no token)');
+    const refused = connect('refused (bad token)', { auth: { token: 'garbage' } });
+    const good = connect('authorized (auth.token)', { auth: { token: alice.token } });
+    const late = connect('authorizes after 300 ms');
+    await connected(idle, refused, good, late);
+    await sleep(300);
+    const ack = await authorizeAck(late, { token: alice.token });
+    check(ack?.ok === true, `late authorize refused: ${short(ack)}`);
+
+    for (const o of [idle, refused]) {
+      const d = await waitFor(`${o.name} to be disconnected by the server`, () => o.disconnects[0], 5000);
+      const after = d.at - o.connectedAt;
+      log(`  ${o.name}: dropped after ${after} ms (${errorEvents(o).length} error event(s) before)`);
+      check(d.reason === 'io server disconnect', `${o.name}: disconnect reason ${json(d.reason)}, expected "io server disconnect"`);
+      check(after >= 700, `${o.name}: dropped after ${after} ms, before the 1 s timeout`);
+    }
+    await sleep(2500 - (Date.now() - good.connectedAt));
+    for (const o of [good, late]) {
+      check(o.disconnects.length === 0 && o.socket.connected, `${o.name} was disconnected: ${json(o.disconnects)}`);
+    }
+    // The client does not reconnect after a server-side disconnect.
+    await sleep(300);
+    for (const o of [idle, refused]) check(o.connects === 1, `${o.name} reconnected ${o.connects - 1} time(s)`);
+    expectNoErrors(good, late);
+  },
+
+  /** After a reconnection the client, re-sending its handshake query token, still gets events. */
+  async reconnect() {
+    const alice = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(alice, 'Flaky wifi');
+    const token = alice.token;
+    const socket = io(BASE_URL, { query: { token }, reconnectionDelay: 100, reconnectionDelayMax: 300 });
+    socket.emit('authorize', { token });
+    const a = observe('alice (seed style)', socket);
+    const s = connect('agent (control)', { auth: { token: agent.token } });
+    await connected(a, s);
+    await sleep(200);
+
+    const m1 = await rest.post(agent, ticket, 'Before the drop');
+    for (const o of [a, s]) await expectNext(o, 'message', m1);
+
+    log('  -- closing the transport under the client (socket.io.engine.close())');
+    socket.io.engine.close();
+    await waitFor('alice to see the transport close', () => a.disconnects.length === 1);
+    check(
+      ['forced close', 'transport close'].includes(a.disconnects[0].reason),
+      `disconnect reason ${json(a.disconnects[0].reason)}, expected "forced close" (the client closed its transport)`,
+    );
+    await waitFor('alice to reconnect by herself', () => a.connects === 2, 8000);
+    const m2 = await rest.post(agent, ticket, 'After the drop');
+    for (const o of [a, s]) await expectNext(o, 'message', m2);
+
+    log('  -- socket.disconnect(); socket.connect()');
+    socket.disconnect();
+    socket.connect();
+    await waitFor('alice to connect again', () => a.connects === 3);
+    const m3 = await rest.post(alice, ticket, 'Back again');
+    for (const o of [a, s]) await expectNext(o, 'message', m3);
+    const closed = await rest.close(agent, ticket);
+    for (const o of [a, s]) await expectNext(o, 'ticket_closed', closed);
+
+    await expectNothingMore([a, s]);
+    expectNoErrors(a, s);
+  },
+
+  /** A token's `exp` ends the authorization it gave: an `error`, then no more events. */
+  async token_expiry() {
+    const alice = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(alice, 'Session timeout');
+    const exp = nowSecs() + 2;
+    const shortLived = sign({ ...alice.claims, exp });
+    const a = connect('alice (token expiring in ~2 s)', { query: { token: shortLived } });
+    const s = connect('agent (control)', { auth: { token: agent.token } });
+    await connected(a, s);
+
+    const m1 = await rest.post(agent, ticket, 'Before expiry');
+    for (const o of [a, s]) await expectNext(o, 'message', m1);
+    check(Date.now() < exp * 1000, 'the first event arrived only after the token expired; cannot test');
+
+    const e = await expectErrorEvent(a, 6000);
+    const lateBy = e.at - exp * 1000;
+    log(`  error event ${lateBy >= 0 ? `${lateBy} ms after` : `${-lateBy} ms before`} exp`);
+    check(lateBy > -1000, `the authorization ended ${-lateBy} ms before the token's exp`);
+    check(lateBy < 3000, `the authorization ended ${lateBy} ms after the token's exp`);
+
+    const m2 = await rest.post(agent, ticket, 'After expiry');
+    await expectNext(s, 'message', m2);
+    const closed = await rest.close(agent, ticket);
+    await expectNext(s, 'ticket_closed', closed);
+    await expectNothingMore([a, s]);
+
+    // A fresh token brings it back.
+    same(
+      await authorizeAck(a, { token: alice.token }),
+      { ok: true, user: { id: alice.id, username: 'alice', role: 'CUSTOMER' } },
+      'authorize ack with a fresh token',
+    );
+    const reopened = await rest.reopen(agent, ticket);
+    for (const o of [a, s]) await expectNext(o, 'ticket_updated', reopened);
+    await expectNothingMore([a, s]);
+    expectNoErrors(s);
+  },
+
+  /** Events arrive in stream order, none twice, including for a socket in two audiences. */
+  async stream_order() {
+    const alice = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const admin = user('root', 'ADMIN');
+    const ticket = await rest.createTicket(alice, 'Many messages');
+    const own = await rest.createTicket(admin, "The admin's own ticket");
+    const a = connect('alice', { query: { token: alice.token } });
+    const s = connect('agent', { auth: { token: agent.token } });
+    const r = connect('admin (owner of one ticket and staff)', { auth: { token: admin.token } });
+    await connected(a, s, r);
+
+    const idsOf = (o, t) => ticketEvents(o).filter((e) => e.event === 'message' && e.data?.ticket_id === t.id).map((e) => e.data.id);
+    const expectIds = async (o, t, want, what) => {
+      await waitFor(`${o.name} to receive ${want.length} messages (${what})`, () => idsOf(o, t).length >= want.length);
+      await sleep(QUIET_MS);
+      const got = idsOf(o, t);
+      const dupes = got.filter((id, i) => got.indexOf(id) !== i);
+      check(dupes.length === 0, `${o.name} received ${dupes.length} message(s) twice (${what}): ${json(dupes)}`);
+      same(got, want, `${o.name}: message ids in arrival order (${what})`);
+    };
+
+    log('  -- 20 messages posted one after another, alternating authors');
+    const sequential = [];
+    for (let i = 1; i <= 20; i += 1) {
+      const m = await rest.post(i % 2 ? agent : alice, ticket, `message ${i}`);
+      sequential.push(m.id);
+    }
+    for (const o of [a, s, r]) await expectIds(o, ticket, sequential, 'sequential');
+
+    log('  -- 10 messages posted at once; the order is the stream order the messages list reports');
+    await Promise.all(Array.from({ length: 10 }, (_, i) => rest.post(i % 2 ? agent : alice, ticket, `burst ${i}`)));
+    const listed = (await rest.messages(agent, ticket)).map((m) => m.id);
+    same(listed.slice(0, 20), sequential, 'GET messages (the first 20)');
+    check(listed.length === 30, `GET messages lists ${listed.length} messages, expected 30`);
+    for (const o of [a, s, r]) await expectIds(o, ticket, listed, 'sequential then burst');
+
+    log("  -- the admin owns a ticket and is staff: each event must still arrive once");
+    const ownIds = [];
+    for (let i = 1; i <= 5; i += 1) ownIds.push((await rest.post(i % 2 ? agent : admin, own, `own ${i}`)).id);
+    const closed = await rest.close(admin, own);
+    for (const o of [s, r]) await expectIds(o, own, ownIds, "the admin's ticket");
+    for (const o of [s, r]) {
+      const closings = ticketEvents(o).filter((e) => e.event === 'ticket_closed');
+      check(closings.length === 1, `${o.name} received ticket_closed ${closings.length} times`);
+      same(closings[0].data, closed, `${o.name}: ticket_closed payload vs the REST answer`);
+    }
+    check(idsOf(a, own).length === 0, "alice received messages of the admin's ticket");
+    check(ticketEvents(a).length === 30, `alice received ${ticketEvents(a).length} events, expected 30`);
+    expectNoErrors(a, s, r);
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const name = process.argv[2];
+if (!name || !Object.hasOwn(scenarios, name)) {
+  console.error(`usage: BASE_URL=http://127.0.0.1:PORT JWT_SECRET=... node ${process.argv[1]} <scenario>`);
+  console.error(`scenarios: ${Object.keys(scenarios).join(', ')}`);
+  process.exit(1);
+}
+if (!BASE_URL || !JWT_SECRET) {
+  console.error(`FAIL ${name}: BASE_URL and JWT_SECRET must be set`);
+  process.exit(1);
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`FAIL ${name}: the scenario did not finish within ${WATCHDOG_MS / 1000} s`);
+  process.exit(1);
+}, WATCHDOG_MS);
+
+log(`scenario ${name} against ${BASE_URL}`);
+let code = 0;
+try {
+  await scenarios[name]();
+  log(`PASS ${name}`);
+} catch (e) {
+  console.error(`FAIL ${name}: ${e instanceof Failure ? e.message : e?.stack || e}`);
+  code = 1;
+} finally {
+  clearTimeout(watchdog);
+  for (const o of observers) o.socket.disconnect();
+}
+process.exit(code);

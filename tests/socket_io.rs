@@ -1,0 +1,125 @@
+//! Socket.IO against a real server, driven by the official `socket.io-client` so the seed's
+//! JavaScript example is exercised as a customer would run it. Each test starts its own server
+//! and runs one scenario of `tests/socket/scenarios.mjs` with Node.js; the script raises events
+//! through REST, checks what every socket received and exits 0 on success. Needs Node.js 18+ and
+//! `npm ci --prefix tests/socket` (scripts/test does it).
+
+mod common;
+
+use common::{SECRET, TestServer};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// The longest a scenario may run; the script's own watchdog stops it sooner.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn socket_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/socket")
+}
+
+/// Starts a server with `env` (rate limits off) and runs `scenario` against it; panics with
+/// the script's output unless it exits 0.
+async fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
+    let dir = socket_dir();
+    assert!(
+        dir.join("node_modules/socket.io-client/package.json")
+            .is_file(),
+        "{} is missing socket.io-client: run `npm ci --prefix tests/socket` first \
+         (scripts/test does it)",
+        dir.join("node_modules").display()
+    );
+    let mut settings = vec![("RATE_LIMITS", "off")];
+    settings.extend_from_slice(env);
+    let server = TestServer::start_with(&settings).await;
+
+    let child = tokio::process::Command::new("node")
+        .arg(dir.join("scenarios.mjs"))
+        .arg(scenario)
+        .env("BASE_URL", &server.base)
+        .env("JWT_SECRET", SECRET)
+        .env("NODE_NO_WARNINGS", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `node` (Node.js 18+ is needed): {e}"));
+    let output = match tokio::time::timeout(SCENARIO_TIMEOUT, child.wait_with_output()).await {
+        Ok(output) => output.unwrap_or_else(|e| panic!("waiting for node failed: {e}")),
+        Err(_) => panic!(
+            "scenario {scenario} did not finish within {} s (node was killed)",
+            SCENARIO_TIMEOUT.as_secs()
+        ),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "scenario {scenario} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status
+    );
+    // Shown with `--nocapture`: what the sockets observed.
+    println!("{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_example_receives_every_event_type_as_the_seed_objects() {
+    run_scenario("seed_example", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_patch_of_two_fields_never_sends_the_same_ticket_twice() {
+    run_scenario("patch_two_fields", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_the_handshake_auth_authorizes() {
+    run_scenario("auth_token_handshake", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorize_ack_says_who_or_why_not() {
+    run_scenario("authorize_ack", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_leaks_to_another_customer_while_staff_get_all() {
+    run_scenario("no_leak", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_socket_of_one_user_receives_each_event() {
+    run_scenario("two_sockets", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_notes_reach_staff_sockets_only() {
+    run_scenario("internal_note", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_gets_an_error_and_no_events() {
+    run_scenario("bad_token", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_unauthorized_socket_is_dropped_by_the_server() {
+    run_scenario("idle_disconnect", &[("SOCKET_AUTH_TIMEOUT_SECS", "1")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_client_keeps_receiving() {
+    run_scenario("reconnect", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_stops_the_events_with_an_error() {
+    run_scenario("token_expiry", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_in_stream_order_and_never_twice() {
+    run_scenario("stream_order", &[]).await;
+}

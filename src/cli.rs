@@ -1,11 +1,13 @@
 //! The command line: `ticketd` / `ticketd serve` serve the API; `ticketd token` signs a token
-//! with the configured secret so a newcomer can try the API at once.
+//! with the configured secret so a newcomer can try the API at once; `ticketd audit`, `replay`
+//! and `verify` are for auditors (see `crate::audit`).
 
 use crate::auth;
 use crate::config::Config;
 use crate::telemetry;
 use clap::{Args, Parser, Subcommand};
 use std::net::{Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use ticketd_events::UserRole;
 use tracing::{error, info};
@@ -26,6 +28,31 @@ pub enum Commands {
     Serve,
     /// Print a token signed with the configured JWT secret.
     Token(TokenArgs),
+    /// Print a ticket's history as a timeline (reads only; may run beside the server).
+    Audit(AuditArgs),
+    /// Drop the read models and rebuild them from the events (stop the server first).
+    Replay(StoreArgs),
+    /// Check every hash chain and that the read models equal a rebuild (reads only; may run
+    /// beside the server). Exits 1 naming the first damaged event.
+    Verify(StoreArgs),
+}
+
+/// Where the store is, for the auditing commands.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The data directory holding `ticketd.db`.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// `ticketd audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The ticket's id.
+    pub ticket_id: String,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `ticketd token`.

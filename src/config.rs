@@ -210,7 +210,12 @@ impl Config {
             None => std::time::Duration::from_secs(10),
             Some(v) => match v.parse::<u64>() {
                 Ok(secs) if secs > 0 => std::time::Duration::from_secs(secs),
-                _ => return Err(invalid("SOCKET_AUTH_TIMEOUT_SECS", "expected a whole number of seconds above 0")),
+                _ => {
+                    return Err(invalid(
+                        "SOCKET_AUTH_TIMEOUT_SECS",
+                        "expected a whole number of seconds above 0",
+                    ));
+                }
             },
         };
         let sqlite_synchronous_full = match get("SQLITE_SYNCHRONOUS")
@@ -287,10 +292,14 @@ impl Config {
         if self.discord.is_none() {
             info!("DISCORD_BOT_TOKEN or GUILD_ID is not set: the Discord bridge is off");
         } else {
-            warn!("DISCORD_BOT_TOKEN and GUILD_ID are set but the Discord bridge is not part of this build yet");
+            warn!(
+                "DISCORD_BOT_TOKEN and GUILD_ID are set but the Discord bridge is not part of this build yet"
+            );
         }
         if self.error_webhook_url.is_some() || self.error_bot_webhook_url.is_some() {
-            warn!("ERROR_WEBHOOK_URL / ERROR_BOT_WEBHOOK_URL are set but webhook reporting is not part of this build yet: errors are only logged");
+            warn!(
+                "ERROR_WEBHOOK_URL / ERROR_BOT_WEBHOOK_URL are set but webhook reporting is not part of this build yet: errors are only logged"
+            );
         }
         if !self.rate_limits {
             warn!("RATE_LIMITS=off: rate limits are disabled (benchmarks only)");

@@ -2,6 +2,7 @@
 //! over one event stream. `main` is a thin command line over [`run`], which tests call too.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod commands;

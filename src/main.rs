@@ -1,4 +1,4 @@
-//! The `ticketd` command: serve, or mint a token. All the work is in the library.
+//! The `ticketd` command: serve, mint a token, or audit the store. All the work is in the library.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -10,5 +10,10 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Commands::Serve) {
         Commands::Serve => ticketd::cli::serve(),
         Commands::Token(args) => ticketd::cli::token(args),
+        Commands::Audit(args) => {
+            ticketd::audit::audit_command(&args.store.data_dir, &args.ticket_id)
+        }
+        Commands::Replay(args) => ticketd::audit::replay_command(&args.data_dir),
+        Commands::Verify(args) => ticketd::audit::verify_command(&args.data_dir),
     }
 }

@@ -82,4 +82,14 @@ pub struct EventEnvelope {
     /// What happened.
     #[serde(flatten)]
     pub event: TicketEvent,
+    /// The `hash` of the stream's previous event; empty for version 1 (see [`crate::chain`]).
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 of this event's canonical encoding, chained through `prev_hash`; empty only for an
+    /// envelope a store has not sealed.
+    #[serde(default)]
+    pub hash: String,
+    /// This event's link in the chain over the global order (see [`crate::chain`]).
+    #[serde(default)]
+    pub global_hash: String,
 }

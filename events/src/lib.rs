@@ -6,6 +6,7 @@
 //! history replays to the same state on any machine, at any time.
 #![deny(missing_docs)]
 
+pub mod chain;
 pub mod command;
 pub mod envelope;
 pub mod error;

@@ -65,6 +65,14 @@ fn closed() -> TicketEvent {
 }
 
 type Outcome = Result<Vec<TicketEvent>, TicketError>;
+/// One row of the rules table: name, given events, actor, command, and the expected outcome.
+type Case = (
+    &'static str,
+    Vec<TicketEvent>,
+    Actor,
+    Command,
+    Box<dyn Fn(&Outcome) -> bool>,
+);
 
 fn given_when(given: &[TicketEvent], by: &Actor, command: Command) -> Outcome {
     Ticket::from_events(given).decide(&command, by)
@@ -73,13 +81,7 @@ fn given_when(given: &[TicketEvent], by: &Actor, command: Command) -> Outcome {
 #[test]
 fn rules_table() {
     let forbidden = |r: &Outcome| matches!(r, Err(TicketError::Forbidden(_)));
-    let cases: Vec<(
-        &str,
-        Vec<TicketEvent>,
-        Actor,
-        Command,
-        Box<dyn Fn(&Outcome) -> bool>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "anyone opens a new ticket, routed GENERAL / NORMAL",
             vec![],

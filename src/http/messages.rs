@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::http::RequestId;
 use crate::http::error::ApiError;
 use crate::http::extract::{Auth, Fields, Query, is_id, required_json_object};
+use crate::http::history;
 use crate::http::pagination::{Page, link_next};
 use crate::http::rate_limit::Route;
 use crate::http::tickets::{context, visible_ticket};
@@ -72,10 +73,14 @@ async fn send(
         .execute(&ticket_id, &context(&auth, &request_id), &[command])
         .await?;
     // The committed event already holds the whole message: no read needed to answer.
-    let posted = outcome.events.iter().flat_map(changes).find_map(|change| match change {
-        Change::InsertMessage(message) if message.id == message_id => Some(message),
-        _ => None,
-    });
+    let posted = outcome
+        .events
+        .iter()
+        .flat_map(changes)
+        .find_map(|change| match change {
+            Change::InsertMessage(message) if message.id == message_id => Some(message),
+            _ => None,
+        });
     match posted {
         Some(message) => Ok(Json(message)),
         None => current_message(&state, &ticket_id, &message_id).await,
@@ -90,6 +95,9 @@ async fn list(
 ) -> Result<Response, ApiError> {
     state.limits.check_user(Route::ListMessages, &auth.0.id)?;
     let page = Page::from_query(&query)?;
+    if let Some(as_of) = history::as_of(&query)? {
+        return history::messages_as_of(&state, &auth, &ticket_id, as_of, page, &query).await;
+    }
     visible_ticket(&state, &auth, &ticket_id).await?;
     let mut messages = state
         .store

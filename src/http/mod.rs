@@ -5,6 +5,7 @@
 pub mod error;
 pub mod extract;
 mod health;
+mod history;
 mod messages;
 pub mod pagination;
 pub mod rate_limit;
@@ -36,6 +37,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(health::router())
         .merge(tickets::router())
         .merge(messages::router())
+        .merge(history::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
@@ -44,7 +46,10 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         router = router.layer(cors);
     }
     // Outermost, so that every answer (CORS preflights and Socket.IO included) carries an id.
-    router = router.layer(middleware::from_fn_with_state(state.clone(), request_context));
+    router = router.layer(middleware::from_fn_with_state(
+        state.clone(),
+        request_context,
+    ));
     router.with_state(state)
 }
 

@@ -31,10 +31,12 @@ pub enum Route {
     CloseTicket,
     /// POST reopen: 10 per minute.
     ReopenTicket,
+    /// GET /tickets/{id}/events (admins): 30 per minute, like reading the ticket.
+    TicketEvents,
 }
 
 impl Route {
-    const ALL: [Route; 10] = [
+    const ALL: [Route; 11] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -45,13 +47,14 @@ impl Route {
         Route::UpdateTicket,
         Route::CloseTicket,
         Route::ReopenTicket,
+        Route::TicketEvents,
     ];
 
     /// Requests per minute.
     pub fn per_minute(self) -> u32 {
         match self {
             Route::CreateTicket => 3,
-            Route::ListTickets | Route::GetTicket => 30,
+            Route::ListTickets | Route::GetTicket | Route::TicketEvents => 30,
             Route::PostMessage
             | Route::ListMessages
             | Route::EditMessage
@@ -132,7 +135,10 @@ impl RateLimits {
             return Ok(());
         }
         self.socket_authorize.check_key(&addr).map_err(|not_until| {
-            limited(SOCKET_AUTHORIZE_PER_MINUTE, not_until.wait_time_from(DefaultClock::default().now()))
+            limited(
+                SOCKET_AUTHORIZE_PER_MINUTE,
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )
         })
     }
 

@@ -5,6 +5,7 @@ use crate::commands::Context;
 use crate::http::RequestId;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{Auth, Fields, Query, is_id, json_object, required_json_object};
+use crate::http::history;
 use crate::http::pagination::{Page, link_next};
 use crate::http::rate_limit::Route;
 use crate::store::{ReadModels, TicketFilter};
@@ -173,8 +174,13 @@ async fn show(
     State(state): State<AppState>,
     auth: Auth,
     Path(ticket_id): Path<String>,
+    query: Query,
 ) -> Result<Json<TicketView>, ApiError> {
     state.limits.check_user(Route::GetTicket, &auth.0.id)?;
+    if let Some(as_of) = history::as_of(&query)? {
+        let (ticket, _) = history::ticket_as_of(&state, &auth, &ticket_id, as_of).await?;
+        return Ok(Json(ticket));
+    }
     visible_ticket(&state, &auth, &ticket_id).await.map(Json)
 }
 

@@ -58,10 +58,10 @@ pub async fn prepare(
         .ok()
         .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string))
         .or_else(|| query_token(&socket));
-    if let Some(token) = token {
-        if let Err(message) = authorize(&socket, &state, &token) {
-            socket.extensions.insert(HandshakeRefused(message));
-        }
+    if let Some(token) = token
+        && let Err(message) = authorize(&socket, &state, &token)
+    {
+        socket.extensions.insert(HandshakeRefused(message));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! connections ([`reader`]) that the writer never blocks. Read models are projected inside the
 //! append's transaction ([`projection`]), so a client always reads its own writes.
 
+pub mod audit;
 mod projection;
 mod reader;
 mod rows;
@@ -72,6 +73,7 @@ impl EmbeddedStore {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
+        let lock = audit::lock_data_dir(dir)?;
         let path = dir.join(DB_FILE);
         let conn = schema::open_writer(&path, options.synchronous_full)?;
         let head = Arc::new(watch::Sender::new(0));
@@ -79,7 +81,7 @@ impl EmbeddedStore {
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
-        let thread = writer.spawn(queue)?;
+        let thread = writer.spawn(queue, lock)?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 path,
@@ -157,7 +159,7 @@ impl EventStore for EmbeddedStore {
     ) -> Result<Vec<EventEnvelope>, StoreError> {
         let events = events
             .into_iter()
-            .map(PreparedEvent::new)
+            .map(|event| PreparedEvent::new(stream_id, event))
             .collect::<Result<Vec<_>, _>>()?;
         let (reply, answer) = oneshot::channel();
         self.submit(Request::Append {

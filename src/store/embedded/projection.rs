@@ -18,7 +18,7 @@ pub(super) fn project(conn: &Connection, envelope: &EventEnvelope) -> Result<(),
     Ok(())
 }
 
-fn apply(conn: &Connection, change: Change) -> Result<(), StoreError> {
+pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError> {
     let run = |sql: &str, args: &[&dyn ToSql]| -> Result<(), StoreError> {
         let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
         stmt.execute(args).map_err(sql_error)?;

@@ -260,6 +260,23 @@ pub(super) fn list_messages(
     rows.map(|row| row.map_err(sql_error)?).collect()
 }
 
+/// Every message row of a ticket in posting order, deleted ones and internal notes included;
+/// for audits, which compare the whole read model with a replay.
+pub(super) fn all_messages_of(
+    conn: &Connection,
+    ticket_id: &str,
+) -> Result<Vec<MessageView>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket_id = ?1 ORDER BY seq"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map([ticket_id], message_from_row)
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)?).collect()
+}
+
 /// A projector's last finished position, 0 when it never saved one.
 pub(super) fn load_checkpoint(conn: &Connection, name: &str) -> Result<u64, StoreError> {
     let mut stmt = conn

@@ -9,7 +9,8 @@ use ticketd_projections::{MessageView, TicketView};
 
 /// The `events` columns [`event_from_row`] expects, in its order.
 pub(super) const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, recorded_at, \
-     event_type, schema_version, actor, correlation_id, causation_id, data";
+     event_type, schema_version, actor, correlation_id, causation_id, data, prev_hash, hash, \
+     global_hash";
 
 /// The `tickets` columns [`ticket_from_row`] expects, in its order.
 pub(super) const TICKET_COLUMNS: &str = "position, id, user_id, topic, description, status, \
@@ -70,6 +71,9 @@ fn decode_event(row: &Row<'_>, position: u64) -> Result<EventEnvelope, String> {
         causation_id: text(9)?,
         schema_version: u32::try_from(int(6)?).map_err(|e| format!("schema_version: {e}"))?,
         event,
+        prev_hash: text(11)?,
+        hash: text(12)?,
+        global_hash: text(13)?,
     })
 }
 

@@ -18,7 +18,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 const STATEMENT_CACHE: usize = 64;
 
 /// Migration `i` takes a database from version `i` to `i + 1`; never edit a shipped entry, append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE events (
         position       INTEGER PRIMARY KEY,
         event_id       TEXT    NOT NULL UNIQUE,
@@ -72,7 +73,16 @@ const MIGRATIONS: &[&str] = &[r#"
         name     TEXT    PRIMARY KEY,
         position INTEGER NOT NULL
     ) WITHOUT ROWID;
-"#];
+"#,
+    // 2: the hash chains (ADR 0009). Rows written before this migration are sealed by
+    // `audit::seal_unsealed` right after it, in position order.
+    r#"
+    ALTER TABLE events  ADD COLUMN prev_hash   TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events  ADD COLUMN hash        TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events  ADD COLUMN global_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE streams ADD COLUMN hash        TEXT NOT NULL DEFAULT '';
+"#,
+];
 
 /// The schema version this binary writes.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -101,6 +111,7 @@ pub(super) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connect
     conn.pragma_update(None, "foreign_keys", false)
         .map_err(sql_error)?;
     migrate(&mut conn)?;
+    super::audit::seal_unsealed(&mut conn)?;
     Ok(conn)
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
+use ticketd_events::chain::{self, HashedFields, PendingHash, Placement};
 use ticketd_events::envelope::SCHEMA_VERSION;
 use ticketd_events::{EventEnvelope, ExpectedVersion, NewEvent, StoreError};
 use tokio::sync::{oneshot, watch};
@@ -23,8 +24,8 @@ const MAX_BATCH: usize = 512;
 /// Where the writer sends its answer; dropped unanswered only if the writer died.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// A new event with its JSON already rendered, done on the caller's task so the one writer
-/// thread spends its time in SQLite only.
+/// A new event with its JSON rendered and most of its hash absorbed, done on the caller's task
+/// so the one writer thread spends its time in SQLite and on the short tail of one hash.
 pub(super) struct PreparedEvent {
     /// The event itself, which becomes the returned envelope.
     event: NewEvent,
@@ -32,16 +33,31 @@ pub(super) struct PreparedEvent {
     actor_json: String,
     /// `event.event` as stored: the tagged `{"type", "data"}` form, not the envelope's flattening.
     data_json: String,
+    /// The event's hash with everything but its placement absorbed.
+    pending_hash: PendingHash,
 }
 
 impl PreparedEvent {
-    /// Renders the stored JSON of `event`.
-    pub(super) fn new(event: NewEvent) -> Result<Self, StoreError> {
+    /// Renders the stored JSON of `event`, bound for `stream_id`.
+    pub(super) fn new(stream_id: &str, event: NewEvent) -> Result<Self, StoreError> {
         let render = |e: serde_json::Error| StoreError::Unavailable(format!("serialize: {e}"));
+        let actor_json = serde_json::to_string(&event.actor).map_err(render)?;
+        let data_json = serde_json::to_string(&event.event).map_err(render)?;
+        let pending_hash = PendingHash::new(&HashedFields {
+            schema_version: SCHEMA_VERSION,
+            event_id: &event.event_id,
+            stream_id,
+            correlation_id: &event.correlation_id,
+            causation_id: &event.causation_id,
+            actor_json: &actor_json,
+            event_type: event.event.type_name(),
+            event_json: &data_json,
+        });
         Ok(PreparedEvent {
-            actor_json: serde_json::to_string(&event.actor).map_err(render)?,
-            data_json: serde_json::to_string(&event.event).map_err(render)?,
             event,
+            actor_json,
+            data_json,
+            pending_hash,
         })
     }
 }
@@ -105,6 +121,8 @@ pub(super) struct Writer {
     conn: Connection,
     /// Position of the last committed event; the next event gets `head + 1`.
     head: u64,
+    /// `global_hash` of the last committed event; the next one chains to it.
+    global_hash: String,
     /// `recorded_at` of the last committed event, so a clock stepping back cannot make time run
     /// backwards along positions.
     last_recorded_at: i64,
@@ -118,22 +136,32 @@ impl Writer {
         conn: Connection,
         head_tx: Arc<watch::Sender<u64>>,
     ) -> Result<Self, StoreError> {
-        let (head, last_recorded_at) = load_head(&conn)?;
+        let (head, last_recorded_at, global_hash) = load_head(&conn)?;
         head_tx.send_replace(head);
         Ok(Writer {
             conn,
             head,
+            global_hash,
             last_recorded_at,
             head_tx,
         })
     }
 
     /// Starts the writer thread; it runs until every sender of `requests` is gone and the queue
-    /// is drained.
-    pub(super) fn spawn(self, requests: Receiver<Request>) -> Result<JoinHandle<()>, StoreError> {
+    /// is drained, holding `lock` (the data directory's lock) until then.
+    pub(super) fn spawn(
+        self,
+        requests: Receiver<Request>,
+        lock: std::fs::File,
+    ) -> Result<JoinHandle<()>, StoreError> {
         std::thread::Builder::new()
             .name("ticketd-sqlite-writer".into())
-            .spawn(move || self.run(requests))
+            .spawn(move || {
+                self.run(requests);
+                // Released only once the last batch committed, so `shutdown` returning means
+                // another process (or `ticketd replay`) may take the directory.
+                drop(lock);
+            })
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))
     }
 
@@ -149,7 +177,7 @@ impl Writer {
     /// Runs `batch` in one transaction and answers every request after the commit.
     fn commit_batch(&mut self, batch: Vec<Request>) {
         let stamp = now_ms().max(self.last_recorded_at);
-        let mut head = self.head;
+        let mut head = (self.head, self.global_hash.clone());
         let mut answers = Vec::with_capacity(batch.len());
         let committed = match self
             .conn
@@ -183,8 +211,10 @@ impl Writer {
         };
         match committed {
             Ok(()) => {
+                let (head, global_hash) = head;
                 if head != self.head {
                     self.head = head;
+                    self.global_hash = global_hash;
                     self.last_recorded_at = stamp;
                     self.head_tx.send_replace(head);
                 }
@@ -195,8 +225,9 @@ impl Writer {
                 // The transaction may have failed after some of its pages reached the file; only
                 // the file knows what the head is now.
                 match load_head(&self.conn) {
-                    Ok((head, last)) => {
+                    Ok((head, last, global_hash)) => {
                         self.head = head;
+                        self.global_hash = global_hash;
                         self.last_recorded_at = self.last_recorded_at.max(last);
                         self.head_tx.send_replace(head);
                     }
@@ -211,11 +242,12 @@ impl Writer {
 }
 
 /// Runs one request in its own savepoint. `Err` means the transaction itself is broken (a
-/// savepoint could not be opened or undone), which fails the whole batch.
+/// savepoint could not be opened or undone), which fails the whole batch. `head` is the last
+/// position and its global hash, as this batch has them so far.
 fn execute(
     tx: &mut Transaction<'_>,
     request: Request,
-    head: &mut u64,
+    head: &mut (u64, String),
     stamp: i64,
 ) -> Result<Answer, (Answer, String)> {
     let mut savepoint = match tx.savepoint() {
@@ -228,7 +260,7 @@ fn execute(
             expected,
             events,
             reply,
-        } => match append(&savepoint, &stream_id, expected, events, *head, stamp) {
+        } => match append(&savepoint, &stream_id, expected, events, head, stamp) {
             Ok((envelopes, new_head)) => (Answer::Append(reply, Ok(envelopes)), Some(new_head)),
             Err(e) => (Answer::Append(reply, Err(e)), None),
         },
@@ -237,7 +269,7 @@ fn execute(
             position,
             reply,
         } => match save_checkpoint(&savepoint, &name, position) {
-            Ok(()) => (Answer::SaveCheckpoint(reply, Ok(())), Some(*head)),
+            Ok(()) => (Answer::SaveCheckpoint(reply, Ok(())), Some(head.clone())),
             Err(e) => (Answer::SaveCheckpoint(reply, Err(e)), None),
         },
     };
@@ -257,19 +289,20 @@ fn execute(
     }
 }
 
-/// Appends in the current savepoint and returns the envelopes and the new head.
+/// Appends in the current savepoint and returns the envelopes and the new head with its global
+/// hash.
 fn append(
     conn: &Connection,
     stream_id: &str,
     expected: ExpectedVersion,
     events: Vec<PreparedEvent>,
-    head: u64,
+    head: &(u64, String),
     recorded_at: i64,
-) -> Result<(Vec<EventEnvelope>, u64), StoreError> {
+) -> Result<(Vec<EventEnvelope>, (u64, String)), StoreError> {
     if let Some(stored) = already_stored(conn, stream_id, expected, &events)? {
-        return Ok((stored, head));
+        return Ok((stored, head.clone()));
     }
-    let actual = stream_version(conn, stream_id)?;
+    let (actual, mut prev_hash) = stream_tip(conn, stream_id)?;
     if actual != expected.as_u64() {
         return Err(StoreError::WrongExpectedVersion {
             stream_id: stream_id.to_owned(),
@@ -280,15 +313,24 @@ fn append(
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO events (position, event_id, stream_id, version, recorded_at, \
-             event_type, schema_version, actor, correlation_id, causation_id, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             event_type, schema_version, actor, correlation_id, causation_id, data, \
+             prev_hash, hash, global_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .map_err(sql_error)?;
     let mut envelopes = Vec::with_capacity(events.len());
-    let (mut position, mut version) = (head, actual);
+    let (mut position, mut version) = (head.0, actual);
+    let mut global_hash = head.1.clone();
     for prepared in events {
         position += 1;
         version += 1;
+        let hash = prepared.pending_hash.finish(&Placement {
+            version,
+            position,
+            recorded_at,
+            prev_hash: &prev_hash,
+        });
+        global_hash = chain::global_hash(&global_hash, &hash);
         let new = prepared.event;
         insert
             .execute(params![
@@ -303,6 +345,9 @@ fn append(
                 new.correlation_id,
                 new.causation_id,
                 prepared.data_json,
+                prev_hash,
+                hash,
+                global_hash,
             ])
             .map_err(sql_error)?;
         let envelope = EventEnvelope {
@@ -316,20 +361,25 @@ fn append(
             causation_id: new.causation_id,
             schema_version: SCHEMA_VERSION,
             event: new.event,
+            prev_hash: std::mem::take(&mut prev_hash),
+            hash: hash.clone(),
+            global_hash: global_hash.clone(),
         };
+        prev_hash = hash;
         project(conn, &envelope)?;
         envelopes.push(envelope);
     }
     if version != actual {
         let version = to_sql_int(version)?;
         conn.prepare_cached(
-            "INSERT INTO streams (stream_id, version) VALUES (?1, ?2) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+            "INSERT INTO streams (stream_id, version, hash) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, \
+             hash = excluded.hash",
         )
-        .and_then(|mut stmt| stmt.execute(params![stream_id, version]))
+        .and_then(|mut stmt| stmt.execute(params![stream_id, version, prev_hash]))
         .map_err(sql_error)?;
     }
-    Ok((envelopes, position))
+    Ok((envelopes, (position, global_hash)))
 }
 
 /// A retry of an append whose outcome the caller never learned: when its first event is already
@@ -365,22 +415,26 @@ fn already_stored(
         None => Err(StoreError::WrongExpectedVersion {
             stream_id: stream_id.to_owned(),
             expected: expected.as_u64(),
-            actual: stream_version(conn, stream_id)?,
+            actual: stream_tip(conn, stream_id)?.0,
         }),
     }
 }
 
-/// The stream's current version, 0 when it does not exist.
-fn stream_version(conn: &Connection, stream_id: &str) -> Result<u64, StoreError> {
-    let version: Option<i64> = conn
-        .prepare_cached("SELECT version FROM streams WHERE stream_id = ?1")
-        .and_then(|mut stmt| stmt.query_row([stream_id], |row| row.get(0)).optional())
+/// The stream's current version and its last event's hash; 0 and empty when it does not exist.
+fn stream_tip(conn: &Connection, stream_id: &str) -> Result<(u64, String), StoreError> {
+    let tip: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, hash FROM streams WHERE stream_id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
         .map_err(sql_error)?;
-    let version = version.unwrap_or(0);
-    u64::try_from(version).map_err(|_| StoreError::Corrupt {
+    let (version, hash) = tip.unwrap_or_default();
+    let version = u64::try_from(version).map_err(|_| StoreError::Corrupt {
         position: 0,
         reason: format!("stream {stream_id} has negative version {version}"),
-    })
+    })?;
+    Ok((version, hash))
 }
 
 fn save_checkpoint(conn: &Connection, name: &str, position: u64) -> Result<(), StoreError> {
@@ -394,22 +448,24 @@ fn save_checkpoint(conn: &Connection, name: &str, position: u64) -> Result<(), S
     .map_err(sql_error)
 }
 
-/// The last committed position and its `recorded_at`, zeros for an empty log.
-fn load_head(conn: &Connection) -> Result<(u64, i64), StoreError> {
-    let last: Option<(i64, i64)> = conn
+/// The last committed position, its `recorded_at` and its `global_hash`; zeros and empty for
+/// an empty log.
+fn load_head(conn: &Connection) -> Result<(u64, i64, String), StoreError> {
+    let last: Option<(i64, i64, String)> = conn
         .query_row(
-            "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1",
+            "SELECT position, recorded_at, global_hash FROM events \
+             ORDER BY position DESC LIMIT 1",
             [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()
         .map_err(sql_error)?;
-    let (position, recorded_at) = last.unwrap_or((0, 0));
+    let (position, recorded_at, global_hash) = last.unwrap_or_default();
     let head = u64::try_from(position).map_err(|_| StoreError::Corrupt {
         position: 0,
         reason: format!("negative position {position}"),
     })?;
-    Ok((head, recorded_at))
+    Ok((head, recorded_at, global_hash))
 }
 
 /// A request that never ran, for a batch that fails as a whole.
@@ -452,7 +508,7 @@ mod tests {
             expected: ExpectedVersion::NoStream,
             events: events
                 .into_iter()
-                .map(|e| PreparedEvent::new(e).unwrap())
+                .map(|e| PreparedEvent::new(stream_id, e).unwrap())
                 .collect(),
             reply,
         };

@@ -1,0 +1,270 @@
+//! `ticketd audit <ticket-id>`: a ticket's history as a person reads it, one line per event:
+//! where it sits in the global order, when (ISO-8601, UTC), who and through which door, and what
+//! happened in words, with message texts shortened. Deleted messages are shown with the text they
+//! had, since the history keeps it.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use ticketd_events::{EventEnvelope, TicketEvent};
+
+/// Characters of a message shown before it is cut with `…`.
+const TEXT_WIDTH: usize = 60;
+
+/// The whole timeline of one ticket's events, in stream order.
+pub fn render(events: &[EventEnvelope]) -> String {
+    let mut out = String::new();
+    let Some(first) = events.first() else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "Ticket {} — {} events, positions {} to {}",
+        first.stream_id,
+        events.len(),
+        first.position,
+        events.last().map_or(first.position, |e| e.position)
+    );
+    // The text each message has at this point of the history, to say what a deletion removed.
+    let mut texts: HashMap<&str, &str> = HashMap::new();
+    for event in events {
+        let what = describe(&event.event, &mut texts);
+        let _ = writeln!(
+            out,
+            "#{:<8} {}  {} ({}, via {})  {}",
+            event.position,
+            iso8601(event.recorded_at),
+            event.actor.name,
+            event.actor.role,
+            via(event),
+            what
+        );
+    }
+    out
+}
+
+fn via(event: &EventEnvelope) -> &'static str {
+    match event.actor.via {
+        ticketd_events::Via::Web => "web",
+        ticketd_events::Via::Socket => "socket",
+        ticketd_events::Via::Discord => "discord",
+        ticketd_events::Via::Cli => "cli",
+    }
+}
+
+/// What one event did, in words.
+fn describe<'a>(event: &'a TicketEvent, texts: &mut HashMap<&'a str, &'a str>) -> String {
+    match event {
+        TicketEvent::TicketOpened {
+            topic,
+            description,
+            support_role,
+            issue_level,
+            ..
+        } => format!(
+            "opened the ticket \"{}\" ({support_role}, {issue_level}): \"{}\"",
+            shorten(topic),
+            shorten(description)
+        ),
+        TicketEvent::MessagePosted {
+            message_id,
+            content,
+            attachments,
+            internal,
+            ..
+        } => {
+            texts.insert(message_id, content);
+            let kind = if *internal {
+                "an internal note"
+            } else {
+                "a message"
+            };
+            let files = match attachments.len() {
+                0 => String::new(),
+                1 => " with 1 attachment".into(),
+                n => format!(" with {n} attachments"),
+            };
+            format!(
+                "posted {kind} {message_id}{files}: \"{}\"",
+                shorten(content)
+            )
+        }
+        TicketEvent::MessageEdited {
+            message_id,
+            content,
+            ..
+        } => {
+            let before = texts.insert(message_id, content).unwrap_or("");
+            format!(
+                "edited message {message_id} from \"{}\" to \"{}\"",
+                shorten(before),
+                shorten(content)
+            )
+        }
+        TicketEvent::MessageDeleted { message_id } => {
+            let text = texts.get(message_id.as_str()).copied().unwrap_or("");
+            format!("deleted message {message_id}: \"{}\"", shorten(text))
+        }
+        TicketEvent::SupportRoleChanged { from, to } => {
+            format!("handed the ticket from the {from} team to {to}")
+        }
+        TicketEvent::IssueLevelChanged { from, to } => {
+            format!("changed the urgency from {from} to {to}")
+        }
+        TicketEvent::TicketClosed { reason } => match reason {
+            Some(reason) => format!("closed the ticket: \"{}\"", shorten(reason)),
+            None => "closed the ticket".into(),
+        },
+        TicketEvent::TicketReopened {} => "reopened the ticket".into(),
+    }
+}
+
+/// One line of at most [`TEXT_WIDTH`] characters.
+fn shorten(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= TEXT_WIDTH {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(TEXT_WIDTH - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// `2024-05-01T10:00:00.123Z` for epoch milliseconds.
+pub fn iso8601(epoch_ms: i64) -> String {
+    let days = epoch_ms.div_euclid(86_400_000);
+    let ms_of_day = epoch_ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ticketd_events::{Actor, IssueLevel, SupportRole, UserRole, Via};
+
+    #[test]
+    fn times_are_iso8601_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601(1_714_557_600_123), "2024-05-01T10:00:00.123Z");
+        assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn long_texts_are_cut_to_one_line() {
+        assert_eq!(shorten("a\nb"), "a b");
+        let long = "x".repeat(100);
+        let cut = shorten(&long);
+        assert_eq!(cut.chars().count(), TEXT_WIDTH);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn a_timeline_says_what_happened() {
+        let envelope = |version: u64, event: TicketEvent| EventEnvelope {
+            event_id: format!("e{version}"),
+            stream_id: "t1".into(),
+            version,
+            position: version + 100,
+            recorded_at: 1_714_557_600_000 + version as i64,
+            actor: Actor {
+                id: "u1".into(),
+                name: "Ann".into(),
+                role: UserRole::Customer,
+                via: Via::Web,
+            },
+            correlation_id: "c".into(),
+            causation_id: "c".into(),
+            schema_version: 1,
+            event,
+            prev_hash: String::new(),
+            hash: String::new(),
+            global_hash: String::new(),
+        };
+        let events = [
+            envelope(
+                1,
+                TicketEvent::TicketOpened {
+                    user_id: "u1".into(),
+                    user_name: "Ann".into(),
+                    user_email: "ann@example.com".into(),
+                    user_role: UserRole::Customer,
+                    topic: "Printer".into(),
+                    description: "It is on fire".into(),
+                    support_role: SupportRole::General,
+                    issue_level: IssueLevel::Normal,
+                },
+            ),
+            envelope(
+                2,
+                TicketEvent::MessagePosted {
+                    message_id: "m1".into(),
+                    author_id: "u1".into(),
+                    author_name: "Ann".into(),
+                    author_role: UserRole::Customer,
+                    content: "hello".into(),
+                    attachments: vec![],
+                    internal: false,
+                },
+            ),
+            envelope(
+                3,
+                TicketEvent::MessageEdited {
+                    message_id: "m1".into(),
+                    content: "hello again".into(),
+                    attachments: None,
+                },
+            ),
+            envelope(
+                4,
+                TicketEvent::MessageDeleted {
+                    message_id: "m1".into(),
+                },
+            ),
+            envelope(5, TicketEvent::TicketClosed { reason: None }),
+        ];
+        let text = render(&events);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        assert!(lines[0].contains("Ticket t1 — 5 events, positions 101 to 105"));
+        assert!(
+            lines[1].starts_with("#101      2024-05-01T10:00:00.001Z  Ann (CUSTOMER, via web)")
+        );
+        assert!(
+            lines[1]
+                .ends_with("opened the ticket \"Printer\" (GENERAL, NORMAL): \"It is on fire\"")
+        );
+        assert!(
+            lines[2].ends_with("posted a message m1: \"hello\""),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].ends_with("edited message m1 from \"hello\" to \"hello again\""));
+        assert!(lines[4].ends_with("deleted message m1: \"hello again\""));
+        assert!(lines[5].ends_with("closed the ticket"));
+    }
+}

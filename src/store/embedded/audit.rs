@@ -1,0 +1,447 @@
+//! What auditors need from the SQLite file beyond the [`ticketd_events::EventStore`] trait: the
+//! stored event rows byte for byte (the hash chains cover exactly what was written, not what
+//! this binary would write today), sealing rows written before the chains existed, the data
+//! directory's lock, and rebuilding the read models from the events. The checks themselves
+//! live in `crate::audit`; this file only knows the tables.
+
+use super::DB_FILE;
+use super::projection;
+use super::reader;
+use super::rows::{sql_error, to_sql_int};
+use super::schema::{self, SCHEMA_VERSION};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use ticketd_events::chain::{self, HashedFields, Placement};
+use ticketd_events::{Actor, EventEnvelope, StoreError, TicketEvent};
+use ticketd_projections::{Change, MemoryReadModel, MessageView, TicketView};
+
+/// The lock file inside the data directory, held by a serving store's writer and by a replay.
+const LOCK_FILE: &str = "ticketd.lock";
+
+/// Rows read or sealed at a time.
+const PAGE: usize = 10_000;
+
+/// The raw columns of `events`, in [`RawEvent::from_row`]'s order.
+const RAW_COLUMNS: &str = "position, event_id, stream_id, version, recorded_at, event_type, \
+     schema_version, actor, correlation_id, causation_id, data, prev_hash, hash, global_hash";
+
+/// Takes the data directory's lock, so that one process at a time writes to it: a second
+/// server, or a replay beside a running server, is refused instead of corrupting positions.
+/// The lock is advisory and dies with the process (even after `kill -9`).
+pub fn lock_data_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "{} is in use by another ticketd process (a running server or a replay)",
+            dir.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// One `events` row exactly as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    /// Global position (the row id).
+    pub position: u64,
+    /// Event id.
+    pub event_id: String,
+    /// Ticket id.
+    pub stream_id: String,
+    /// Stream version.
+    pub version: u64,
+    /// Commit time, epoch ms.
+    pub recorded_at: i64,
+    /// The `event_type` column.
+    pub event_type: String,
+    /// The envelope format version.
+    pub schema_version: i64,
+    /// The actor's JSON text.
+    pub actor: String,
+    /// Correlation id.
+    pub correlation_id: String,
+    /// Causation id.
+    pub causation_id: String,
+    /// The tagged event's JSON text.
+    pub data: String,
+    /// The stored hash of the stream's previous event.
+    pub prev_hash: String,
+    /// The stored hash of this event.
+    pub hash: String,
+    /// The stored global-chain link.
+    pub global_hash: String,
+}
+
+impl RawEvent {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<RawEvent, StoreError>> {
+        let position: i64 = row.get(0)?;
+        let position_u = u64::try_from(position).unwrap_or(0);
+        let read = || -> rusqlite::Result<RawEvent> {
+            Ok(RawEvent {
+                position: position_u,
+                event_id: row.get(1)?,
+                stream_id: row.get(2)?,
+                version: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                recorded_at: row.get(4)?,
+                event_type: row.get(5)?,
+                schema_version: row.get(6)?,
+                actor: row.get(7)?,
+                correlation_id: row.get(8)?,
+                causation_id: row.get(9)?,
+                data: row.get(10)?,
+                prev_hash: row.get(11)?,
+                hash: row.get(12)?,
+                global_hash: row.get(13)?,
+            })
+        };
+        // A column of the wrong SQLite type is damage to this row, not a failure of the file.
+        Ok(read().map_err(|e| StoreError::Corrupt {
+            position: position_u,
+            reason: format!("unreadable row: {e}"),
+        }))
+    }
+
+    /// The hash this row's content and stored `prev_hash` give if it sits at `position`.
+    pub fn hash_at(&self, position: u64) -> String {
+        chain::event_hash(
+            &HashedFields {
+                schema_version: u32::try_from(self.schema_version).unwrap_or(u32::MAX),
+                event_id: &self.event_id,
+                stream_id: &self.stream_id,
+                correlation_id: &self.correlation_id,
+                causation_id: &self.causation_id,
+                actor_json: &self.actor,
+                event_type: &self.event_type,
+                event_json: &self.data,
+            },
+            &Placement {
+                version: self.version,
+                position,
+                recorded_at: self.recorded_at,
+                prev_hash: &self.prev_hash,
+            },
+        )
+    }
+
+    /// The hash this row's content gives where it is.
+    pub fn computed_hash(&self) -> String {
+        self.hash_at(self.position)
+    }
+
+    /// The envelope the row holds.
+    pub fn decode(&self) -> Result<EventEnvelope, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            position: self.position,
+            reason,
+        };
+        let actor: Actor =
+            serde_json::from_str(&self.actor).map_err(|e| corrupt(format!("actor: {e}")))?;
+        let event: TicketEvent =
+            serde_json::from_str(&self.data).map_err(|e| corrupt(format!("data: {e}")))?;
+        if event.type_name() != self.event_type {
+            return Err(corrupt(format!(
+                "event_type {} but data holds {}",
+                self.event_type,
+                event.type_name()
+            )));
+        }
+        Ok(EventEnvelope {
+            event_id: self.event_id.clone(),
+            stream_id: self.stream_id.clone(),
+            version: self.version,
+            position: self.position,
+            recorded_at: self.recorded_at,
+            actor,
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+            schema_version: u32::try_from(self.schema_version)
+                .map_err(|e| corrupt(format!("schema_version: {e}")))?,
+            event,
+            prev_hash: self.prev_hash.clone(),
+            hash: self.hash.clone(),
+            global_hash: self.global_hash.clone(),
+        })
+    }
+}
+
+fn raw_rows(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<RawEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+    let rows = stmt
+        .query_map(args, RawEvent::from_row)
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)?).collect()
+}
+
+/// A read-only view of the file inside one read transaction: every query sees the same
+/// snapshot, even while a server keeps appending beside it.
+pub struct AuditReader {
+    /// A read-only connection with an open read transaction.
+    conn: Connection,
+}
+
+impl AuditReader {
+    /// Opens `dir/ticketd.db` read-only. Refuses a missing file, and a file whose schema this
+    /// binary has not brought up to date yet (start the server once, or run a replay).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = db_path(dir)?;
+        let conn = schema::open_reader(&path)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sql_error)?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(format!(
+                "{} has schema version {version}, this binary reads {SCHEMA_VERSION}; \
+                 start the server once (or run `ticketd replay`) to migrate it",
+                path.display()
+            )));
+        }
+        conn.execute_batch("BEGIN DEFERRED").map_err(sql_error)?;
+        Ok(AuditReader { conn })
+    }
+
+    /// Up to `limit` rows after `after_position`, in position order.
+    pub fn events_after(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RawEvent>, StoreError> {
+        raw_rows(
+            &self.conn,
+            &format!(
+                "SELECT {RAW_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+            ),
+            params![
+                to_sql_int(after_position)?,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+        )
+    }
+
+    /// One stream's rows in version order.
+    pub fn stream(&self, stream_id: &str) -> Result<Vec<RawEvent>, StoreError> {
+        raw_rows(
+            &self.conn,
+            &format!("SELECT {RAW_COLUMNS} FROM events WHERE stream_id = ?1 ORDER BY version"),
+            [stream_id],
+        )
+    }
+
+    /// Every stream id that has events, in id order.
+    pub fn stream_ids(&self) -> Result<Vec<String>, StoreError> {
+        distinct_streams(&self.conn)
+    }
+
+    /// The `streams` table: each stream's recorded version and last hash, by stream id.
+    pub fn stream_tips(&self) -> Result<HashMap<String, (u64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT stream_id, version, hash FROM streams")
+            .map_err(sql_error)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    (
+                        u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                        row.get::<_, String>(2)?,
+                    ),
+                ))
+            })
+            .map_err(sql_error)?;
+        rows.map(|row| row.map_err(sql_error)).collect()
+    }
+
+    /// A ticket row.
+    pub fn ticket(&self, ticket_id: &str) -> Result<Option<TicketView>, StoreError> {
+        reader::get_ticket(&self.conn, ticket_id)
+    }
+
+    /// Every message row of a ticket, deleted ones and notes included, by seq.
+    pub fn messages_of(&self, ticket_id: &str) -> Result<Vec<MessageView>, StoreError> {
+        reader::all_messages_of(&self.conn, ticket_id)
+    }
+
+    /// How many ticket and message rows the read models hold.
+    pub fn read_model_counts(&self) -> Result<(u64, u64), StoreError> {
+        let count = |table: &str| -> Result<u64, StoreError> {
+            let n: i64 = self
+                .conn
+                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })
+                .map_err(sql_error)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok((count("tickets")?, count("messages")?))
+    }
+}
+
+fn db_path(dir: &Path) -> Result<PathBuf, StoreError> {
+    let path = dir.join(DB_FILE);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "no store at {} (is DATA_DIR right?)",
+            path.display()
+        )))
+    }
+}
+
+fn distinct_streams(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    // Walks the (stream_id, version) index, not the table.
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT stream_id FROM events ORDER BY stream_id")
+        .map_err(sql_error)?;
+    let rows = stmt.query_map([], |row| row.get(0)).map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)).collect()
+}
+
+/// Hashes rows stored before the chains existed (schema version 1), in position order, as if
+/// the writer had hashed them when it appended them. Runs once, right after the migration that
+/// added the columns; a no-op when every row has a hash.
+pub(super) fn seal_unsealed(conn: &mut Connection) -> Result<(), StoreError> {
+    let first: Option<i64> = conn
+        .query_row(
+            "SELECT MIN(position) FROM events WHERE hash = ''",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sql_error)?;
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_error)?;
+    let mut global: String = tx
+        .query_row(
+            "SELECT global_hash FROM events WHERE position < ?1 ORDER BY position DESC LIMIT 1",
+            [first],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql_error)?
+        .unwrap_or_default();
+    let mut tips: HashMap<String, String> = HashMap::new();
+    let mut after = first - 1;
+    loop {
+        let page = raw_rows(
+            &tx,
+            &format!(
+                "SELECT {RAW_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+            ),
+            params![after, PAGE as i64],
+        )?;
+        let Some(last) = page.last() else { break };
+        after = to_sql_int(last.position)?;
+        let mut update = tx
+            .prepare_cached(
+                "UPDATE events SET prev_hash = ?1, hash = ?2, global_hash = ?3 WHERE position = ?4",
+            )
+            .map_err(sql_error)?;
+        for mut row in page {
+            row.prev_hash = match tips.get(&row.stream_id) {
+                Some(hash) => hash.clone(),
+                None if row.version <= 1 => String::new(),
+                None => tx
+                    .query_row(
+                        "SELECT hash FROM events WHERE stream_id = ?1 AND version = ?2",
+                        params![row.stream_id, to_sql_int(row.version - 1)?],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql_error)?
+                    .unwrap_or_default(),
+            };
+            let hash = row.computed_hash();
+            global = chain::global_hash(&global, &hash);
+            update
+                .execute(params![
+                    row.prev_hash,
+                    hash,
+                    global,
+                    to_sql_int(row.position)?
+                ])
+                .map_err(sql_error)?;
+            tips.insert(row.stream_id, hash);
+        }
+    }
+    tx.execute(
+        "UPDATE streams SET hash = COALESCE((SELECT hash FROM events e \
+         WHERE e.stream_id = streams.stream_id AND e.version = streams.version), '')",
+        [],
+    )
+    .map_err(sql_error)?;
+    tx.commit().map_err(sql_error)
+}
+
+/// What a replay rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Events folded.
+    pub events: u64,
+    /// Ticket rows written.
+    pub tickets: u64,
+    /// Message rows written (deleted ones included).
+    pub messages: u64,
+}
+
+/// Drops the read models of `dir/ticketd.db` and rebuilds them from its events, all in one
+/// transaction: a replay that fails or is killed leaves the previous read models in place.
+/// Each ticket's stream is folded through [`MemoryReadModel`] (the same changes the inline
+/// projection applies) and its final rows inserted, so memory holds one ticket at a time.
+/// Refuses to run while a server (or another replay) holds the directory.
+///
+/// `progress(done, total)` is called after each stream with the events folded so far.
+pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySummary, StoreError> {
+    let path = db_path(dir)?;
+    let _lock = lock_data_dir(dir)?;
+    let mut conn = schema::open_writer(&path, true)?;
+    let total: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))
+        .map_err(sql_error)?;
+    let total = u64::try_from(total).unwrap_or(0);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_error)?;
+    tx.execute_batch("DELETE FROM tickets; DELETE FROM messages;")
+        .map_err(sql_error)?;
+    let mut summary = ReplaySummary {
+        events: 0,
+        tickets: 0,
+        messages: 0,
+    };
+    for stream_id in distinct_streams(&tx)? {
+        let events = reader::read_stream(&tx, &stream_id, 0)?;
+        let model = MemoryReadModel::from_events(&events);
+        summary.events += events.len() as u64;
+        summary.tickets += model.tickets.len() as u64;
+        summary.messages += model.messages.len() as u64;
+        for ticket in model.tickets.into_values() {
+            projection::apply(&tx, Change::InsertTicket(ticket))?;
+        }
+        for message in model.messages.into_values() {
+            projection::apply(&tx, Change::InsertMessage(message))?;
+        }
+        progress(summary.events, total);
+    }
+    tx.commit().map_err(sql_error)?;
+    Ok(summary)
+}

@@ -33,11 +33,22 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP surface; Socket.IO (`/socket.io/`) is served by `socket` in front of the routes.
 pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Router {
-    let mut router = Router::new()
+    let routes = Router::new()
         .merge(health::router())
         .merge(tickets::router())
         .merge(messages::router())
-        .merge(history::router())
+        .merge(history::router());
+    wrap(routes, state, socket)
+}
+
+/// The layers every route shares: 404/405 envelopes, panics as 500s, Socket.IO, CORS and the
+/// request middleware.
+fn wrap(
+    routes: Router<AppState>,
+    state: AppState,
+    socket: socketioxide::layer::SocketIoLayer,
+) -> Router {
+    let mut router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
@@ -133,3 +144,6 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([REQUEST_ID, header::LINK, header::RETRY_AFTER]),
     )
 }
+
+#[cfg(test)]
+mod tests;

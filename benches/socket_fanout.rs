@@ -793,6 +793,7 @@ struct RunResult {
     latency: Histogram<u64>,
     other: BTreeMap<String, u64>,
     disconnects: BTreeMap<String, u64>,
+    load_before: String,
     server_stop: String,
     server_log: String,
 }
@@ -823,6 +824,7 @@ async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error>
         ));
     }
 
+    let load_before = load_average();
     let mut guard = Guard::new()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let pid = guard.spawn(&bin, addr.port())?;
@@ -1059,6 +1061,7 @@ async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error>
         unmatched: shared.unmatched.load(Ordering::Relaxed),
         pings: shared.pings.load(Ordering::Relaxed),
         latency,
+        load_before,
         other,
         disconnects,
         server_stop,
@@ -1088,6 +1091,13 @@ fn machine() -> String {
     format!("{cores} cores (nproc), {uname}, {cpu}")
 }
 
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures: other work on the machine skews the latencies.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
@@ -1096,7 +1106,7 @@ fn print_table(results: &[RunResult]) {
     println!(
         "{:>8} {:>11} {:>8} {:>13} {:>8} {:>8} {:>9} {:>8} {:>8}",
         "sockets",
-        "idle KiB/s",
+        "KiB/idle",
         "posts/s",
         "deliveries/s",
         "p50 ms",
@@ -1159,6 +1169,7 @@ fn print_details(r: &RunResult) {
         r.events, r.expected, r.missing, r.duplicates, r.misrouted, r.unmatched
     );
     println!("  Engine.IO pings answered: {}", r.pings);
+    println!("  load average before the run: {}", r.load_before);
     let sections = [
         ("connect failures", &r.connect_failures),
         ("post errors", &r.post_errors),

@@ -5,7 +5,7 @@ use crate::auth::Verifier;
 use crate::commands::Executor;
 use crate::config::Config;
 use crate::http::rate_limit::RateLimits;
-use crate::store::EmbeddedStore;
+use crate::store::Store;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
@@ -19,9 +19,9 @@ pub struct Inner {
     /// Settings read at start-up.
     pub config: Config,
     /// Reads go straight to the store's read models.
-    pub store: EmbeddedStore,
+    pub store: Store,
     /// Writes go through commands.
-    pub executor: Executor<EmbeddedStore>,
+    pub executor: Executor<Store>,
     /// Checks bearer tokens with the precomputed key.
     pub verifier: Verifier,
     /// Per-user, per-route quotas.
@@ -39,7 +39,8 @@ impl Deref for AppState {
 
 impl AppState {
     /// Builds the state and starts its background housekeeping.
-    pub fn new(config: Config, store: EmbeddedStore) -> Self {
+    pub fn new(config: Config, store: impl Into<Store>) -> Self {
+        let store = store.into();
         let state = AppState(Arc::new(Inner {
             verifier: Verifier::new(&config.jwt_secret),
             limits: RateLimits::new(config.rate_limits),

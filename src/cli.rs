@@ -35,6 +35,28 @@ pub enum Commands {
     /// Check every hash chain and that the read models equal a rebuild (reads only; may run
     /// beside the server). Exits 1 naming the first damaged event.
     Verify(StoreArgs),
+    /// Write every event, with its full envelope, as JSON lines (from MongoDB when MONGO_URI is
+    /// set, else from DATA_DIR; may run beside the server).
+    Export(ExportArgs),
+    /// Load an export into an EMPTY store (MongoDB when MONGO_URI is set, else DATA_DIR, with
+    /// the server stopped) and rebuild the read models; refuses a store that has data.
+    Import(ImportArgs),
+}
+
+/// `ticketd export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the JSON lines; stdout when left out.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `ticketd import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// An export written by `ticketd export`.
+    #[arg(long)]
+    pub input: PathBuf,
 }
 
 /// Where the store is, for the auditing commands.
@@ -175,4 +197,52 @@ pub fn token(args: TokenArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads the configuration and runs `work` on a fresh runtime, for the one-shot commands; exits
+/// 2 on a configuration error and 1 when `work` fails.
+fn one_shot<F, T, E>(what: &str, work: impl FnOnce(Config) -> F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ticketd: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ticketd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work(config)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ticketd {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ticketd export`: JSON lines on stdout or in `--output`; the count on stderr.
+pub fn export(args: ExportArgs) -> ExitCode {
+    one_shot("export", |config| async move {
+        let count = crate::transfer::export_command(&config, args.output.as_deref()).await?;
+        eprintln!("ticketd export: {count} events written");
+        Ok::<_, crate::transfer::TransferError>(())
+    })
+}
+
+/// `ticketd import --input FILE`.
+pub fn import(args: ImportArgs) -> ExitCode {
+    one_shot("import", |config| async move {
+        let count = crate::transfer::import_command(&config, &args.input).await?;
+        eprintln!("ticketd import: {count} events loaded and projected");
+        Ok::<_, crate::transfer::TransferError>(())
+    })
 }

@@ -34,10 +34,9 @@ pub enum CommandError {
 /// What a command did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The events it appended, possibly none (a command that changes nothing).
+    /// The events it appended, possibly none (a command that changes nothing). The ticket's
+    /// state is not handed out: copying it would cost as much as the ticket is long.
     pub events: Vec<EventEnvelope>,
-    /// The ticket's state after it.
-    pub ticket: Ticket,
 }
 
 /// Who asks, and on behalf of which request.
@@ -132,10 +131,7 @@ impl<S: EventStore> Executor<S> {
             }
         };
         let exists = ticket.exists();
-        let outcome = result.map(|events| Outcome {
-            events,
-            ticket: ticket.clone(),
-        });
+        let outcome = result.map(|events| Outcome { events });
         if exists {
             *cached = Some(ticket);
         } else {

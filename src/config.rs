@@ -72,6 +72,13 @@ pub struct DiscordConfig {
     pub category_ids: [Option<u64>; 3],
     /// `SUPPORT_TEAM_ROLE_ID`, `DEVELOPER_ROLE_ID`, `MANAGER_ROLE_ID`, `ADMIN_ROLE_ID`.
     pub role_ids: [Option<u64>; 4],
+    /// `DISCORD_API_URL`: another Discord-compatible endpoint (a proxy, or the tests' fake) that
+    /// takes the bot's HTTP calls, and so hands out the gateway URL. `None` is Discord itself.
+    pub api_url: Option<String>,
+    /// `DISCORD_INTERNAL_PREFIX` (`!note`): a staff message starting with it is an internal note.
+    pub internal_prefix: String,
+    /// `DISCORD_CHANNEL_GRACE_SECS` (300): how long a closed ticket's channel stays before removal.
+    pub channel_grace: std::time::Duration,
 }
 
 /// Everything the server needs to start.
@@ -251,6 +258,25 @@ impl Config {
                     id("MANAGER_ROLE_ID")?,
                     id("ADMIN_ROLE_ID")?,
                 ],
+                api_url: match get("DISCORD_API_URL") {
+                    None => None,
+                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                        Some(url.trim_end_matches('/').to_string())
+                    }
+                    Some(_) => {
+                        return Err(invalid("DISCORD_API_URL", "expected an http(s) URL"));
+                    }
+                },
+                internal_prefix: get("DISCORD_INTERNAL_PREFIX").unwrap_or_else(|| "!note".into()),
+                channel_grace: match get("DISCORD_CHANNEL_GRACE_SECS") {
+                    None => std::time::Duration::from_secs(300),
+                    Some(v) => std::time::Duration::from_secs(v.parse().map_err(|_| {
+                        invalid(
+                            "DISCORD_CHANNEL_GRACE_SECS",
+                            "expected a whole number of seconds",
+                        )
+                    })?),
+                },
             }),
             _ => None,
         };
@@ -283,18 +309,31 @@ impl Config {
             );
         }
         if self.mongo_uri.is_some() {
-            warn!(
-                "MONGO_URI is set but the MongoDB store is not part of this build yet: using the embedded store"
+            info!(
+                db_name = %self.db_name,
+                "MONGO_URI is set: events, read models and checkpoints are kept in MongoDB (DATA_DIR holds only the development secret)"
             );
         } else {
             info!("MONGO_URI is not set: events are kept in the embedded store");
         }
-        if self.discord.is_none() {
-            info!("DISCORD_BOT_TOKEN or GUILD_ID is not set: the Discord bridge is off");
-        } else {
-            warn!(
-                "DISCORD_BOT_TOKEN and GUILD_ID are set but the Discord bridge is not part of this build yet"
-            );
+        match &self.discord {
+            None => info!("DISCORD_BOT_TOKEN or GUILD_ID is not set: the Discord bridge is off"),
+            Some(discord) => {
+                info!(guild_id = discord.guild_id, "the Discord bridge is on");
+                if let Some(url) = &discord.api_url {
+                    warn!("DISCORD_API_URL is set: the bot talks to {url} instead of Discord");
+                }
+                if discord.category_ids.iter().any(Option::is_none) {
+                    warn!(
+                        "a *_TICKET_CATEGORY_ID is not set: tickets of that level get channels outside any category"
+                    );
+                }
+                if discord.role_ids.iter().all(Option::is_none) {
+                    warn!(
+                        "no support role id is set: ticket channels are visible to nobody but the bot and admins, and nobody may use the staff commands"
+                    );
+                }
+            }
         }
         if self.error_webhook_url.is_some() || self.error_bot_webhook_url.is_some() {
             warn!(

@@ -7,14 +7,16 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod discord;
 pub mod http;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 
 use crate::app::AppState;
 use crate::config::Config;
-use crate::store::{EmbeddedOptions, EmbeddedStore};
+use crate::store::{EmbeddedOptions, EmbeddedStore, MongoStore, Store};
 use std::future::Future;
 use std::net::SocketAddr;
 use thiserror::Error;
@@ -30,6 +32,28 @@ pub enum RunError {
     /// Serving failed.
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The Discord bridge is configured but cannot start.
+    #[error(transparent)]
+    Discord(#[from] discord::DiscordError),
+}
+
+/// Opens the store the configuration asks for: MongoDB when `MONGO_URI` is set, else the
+/// embedded file under `DATA_DIR`.
+pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
+    if let Some(uri) = &config.mongo_uri {
+        let store = MongoStore::connect(uri, &config.db_name).await?;
+        info!(database = %config.db_name, "events are kept in MongoDB");
+        return Ok(store.into());
+    }
+    let options = EmbeddedOptions {
+        synchronous_full: config.sqlite_synchronous_full,
+        ..EmbeddedOptions::default()
+    };
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir, options))
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+    Ok(store.into())
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests,
@@ -40,17 +64,21 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.log_summary();
-    let options = EmbeddedOptions {
-        synchronous_full: config.sqlite_synchronous_full,
-        ..EmbeddedOptions::default()
-    };
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir, options))
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+    let store = open_store(&config).await?;
     let state = AppState::new(config, store.clone());
     let (socket_layer, io) = socket::layer(state.clone());
     state.spawn(socket::broadcaster::run(store.clone(), io.clone()));
+    let discord = match state.config.discord {
+        Some(_) => match discord::start(state.clone()).await {
+            Ok(running) => Some(running),
+            Err(e) => {
+                state.stop_background();
+                store.shutdown().await;
+                return Err(e.into());
+            }
+        },
+        None => None,
+    };
     let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;
     info!(%addr, "serving REST and Socket.IO on http://{addr}");
@@ -61,6 +89,9 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await;
     io.close().await;
+    if let Some(discord) = discord {
+        discord.stop().await;
+    }
     state.stop_background();
     store.shutdown().await;
     info!("stopped: in-flight requests finished, store flushed");

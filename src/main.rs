@@ -15,5 +15,7 @@ fn main() -> ExitCode {
         }
         Commands::Replay(args) => ticketd::audit::replay_command(&args.data_dir),
         Commands::Verify(args) => ticketd::audit::verify_command(&args.data_dir),
+        Commands::Export(args) => ticketd::cli::export(args),
+        Commands::Import(args) => ticketd::cli::import(args),
     }
 }

@@ -45,6 +45,7 @@ conformance!(
     message_listing_order_cursor_and_visibility,
     concurrent_appends_to_distinct_streams,
     racing_appenders_on_one_stream_all_land,
+    links_keep_the_last_value_per_kind,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 mod changes;
 pub mod fanout;
 mod memory;
+pub mod transcript;
 mod views;
 
 pub use changes::{Change, TicketPatch, changes};

@@ -92,14 +92,15 @@ pub(crate) async fn messages_as_of(
     query: &Query,
 ) -> Result<Response, ApiError> {
     let (_, model) = ticket_as_of(state, auth, ticket_id, as_of).await?;
-    let after = page.cursor.unwrap_or(0);
-    let mut messages: Vec<_> = model
-        .live_messages(ticket_id, auth.0.is_staff())
-        .into_iter()
-        .filter(|m| m.seq > after)
-        .take(page.limit + 1)
-        .cloned()
-        .collect();
+    let mut live = model.live_messages(ticket_id, auth.0.is_staff());
+    let cursor = page.cursor;
+    if crate::http::messages::newest_first(query)? {
+        live.reverse();
+        live.retain(|m| cursor.is_none_or(|before| m.seq < before));
+    } else {
+        live.retain(|m| m.seq > cursor.unwrap_or(0));
+    }
+    let mut messages: Vec<_> = live.into_iter().take(page.limit + 1).cloned().collect();
     let mut headers = HeaderMap::new();
     if messages.len() > page.limit {
         messages.truncate(page.limit);

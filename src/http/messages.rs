@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::http::RequestId;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{Auth, Fields, Query, is_id, required_json_object};
 use crate::http::history;
 use crate::http::pagination::{Page, link_next};
@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{patch, post};
 use axum::{Extension, Router};
+use serde_json::json;
 use ticketd_events::{Command, limits};
 use ticketd_projections::{Change, MessageView, changes};
 
@@ -95,14 +96,23 @@ async fn list(
 ) -> Result<Response, ApiError> {
     state.limits.check_user(Route::ListMessages, &auth.0.id)?;
     let page = Page::from_query(&query)?;
+    let newest_first = newest_first(&query)?;
     if let Some(as_of) = history::as_of(&query)? {
         return history::messages_as_of(&state, &auth, &ticket_id, as_of, page, &query).await;
     }
     visible_ticket(&state, &auth, &ticket_id).await?;
-    let mut messages = state
-        .store
-        .list_messages(&ticket_id, page.cursor, page.limit + 1, auth.0.is_staff())
-        .await?;
+    let staff = auth.0.is_staff();
+    let mut messages = if newest_first {
+        state
+            .store
+            .list_messages_newest_first(&ticket_id, page.cursor, page.limit + 1, staff)
+            .await?
+    } else {
+        state
+            .store
+            .list_messages(&ticket_id, page.cursor, page.limit + 1, staff)
+            .await?
+    };
     let mut headers = HeaderMap::new();
     if messages.len() > page.limit {
         messages.truncate(page.limit);
@@ -112,6 +122,19 @@ async fn list(
         }
     }
     Ok((headers, Json(messages)).into_response())
+}
+
+/// The `order` query parameter of a message listing: `asc` (the default, oldest first) or
+/// `desc` (newest first; the cursor then pages towards older messages).
+pub(crate) fn newest_first(query: &Query) -> Result<bool, ApiError> {
+    match query.get("order") {
+        None | Some("") | Some("asc") => Ok(false),
+        Some("desc") => Ok(true),
+        Some(_) => Err(ApiError::field(
+            FieldError::new("query.order", "invalid_query", "order must be asc or desc")
+                .with_context(json!({"allowed": ["asc", "desc"]})),
+        )),
+    }
 }
 
 async fn edit(

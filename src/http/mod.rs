@@ -2,6 +2,7 @@
 //! gives every request an id, logs it, and turns every 500 (panics included) into the seed's
 //! envelope carrying that id.
 
+pub mod console;
 pub mod error;
 pub mod extract;
 mod health;
@@ -37,7 +38,8 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(health::router())
         .merge(tickets::router())
         .merge(messages::router())
-        .merge(history::router());
+        .merge(history::router())
+        .merge(console::router());
     wrap(routes, state, socket)
 }
 
@@ -52,7 +54,8 @@ fn wrap(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(socket);
+        .layer(socket)
+        .layer(middleware::from_fn(crate::socket::compact_request));
     if let Some(cors) = cors(&state.config.cors_origins) {
         router = router.layer(cors);
     }

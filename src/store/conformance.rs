@@ -877,6 +877,28 @@ pub async fn message_listing_order_cursor_and_visibility<S: Store>(store: S) {
     );
     let last_seq = everything.last().map(|m| m.seq);
     assert!(list(last_seq, 10, true).await.is_empty());
+    let newest = async |before: Option<u64>, limit: usize, internal: bool| {
+        store
+            .list_messages_newest_first(&ticket_id, before, limit, internal)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        ids(&newest(None, 100, true).await),
+        ["m5", "m3", "m2", "m1"]
+    );
+    assert_eq!(ids(&newest(None, 100, false).await), ["m5", "m2", "m1"]);
+    let latest_page = newest(None, 2, true).await;
+    assert_eq!(ids(&latest_page), ["m5", "m3"]);
+    let before = latest_page.last().map(|m| m.seq);
+    assert_eq!(ids(&newest(before, 2, true).await), ["m2", "m1"]);
+    assert_eq!(
+        ids(&newest(last_seq, 1, false).await),
+        ["m2"],
+        "newest first, the cursor also skips hidden messages"
+    );
+    let first_seq = everything.first().map(|m| m.seq);
+    assert!(newest(first_seq, 10, true).await.is_empty());
     assert_eq!(
         ids(&store.list_messages(&other, None, 100, false).await.unwrap()),
         ["b1"],
@@ -991,5 +1013,28 @@ pub async fn racing_appenders_on_one_stream_all_land<S: Store>(store: S) {
     assert_eq!(
         positions(&store.read_all(0, 1000).await.unwrap()),
         (1..=21).collect::<Vec<_>>()
+    );
+}
+
+/// Links read back what was saved, per kind, replace on a second save and go away on removal.
+pub async fn links_keep_the_last_value_per_kind<S: super::Links>(store: S) {
+    assert_eq!(store.load_link("channel", "t1").await.unwrap(), None);
+    store.save_link("channel", "t1", Some("42")).await.unwrap();
+    store.save_link("message", "t1", Some("7")).await.unwrap();
+    assert_eq!(
+        store.load_link("channel", "t1").await.unwrap().as_deref(),
+        Some("42")
+    );
+    store.save_link("channel", "t1", Some("43")).await.unwrap();
+    assert_eq!(
+        store.load_link("channel", "t1").await.unwrap().as_deref(),
+        Some("43")
+    );
+    store.save_link("channel", "t1", None).await.unwrap();
+    assert_eq!(store.load_link("channel", "t1").await.unwrap(), None);
+    assert_eq!(
+        store.load_link("message", "t1").await.unwrap().as_deref(),
+        Some("7"),
+        "links are per kind"
     );
 }

@@ -1,12 +1,17 @@
 //! Where events, read models and checkpoints live. Every store implements the domain's
 //! [`EventStore`] for the events and [`ReadModels`] for the queries the API answers; the embedded
-//! SQLite store is the default, MongoDB (later) serves several instances.
+//! SQLite store is the default, MongoDB serves several instances; [`Store`] is whichever of the
+//! two the server was started with.
 
 #[doc(hidden)]
+pub mod any;
 pub mod conformance;
 pub mod embedded;
+pub mod mongo;
 
+pub use any::Store;
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
+pub use mongo::MongoStore;
 
 use std::future::Future;
 use ticketd_events::{IssueLevel, StoreError, SupportRole, TicketStatus};
@@ -58,6 +63,16 @@ pub trait ReadModels: Send + Sync {
         limit: usize,
         include_internal: bool,
     ) -> impl Future<Output = Result<Vec<MessageView>, StoreError>> + Send;
+
+    /// The same messages newest first: those before `before_seq` when given, at most `limit`
+    /// (a long conversation opens at its latest page and pages back from there).
+    fn list_messages_newest_first(
+        &self,
+        ticket_id: &str,
+        before_seq: Option<u64>,
+        limit: usize,
+        include_internal: bool,
+    ) -> impl Future<Output = Result<Vec<MessageView>, StoreError>> + Send;
 }
 
 /// Durable positions of the projectors that follow the global stream (socket fan-out, Discord).
@@ -70,5 +85,25 @@ pub trait Checkpoints: Send + Sync {
         &self,
         name: &str,
         position: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Durable links between our ids and another system's: the Discord bridge keeps ticket → channel
+/// and message → Discord message here, so a side effect already done is found again after a
+/// crash instead of being done twice.
+pub trait Links: Send + Sync {
+    /// The value linked to `key` under `kind`, if any.
+    fn load_link(
+        &self,
+        kind: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Records (or replaces) the link of `key` under `kind`; `None` removes it.
+    fn save_link(
+        &self,
+        kind: &str,
+        key: &str,
+        value: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

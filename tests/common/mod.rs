@@ -584,3 +584,78 @@ impl Drop for BinaryServer {
         let _ = self.child.wait();
     }
 }
+
+/// The MongoDB test server's URI from `TICKETD_TEST_MONGO_URI` (`scripts/test` starts one). When
+/// it is not set the test fails, saying how to start one, unless `TICKETD_SKIP_MONGO=1` is set
+/// outside CI: then this returns `None` and the test returns early, saying so.
+pub fn mongo_test_uri() -> Option<String> {
+    if let Ok(uri) = std::env::var("TICKETD_TEST_MONGO_URI")
+        && !uri.trim().is_empty()
+    {
+        return Some(uri);
+    }
+    let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    if !in_ci && std::env::var("TICKETD_SKIP_MONGO").as_deref() == Ok("1") {
+        eprintln!("TICKETD_SKIP_MONGO=1: skipping a MongoDB test");
+        return None;
+    }
+    panic!(
+        "TICKETD_TEST_MONGO_URI is not set, and this test needs a MongoDB server. Run \
+         `scripts/test`, which starts one, or start SecantusDB yourself with \
+         `port=$(scripts/mongo-test-server)` and \
+         `export TICKETD_TEST_MONGO_URI=\"mongodb://127.0.0.1:$port/?directConnection=true\"` \
+         (stop it with `kill $(cat .venv-mongo/server.pid)`). To skip the MongoDB tests on your \
+         own machine, set TICKETD_SKIP_MONGO=1 (ignored when CI is set)."
+    )
+}
+
+/// A database of its own for one test on the MongoDB test server: unique per test and run.
+pub struct TestMongo {
+    /// The server's URI (`TICKETD_TEST_MONGO_URI`).
+    pub uri: String,
+    /// The database's name.
+    pub db: String,
+}
+
+impl TestMongo {
+    /// A fresh database name for `test`, or `None` when MongoDB tests are skipped (see
+    /// [`mongo_test_uri`]).
+    pub fn new(test: &str) -> Option<Self> {
+        let uri = mongo_test_uri()?;
+        let short: String = test
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        Some(TestMongo {
+            uri,
+            db: format!("t_{short}_{}", &unique[unique.len() - 10..]),
+        })
+    }
+
+    /// Drops the database; call at the end of the test.
+    pub async fn drop_database(&self) {
+        let client = mongodb::Client::with_uri_str(&self.uri)
+            .await
+            .expect("connect to the MongoDB test server");
+        client
+            .database(&self.db)
+            .drop()
+            .await
+            .expect("drop the test database");
+    }
+}
+
+impl TestServer {
+    /// A server in MongoDB mode on `mongo`'s database (and a fresh data directory for its
+    /// development files), rate limits off, with extra settings.
+    pub async fn start_mongo(mongo: &TestMongo, env: &[(&str, &str)]) -> Self {
+        let mut settings = vec![
+            ("MONGO_URI", mongo.uri.as_str()),
+            ("DB_NAME", mongo.db.as_str()),
+        ];
+        settings.extend_from_slice(env);
+        Self::start_with(&settings).await
+    }
+}

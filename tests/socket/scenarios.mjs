@@ -712,6 +712,39 @@ const scenarios = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Several instances (tests/api_mongo.rs): BASE_URL is instance A, BASE_URL_B instance B, both
+// on one MongoDB database.
+
+/**
+ * Sockets on instance B receive what is posted through instance A's REST API (and A's own
+ * sockets too), each event once, in stream order: every instance broadcasts from the shared
+ * stream, not from its own requests.
+ */
+scenarios.two_instances = async () => {
+  const BASE_URL_B = (process.env.BASE_URL_B || '').replace(/\/+$/, '');
+  check(BASE_URL_B !== '', 'BASE_URL_B must be set for two_instances');
+  const customer = user('carol', 'CUSTOMER');
+  const agent = user('dave', 'AGENT');
+  const onB = (name, token) =>
+    observe(name, io(BASE_URL_B, { forceNew: true, reconnectionDelay: 100, timeout: WAIT_MS, auth: { token } }));
+  const cB = onB('customer on B', customer.token);
+  const sB = onB('agent on B', agent.token);
+  const sA = connect('agent on A', { auth: { token: agent.token } });
+  await connected(cB, sB, sA);
+
+  const ticket = await rest.createTicket(customer, 'Posted on A, seen on B');
+  const posted = [];
+  for (let i = 1; i <= 5; i += 1) posted.push(await rest.post(i % 2 ? agent : customer, ticket, `via A ${i}`));
+  for (const o of [cB, sB, sA]) {
+    for (const m of posted) await expectNext(o, 'message', m, `message ${m.content}`);
+  }
+  const closed = await rest.close(agent, ticket);
+  for (const o of [cB, sB, sA]) await expectNext(o, 'ticket_closed', closed);
+  await expectNothingMore([cB, sB, sA]);
+  expectNoErrors(cB, sB, sA);
+};
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 const name = process.argv[2];

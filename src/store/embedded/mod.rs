@@ -5,6 +5,9 @@
 //! append's transaction ([`projection`]), so a client always reads its own writes.
 
 pub mod audit;
+mod checkpointer;
+pub mod import;
+mod links;
 mod projection;
 mod reader;
 mod rows;
@@ -13,7 +16,7 @@ mod writer;
 
 use self::reader::Readers;
 use self::writer::{PreparedEvent, Request, Writer};
-use crate::store::{Checkpoints, ReadModels, TicketFilter};
+use crate::store::{Checkpoints, Links, ReadModels, TicketFilter};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
@@ -64,6 +67,8 @@ struct Inner {
     head: Arc<watch::Sender<u64>>,
     /// Read-only connections for every query.
     readers: Arc<Readers>,
+    /// Copies the WAL back into the database file off the writer's thread.
+    _checkpointer: checkpointer::Checkpointer,
 }
 
 impl EmbeddedStore {
@@ -82,6 +87,7 @@ impl EmbeddedStore {
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
         let thread = writer.spawn(queue, lock)?;
+        let checkpointer = checkpointer::spawn(&path)?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 path,
@@ -89,6 +95,7 @@ impl EmbeddedStore {
                 writer_thread: Mutex::new(Some(thread)),
                 head,
                 readers,
+                _checkpointer: checkpointer,
             }),
         })
     }
@@ -251,6 +258,28 @@ impl ReadModels for EmbeddedStore {
             })
             .await
     }
+
+    async fn list_messages_newest_first(
+        &self,
+        ticket_id: &str,
+        before_seq: Option<u64>,
+        limit: usize,
+        include_internal: bool,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        let ticket_id = ticket_id.to_owned();
+        self.inner
+            .readers
+            .run(move |conn| {
+                reader::list_messages_newest_first(
+                    conn,
+                    &ticket_id,
+                    before_seq,
+                    limit,
+                    include_internal,
+                )
+            })
+            .await
+    }
 }
 
 impl Checkpoints for EmbeddedStore {
@@ -267,6 +296,32 @@ impl Checkpoints for EmbeddedStore {
         self.submit(Request::SaveCheckpoint {
             name: name.to_owned(),
             position,
+            reply,
+        })?;
+        Self::answer(answer).await
+    }
+}
+
+impl Links for EmbeddedStore {
+    async fn load_link(&self, kind: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let (kind, key) = (kind.to_owned(), key.to_owned());
+        self.inner
+            .readers
+            .run(move |conn| links::load_link(conn, &kind, &key))
+            .await
+    }
+
+    async fn save_link(
+        &self,
+        kind: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Request::SaveLink {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
             reply,
         })?;
         Self::answer(answer).await

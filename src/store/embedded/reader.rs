@@ -260,6 +260,40 @@ pub(super) fn list_messages(
     rows.map(|row| row.map_err(sql_error)?).collect()
 }
 
+/// A ticket's live messages newest first, before `before_seq` when given (same index as
+/// [`list_messages`], walked backwards).
+pub(super) fn list_messages_newest_first(
+    conn: &Connection,
+    ticket_id: &str,
+    before_seq: Option<u64>,
+    limit: usize,
+    include_internal: bool,
+) -> Result<Vec<MessageView>, StoreError> {
+    let internal = if include_internal {
+        ""
+    } else {
+        " AND internal = 0"
+    };
+    let before = match before_seq {
+        Some(seq) => to_sql_int(seq)?,
+        None => i64::MAX,
+    };
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE ticket_id = ?1 AND deleted_at IS NULL AND seq < ?2{internal} \
+             ORDER BY seq DESC LIMIT ?3"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map(
+            params![ticket_id, before, to_sql_limit(limit)],
+            message_from_row,
+        )
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error)?).collect()
+}
+
 /// Every message row of a ticket in posting order, deleted ones and internal notes included;
 /// for audits, which compare the whole read model with a replay.
 pub(super) fn all_messages_of(

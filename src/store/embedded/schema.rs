@@ -82,6 +82,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events  ADD COLUMN global_hash TEXT NOT NULL DEFAULT '';
     ALTER TABLE streams ADD COLUMN hash        TEXT NOT NULL DEFAULT '';
 "#,
+    // 3: links kept by side-effect projectors (the Discord bridge's channels and messages).
+    r#"
+    CREATE TABLE links (
+        kind  TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -109,6 +118,12 @@ pub(super) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connect
     conn.pragma_update(None, "synchronous", synchronous)
         .map_err(sql_error)?;
     conn.pragma_update(None, "foreign_keys", false)
+        .map_err(sql_error)?;
+    // Savepoints (one per append in a batch) journal pages they touch; keep that in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(sql_error)?;
+    // The checkpoint thread does this work, so commits never stall on it.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(sql_error)?;
     migrate(&mut conn)?;
     super::audit::seal_unsealed(&mut conn)?;

@@ -85,6 +85,17 @@ pub(super) enum Request {
         /// Gets the outcome once the batch is committed.
         reply: Reply<()>,
     },
+    /// Record or remove a projector's link (see [`crate::store::Links`]).
+    SaveLink {
+        /// What the key names.
+        kind: String,
+        /// Our id.
+        key: String,
+        /// The other system's id; `None` removes the link.
+        value: Option<String>,
+        /// Gets the outcome once the batch is committed.
+        reply: Reply<()>,
+    },
 }
 
 /// A request's outcome, held until its batch commits: nothing is acknowledged before that.
@@ -94,6 +105,7 @@ enum Answer {
         Result<Vec<EventEnvelope>, StoreError>,
     ),
     SaveCheckpoint(Reply<()>, Result<(), StoreError>),
+    SaveLink(Reply<()>, Result<(), StoreError>),
 }
 
 impl Answer {
@@ -103,6 +115,7 @@ impl Answer {
         match self {
             Answer::Append(reply, result) => drop(reply.send(result)),
             Answer::SaveCheckpoint(reply, result) => drop(reply.send(result)),
+            Answer::SaveLink(reply, result) => drop(reply.send(result)),
         }
     }
 
@@ -111,6 +124,7 @@ impl Answer {
         match self {
             Answer::Append(reply, _) => drop(reply.send(Err(error()))),
             Answer::SaveCheckpoint(reply, _) => drop(reply.send(Err(error()))),
+            Answer::SaveLink(reply, _) => drop(reply.send(Err(error()))),
         }
     }
 }
@@ -271,6 +285,15 @@ fn execute(
         } => match save_checkpoint(&savepoint, &name, position) {
             Ok(()) => (Answer::SaveCheckpoint(reply, Ok(())), Some(head.clone())),
             Err(e) => (Answer::SaveCheckpoint(reply, Err(e)), None),
+        },
+        Request::SaveLink {
+            kind,
+            key,
+            value,
+            reply,
+        } => match super::links::save_link(&savepoint, &kind, &key, value.as_deref()) {
+            Ok(()) => (Answer::SaveLink(reply, Ok(())), Some(head.clone())),
+            Err(e) => (Answer::SaveLink(reply, Err(e)), None),
         },
     };
     let closed = match new_head {
@@ -476,6 +499,7 @@ fn unanswered(request: Request) -> Answer {
     match request {
         Request::Append { reply, .. } => Answer::Append(reply, not_run()),
         Request::SaveCheckpoint { reply, .. } => Answer::SaveCheckpoint(reply, not_run()),
+        Request::SaveLink { reply, .. } => Answer::SaveLink(reply, not_run()),
     }
 }
 

@@ -1,0 +1,294 @@
+//! The staff's slash commands and buttons. One table lists each command with its registration and
+//! the ticket command it becomes, so what is registered and what is dispatched cannot drift. Only
+//! members holding a support role may use them; anyone else gets a polite ephemeral refusal.
+
+use super::Bridge;
+use crate::commands::{CommandError, Context as CommandContext};
+use crate::store::ReadModels;
+use serenity::all::{
+    CommandDataOption, CommandDataOptionValue, CommandInteraction, CommandOptionType,
+    ComponentInteraction, CreateCommand, CreateCommandOption, CreateInteractionResponse,
+    CreateInteractionResponseMessage, Http, RoleId,
+};
+use ticketd_events::{Actor, Command, IssueLevel, SupportRole, TicketError, UserRole, Via};
+use tracing::warn;
+
+/// One slash command: its registration, and the ticket command its options become.
+struct Slash {
+    /// The command's name.
+    name: &'static str,
+    /// How it is registered in the guild.
+    register: fn() -> CreateCommand,
+    /// The ticket command it asks for, or why the options do not make one.
+    run: fn(&[CommandDataOption]) -> Result<Command, String>,
+}
+
+/// Every slash command.
+const SLASHES: &[Slash] = &[
+    Slash {
+        name: "close",
+        register: || {
+            CreateCommand::new("close")
+                .description("Close this ticket")
+                .add_option(CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "reason",
+                    "Why (shown in the transcript)",
+                ))
+        },
+        run: |options| {
+            Ok(Command::CloseTicket {
+                reason: string_option(options, "reason"),
+            })
+        },
+    },
+    Slash {
+        name: "escalate",
+        register: || {
+            let mut role = CreateCommandOption::new(
+                CommandOptionType::String,
+                "role",
+                "The support team to hand the ticket to",
+            )
+            .required(true);
+            for r in SupportRole::ALL {
+                role = role.add_string_choice(r.as_str(), r.as_str());
+            }
+            CreateCommand::new("escalate")
+                .description("Hand this ticket to another support team")
+                .add_option(role)
+        },
+        run: |options| {
+            let to = parse::<SupportRole>(options, "role")?;
+            Ok(Command::ChangeSupportRole { to })
+        },
+    },
+    Slash {
+        name: "level",
+        register: || {
+            let mut level =
+                CreateCommandOption::new(CommandOptionType::String, "level", "How urgent it is")
+                    .required(true);
+            for l in IssueLevel::ALL {
+                level = level.add_string_choice(l.as_str(), l.as_str());
+            }
+            CreateCommand::new("level")
+                .description("Set this ticket's issue level")
+                .add_option(level)
+        },
+        run: |options| {
+            let to = parse::<IssueLevel>(options, "level")?;
+            Ok(Command::ChangeIssueLevel { to })
+        },
+    },
+    Slash {
+        name: "reopen",
+        register: || CreateCommand::new("reopen").description("Reopen this closed ticket"),
+        run: |_| Ok(Command::ReopenTicket),
+    },
+];
+
+/// Every command's registration, for a bulk overwrite in the guild (safe to repeat on READY).
+pub fn registrations() -> Vec<CreateCommand> {
+    SLASHES.iter().map(|s| (s.register)()).collect()
+}
+
+fn string_option(options: &[CommandDataOption], name: &str) -> Option<String> {
+    options
+        .iter()
+        .find(|o| o.name == name)
+        .and_then(|o| match &o.value {
+            CommandDataOptionValue::String(s) => {
+                Some(s.trim().to_string()).filter(|s| !s.is_empty())
+            }
+            _ => None,
+        })
+}
+
+fn parse<T: std::str::FromStr>(options: &[CommandDataOption], name: &str) -> Result<T, String> {
+    let value = string_option(options, name).ok_or_else(|| format!("`{name}` is required"))?;
+    value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a valid {name}"))
+}
+
+/// Whoever acts through Discord: staff, as an agent, under their member id and display name.
+fn staff_actor(user: &serenity::all::User, nick: Option<&str>) -> Actor {
+    Actor {
+        id: user.id.to_string(),
+        name: nick
+            .map(str::to_string)
+            .unwrap_or_else(|| user.display_name().to_string()),
+        role: UserRole::Agent,
+        via: Via::Discord,
+    }
+}
+
+/// The one mapping from a command's failure to what the member reads.
+fn refusal(error: &CommandError) -> String {
+    match error {
+        CommandError::Rejected(TicketError::TicketClosed) => "This ticket is closed.".into(),
+        CommandError::Rejected(TicketError::TicketNotClosed) => "This ticket is open.".into(),
+        CommandError::Rejected(TicketError::TicketNotFound) => "This ticket does not exist.".into(),
+        CommandError::Rejected(e) => format!("Refused: {e}."),
+        CommandError::Store(_) => "Something went wrong on our side; please try again.".into(),
+    }
+}
+
+impl Bridge {
+    /// Runs a slash command.
+    pub async fn on_command(&self, interaction: &CommandInteraction) {
+        let roles = interaction
+            .member
+            .as_ref()
+            .map(|m| m.roles.clone())
+            .unwrap_or_default();
+        let nick = interaction.member.as_ref().and_then(|m| m.nick.clone());
+        let reply = match SLASHES.iter().find(|s| s.name == interaction.data.name) {
+            None => "Unknown command.".to_string(),
+            Some(slash) => match (slash.run)(&interaction.data.options) {
+                Err(problem) => problem,
+                Ok(command) => {
+                    self.act(
+                        &roles,
+                        interaction.channel_id,
+                        staff_actor(&interaction.user, nick.as_deref()),
+                        interaction.id.to_string(),
+                        command,
+                    )
+                    .await
+                }
+            },
+        };
+        respond(&self.http, reply, |http, r| {
+            interaction.create_response(http, r)
+        })
+        .await;
+    }
+
+    /// Runs a button of the opening message.
+    pub async fn on_button(&self, interaction: &ComponentInteraction) {
+        let roles = interaction
+            .member
+            .as_ref()
+            .map(|m| m.roles.clone())
+            .unwrap_or_default();
+        let nick = interaction.member.as_ref().and_then(|m| m.nick.clone());
+        let actor = staff_actor(&interaction.user, nick.as_deref());
+        let (action, ticket_id) = interaction
+            .data
+            .custom_id
+            .split_once(':')
+            .unwrap_or(("", ""));
+        let command = match action {
+            "close" => Ok(Command::CloseTicket { reason: None }),
+            "escalate" => match self.state.store.get_ticket(ticket_id).await {
+                Ok(Some(ticket)) => {
+                    let ladder = SupportRole::ALL;
+                    let at = ladder.iter().position(|r| *r == ticket.support_role);
+                    match at.and_then(|i| ladder.get(i + 1)) {
+                        Some(next) => Ok(Command::ChangeSupportRole { to: *next }),
+                        None => Err("This ticket is already with the top support team.".into()),
+                    }
+                }
+                Ok(None) => Err("This ticket does not exist.".to_string()),
+                Err(e) => {
+                    warn!("cannot read ticket {ticket_id}: {e}");
+                    Err("Something went wrong on our side; please try again.".into())
+                }
+            },
+            _ => Err("Unknown button.".to_string()),
+        };
+        let reply = match command {
+            Err(problem) => problem,
+            Ok(command) => {
+                self.act(
+                    &roles,
+                    interaction.channel_id,
+                    actor,
+                    interaction.id.to_string(),
+                    command,
+                )
+                .await
+            }
+        };
+        respond(&self.http, reply, |http, r| {
+            interaction.create_response(http, r)
+        })
+        .await;
+    }
+
+    /// Checks the member and the channel, runs `command` on the channel's ticket and says how it
+    /// went.
+    async fn act(
+        &self,
+        roles: &[RoleId],
+        channel: serenity::all::ChannelId,
+        actor: Actor,
+        correlation_id: String,
+        command: Command,
+    ) -> String {
+        if !self.is_staff(roles) {
+            return "Sorry, only the support team can do that.".into();
+        }
+        let Some(ticket_id) = self.ticket_of(channel).await else {
+            return "This is not a ticket channel.".into();
+        };
+        let context = CommandContext {
+            actor,
+            correlation_id: format!("discord:{correlation_id}"),
+        };
+        let done = match &command {
+            Command::CloseTicket { .. } => "Ticket closed.",
+            Command::ReopenTicket => "Ticket reopened.",
+            Command::ChangeSupportRole { .. } => "Ticket handed over.",
+            Command::ChangeIssueLevel { .. } => "Issue level changed.",
+            _ => "Done.",
+        };
+        match self
+            .state
+            .executor
+            .execute(&ticket_id, &context, &[command])
+            .await
+        {
+            Ok(_) => done.into(),
+            Err(e) => refusal(&e),
+        }
+    }
+}
+
+/// Answers an interaction with an ephemeral message (only the member sees it).
+async fn respond<'a, F, Fut>(http: &'a Http, text: String, send: F)
+where
+    F: FnOnce(&'a Http, CreateInteractionResponse) -> Fut,
+    Fut: Future<Output = serenity::Result<()>>,
+{
+    let response = CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true),
+    );
+    if let Err(e) = send(http, response).await {
+        warn!("cannot answer an interaction: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_command_is_dispatched() {
+        let registered: Vec<String> = registrations()
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c).unwrap()["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let dispatched: Vec<&str> = SLASHES.iter().map(|s| s.name).collect();
+        assert_eq!(registered, dispatched);
+    }
+}

@@ -1,0 +1,143 @@
+//! The database's layout: which collections there are, the indexes every query needs (created at
+//! start-up, so no request ever scans a collection), and the start-up check that the server is
+//! a replica set, without which there are no transactions and no change streams.
+
+use super::docs::unavailable;
+use bson::{Document, doc};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, Database, IndexModel};
+use ticketd_events::StoreError;
+
+/// The append-only log; `_id` is the global position.
+pub(super) const EVENTS: &str = "events";
+/// Each stream's version and last hash: what an append checks and chains to.
+pub(super) const STREAMS: &str = "streams";
+/// One document, `_id: "events"`: the last position, its global hash and time.
+pub(super) const COUNTERS: &str = "counters";
+/// The Ticket read model.
+pub(super) const TICKETS: &str = "tickets";
+/// The Message read model.
+pub(super) const MESSAGES: &str = "messages";
+/// Projector checkpoints, `_id` the projector's name.
+pub(super) const CHECKPOINTS: &str = "checkpoints";
+/// Links between our ids and another system's, `_id: {kind, key}`.
+pub(super) const LINKS: &str = "links";
+/// Leases for work only one instance may do, `_id` the lease's name.
+pub(super) const LEASES: &str = "leases";
+
+/// The `_id` of the global counter document.
+pub(super) const EVENTS_COUNTER: &str = "events";
+
+/// Handles on every collection, cloned cheaply by the writer, readers and follower.
+#[derive(Clone, Debug)]
+pub(super) struct Collections {
+    /// See [`EVENTS`].
+    pub(super) events: Collection<Document>,
+    /// See [`STREAMS`].
+    pub(super) streams: Collection<Document>,
+    /// See [`COUNTERS`].
+    pub(super) counters: Collection<Document>,
+    /// See [`TICKETS`].
+    pub(super) tickets: Collection<Document>,
+    /// See [`MESSAGES`].
+    pub(super) messages: Collection<Document>,
+    /// See [`CHECKPOINTS`].
+    pub(super) checkpoints: Collection<Document>,
+    /// See [`LINKS`].
+    pub(super) links: Collection<Document>,
+}
+
+impl Collections {
+    pub(super) fn new(db: &Database) -> Self {
+        Collections {
+            events: db.collection(EVENTS),
+            streams: db.collection(STREAMS),
+            counters: db.collection(COUNTERS),
+            tickets: db.collection(TICKETS),
+            messages: db.collection(MESSAGES),
+            checkpoints: db.collection(CHECKPOINTS),
+            links: db.collection(LINKS),
+        }
+    }
+}
+
+/// Refuses a server that is not a replica set member able to take writes.
+pub(super) async fn check_replica_set(db: &Database) -> Result<(), StoreError> {
+    let hello = db
+        .client()
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot reach MongoDB: {e}")))?;
+    if hello.get_str("setName").is_err() {
+        return Err(StoreError::Unavailable(
+            "MongoDB is not a replica set: ticketd needs transactions and change streams, which \
+             only a replica set has. Start mongod with --replSet NAME and run rs.initiate() once \
+             (a single-node replica set is enough)"
+                .into(),
+        ));
+    }
+    if !hello.get_bool("isWritablePrimary").unwrap_or(false) {
+        return Err(StoreError::Unavailable(
+            "MongoDB answered from a member that is not the primary: connect ticketd to the \
+             replica set (or its primary)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates every index (a no-op when they exist) and the counter document.
+pub(super) async fn prepare(collections: &Collections) -> Result<(), StoreError> {
+    let unique = |keys: Document, name: &str| {
+        IndexModel::builder()
+            .keys(keys)
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .name(name.to_owned())
+                    .build(),
+            )
+            .build()
+    };
+    let plain = |keys: Document, name: &str| {
+        IndexModel::builder()
+            .keys(keys)
+            .options(IndexOptions::builder().name(name.to_owned()).build())
+            .build()
+    };
+    collections
+        .events
+        .create_indexes([
+            unique(doc! {"stream_id": 1, "version": 1}, "stream_version"),
+            unique(doc! {"event_id": 1}, "event_id"),
+        ])
+        .await
+        .map_err(unavailable)?;
+    collections
+        .tickets
+        .create_indexes([
+            unique(doc! {"position": 1}, "position"),
+            plain(doc! {"user_id": 1, "position": 1}, "by_user"),
+            plain(doc! {"status": 1, "position": 1}, "by_status"),
+            plain(doc! {"issue_level": 1, "position": 1}, "by_issue_level"),
+            plain(doc! {"support_role": 1, "position": 1}, "by_support_role"),
+        ])
+        .await
+        .map_err(unavailable)?;
+    collections
+        .messages
+        .create_indexes([plain(doc! {"ticket_id": 1, "seq": 1}, "by_ticket")])
+        .await
+        .map_err(unavailable)?;
+    collections
+        .counters
+        .update_one(
+            doc! {"_id": EVENTS_COUNTER},
+            doc! {"$setOnInsert": {"position": 0_i64, "global_hash": "", "recorded_at": 0_i64}},
+        )
+        .upsert(true)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}

@@ -1,0 +1,719 @@
+//! The Discord bridge against a fake Discord on loopback (`common/fake_discord.rs`), through the
+//! real serenity client: channel placement and overwrites, relay both ways with edits, deletes
+//! and internal notes, slash commands and buttons with permission refusals, an outage in the
+//! middle of a conversation, and restarts that must not make a second channel or message.
+
+mod common;
+#[path = "common/fake_discord.rs"]
+mod fake_discord;
+
+use common::*;
+use fake_discord::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tempfile::TempDir;
+
+/// A ticketd server wired to `fake`, once its bot has registered its commands.
+async fn server_for(fake: &Arc<FakeDiscord>, dir: Option<TempDir>) -> TestServer {
+    server_with(fake, dir, &[]).await
+}
+
+/// The same with extra settings.
+async fn server_with(
+    fake: &Arc<FakeDiscord>,
+    dir: Option<TempDir>,
+    extra: &[(&str, &str)],
+) -> TestServer {
+    let env = fake.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra);
+    let before = fake
+        .calls_to("PUT", "/applications/*/guilds/*/commands")
+        .len();
+    let server = match dir {
+        Some(dir) => TestServer::start_in(dir, &env).await,
+        None => TestServer::start_with(&env).await,
+    };
+    fake.wait_until("the slash commands to be registered", 20, |f| {
+        f.calls_to("PUT", "/applications/*/guilds/*/commands").len() > before
+    })
+    .await;
+    server
+}
+
+async fn open_ticket(server: &TestServer, token: &str) -> String {
+    server
+        .create_ticket(token, "Cannot log in", "The page says *error* <@1>")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The ticket's channel, once there is exactly one for it.
+async fn channel_of(fake: &Arc<FakeDiscord>, ticket: &str) -> Value {
+    let marker = format!("ticket {ticket}");
+    let find = |f: &FakeDiscord| {
+        f.ticket_channels()
+            .into_iter()
+            .filter(|c| c["topic"].as_str().is_some_and(|t| t.starts_with(&marker)))
+            .collect::<Vec<_>>()
+    };
+    fake.wait_until("the ticket's channel", 20, |f| !find(f).is_empty())
+        .await;
+    let found = find(fake);
+    assert_eq!(found.len(), 1, "one channel per ticket: {found:#?}");
+    found[0].clone()
+}
+
+/// Whether a JSON snowflake string is `id`.
+fn is_id(value: &Value, id: u64) -> bool {
+    value.as_str().and_then(|s| s.parse().ok()) == Some(id)
+}
+
+fn id(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_string()
+}
+
+/// The bot's messages in a channel whose content contains `text`.
+fn bot_messages_with(fake: &FakeDiscord, channel: &str, text: &str) -> Vec<Value> {
+    fake.messages_in(channel)
+        .into_iter()
+        .filter(|m| is_id(&m["author"]["id"], BOT))
+        .filter(|m| m["content"].as_str().is_some_and(|c| c.contains(text)))
+        .collect()
+}
+
+async fn messages(server: &TestServer, token: &str, ticket: &str) -> Vec<Value> {
+    let (status, _, body) = server
+        .get(&format!("/api/v1/tickets/{ticket}/messages"), token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+async fn wait_messages(
+    server: &TestServer,
+    token: &str,
+    ticket: &str,
+    what: &str,
+    check: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..400 {
+        let list = messages(server, token, ticket).await;
+        if check(&list) {
+            return list;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "timed out waiting for {what}: {:#?}",
+        messages(server, token, ticket).await
+    );
+}
+
+async fn ticket_status(server: &TestServer, token: &str, ticket: &str) -> Value {
+    let (status, _, body) = server
+        .get(&format!("/api/v1/tickets/{ticket}"), token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn role_overwrites(channel: &Value) -> Vec<(String, u64, String, String)> {
+    let mut list: Vec<_> = channel["permission_overwrites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_string(),
+                o["type"].as_u64().unwrap(),
+                o["allow"].as_str().unwrap().to_string(),
+                o["deny"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+const VIEW_CHANNEL: u64 = 1 << 10;
+
+fn visible_roles(channel: &Value) -> Vec<u64> {
+    let mut roles: Vec<u64> = role_overwrites(channel)
+        .into_iter()
+        .filter(|(id, kind, allow, _)| {
+            *kind == 0
+                && id != &GUILD.to_string()
+                && allow.parse::<u64>().unwrap() & VIEW_CHANNEL != 0
+        })
+        .map(|(id, ..)| id.parse().unwrap())
+        .collect();
+    roles.sort();
+    roles
+}
+
+#[test]
+fn every_fake_payload_deserializes_into_serenity_types() {
+    use serenity::all::{CurrentUser, Event, GatewayEvent, GuildChannel, Message};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeDiscord::start());
+    let samples = fake.payload_samples();
+    for (name, frame) in [
+        ("READY", &samples.ready),
+        ("GUILD_CREATE", &samples.guild_create),
+        ("MESSAGE_CREATE", &samples.message_create),
+        ("MESSAGE_UPDATE", &samples.message_update),
+        ("MESSAGE_DELETE", &samples.message_delete),
+        ("INTERACTION_CREATE (slash)", &samples.slash),
+        ("INTERACTION_CREATE (button)", &samples.button),
+    ] {
+        let event: GatewayEvent = serde_json::from_value(frame.clone())
+            .unwrap_or_else(|e| panic!("{name} does not deserialize: {e}"));
+        match event {
+            GatewayEvent::Dispatch(_, Event::Unknown(_)) => panic!("{name} became Event::Unknown"),
+            GatewayEvent::Dispatch(..) => {}
+            other => panic!("{name} is not a dispatch: {other:?}"),
+        }
+        // The untagged form serenity's shard actually uses goes through the event's own type.
+        let data = frame["d"].clone();
+        let parsed = match name {
+            "READY" => serde_json::from_value::<serenity::all::Ready>(data).map(drop),
+            "GUILD_CREATE" => serde_json::from_value::<serenity::all::Guild>(data).map(drop),
+            "MESSAGE_CREATE" => serde_json::from_value::<Message>(data).map(drop),
+            "MESSAGE_UPDATE" => {
+                serde_json::from_value::<serenity::all::MessageUpdateEvent>(data).map(drop)
+            }
+            "MESSAGE_DELETE" => {
+                serde_json::from_value::<serenity::all::MessageDeleteEvent>(data).map(drop)
+            }
+            _ => serde_json::from_value::<serenity::all::Interaction>(data).map(drop),
+        };
+        parsed.unwrap_or_else(|e| panic!("{name}'s data does not deserialize: {e}"));
+    }
+    serde_json::from_value::<GuildChannel>(samples.channel).expect("a REST channel");
+    serde_json::from_value::<Message>(samples.message).expect("a REST message");
+    serde_json::from_value::<CurrentUser>(samples.current_user).expect("GET /users/@me");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ticket_gets_one_hidden_channel_in_its_category_with_an_opening_message() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = channel_of(&fake, &ticket).await;
+    assert_eq!(channel["parent_id"], CATEGORIES[0].to_string());
+    assert!(
+        channel["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("ticket-cannot-log-in-")
+    );
+    let overwrites = role_overwrites(&channel);
+    let everyone = overwrites
+        .iter()
+        .find(|(id, ..)| id == &GUILD.to_string())
+        .expect("an @everyone overwrite");
+    assert_eq!(everyone.1, 0);
+    assert_ne!(
+        everyone.3.parse::<u64>().unwrap() & VIEW_CHANNEL,
+        0,
+        "hidden from @everyone"
+    );
+    assert!(
+        overwrites
+            .iter()
+            .any(|(id, kind, allow, _)| id == &BOT.to_string()
+                && *kind == 1
+                && allow.parse::<u64>().unwrap() & VIEW_CHANNEL != 0),
+        "the bot sees its channel: {overwrites:?}"
+    );
+    assert_eq!(
+        visible_roles(&channel),
+        ROLES.to_vec(),
+        "GENERAL: every role"
+    );
+
+    let channel_id = id(&channel);
+    fake.wait_until("the opening message", 20, |f| {
+        !bot_messages_with(f, &channel_id, "New ticket").is_empty()
+    })
+    .await;
+    let opening = bot_messages_with(&fake, &channel_id, "New ticket");
+    assert_eq!(opening.len(), 1);
+    let text = opening[0]["content"].as_str().unwrap();
+    for part in [
+        "ann",
+        "ann\\@example\\.com",
+        "CUSTOMER",
+        "Cannot log in",
+        "NORMAL",
+        "\\*error\\*",
+        "\\<\\@1\\>",
+    ] {
+        assert!(text.contains(part), "{part} in {text}");
+    }
+    let buttons: Vec<&str> = opening[0]["components"][0]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["custom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        buttons,
+        [format!("close:{ticket}"), format!("escalate:{ticket}")]
+    );
+    assert_eq!(opening[0]["allowed_mentions"]["parse"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_edits_and_deletions_cross_both_ways() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+
+    // Customer → Discord: escaped, no pings, attachment links.
+    let (status, _, posted) = server
+        .post_json(
+            &format!("/api/v1/tickets/{ticket}/messages"),
+            &ann,
+            json!({"content": "@everyone look **here**", "attachments": ["https://files.example/shot.png"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{posted}");
+    fake.wait_until("the customer's message in Discord", 20, |f| {
+        !bot_messages_with(f, &channel, "look").is_empty()
+    })
+    .await;
+    let copy = bot_messages_with(&fake, &channel, "look").remove(0);
+    let text = copy["content"].as_str().unwrap();
+    assert!(text.contains("**ann** (CUSTOMER)"), "{text}");
+    assert!(text.contains("\\@everyone look \\*\\*here\\*\\*"), "{text}");
+    assert!(text.contains("<https://files.example/shot.png>"), "{text}");
+    assert_eq!(
+        copy["allowed_mentions"],
+        json!({"parse": [], "users": [], "roles": []})
+    );
+
+    // The customer's edit and deletion follow.
+    let message_path = format!("/api/v1/tickets/{ticket}/messages/{}", id(&posted));
+    let (status, _, body) = server
+        .patch_json(&message_path, &ann, json!({"content": "look there"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    fake.wait_until("the edit in Discord", 20, |f| {
+        !bot_messages_with(f, &channel, "look there").is_empty()
+    })
+    .await;
+    let (status, _, body) = server.delete(&message_path, &ann).await;
+    assert!(status.is_success(), "{body}");
+    fake.wait_until("the deletion in Discord", 20, |f| {
+        bot_messages_with(f, &channel, "look").is_empty()
+    })
+    .await;
+
+    // Discord → customer: a staff message, its edit, its deletion; a note never reaches them.
+    let said = fake.member_says(
+        STAFF,
+        &channel,
+        "Hello, we are on it",
+        &["https://cdn.example/fix.txt"],
+    );
+    let list = wait_messages(&server, &ann, &ticket, "the staff message", |l| {
+        l.iter().any(|m| m["content"] == "Hello, we are on it")
+    })
+    .await;
+    let staff = list
+        .iter()
+        .find(|m| m["content"] == "Hello, we are on it")
+        .unwrap();
+    assert_eq!(staff["author_name"], "Sam from Support");
+    assert_eq!(staff["author_id"], STAFF.to_string());
+    assert_eq!(staff["attachments"], json!(["https://cdn.example/fix.txt"]));
+
+    fake.member_says(STAFF, &channel, "!note customer seems confused", &[]);
+    let agent = server.token("agent", "AGENT");
+    wait_messages(&server, &agent, &ticket, "the note for staff", |l| {
+        l.iter()
+            .any(|m| m["content"] == "customer seems confused" && m["internal"] == true)
+    })
+    .await;
+    assert!(
+        messages(&server, &ann, &ticket)
+            .await
+            .iter()
+            .all(|m| m["content"] != "customer seems confused"),
+        "notes are not for the customer"
+    );
+
+    fake.member_edits(STAFF, &channel, &said, "Hello, it is fixed");
+    wait_messages(&server, &ann, &ticket, "the staff edit", |l| {
+        l.iter().any(|m| m["content"] == "Hello, it is fixed")
+    })
+    .await;
+    fake.member_deletes(&channel, &said);
+    wait_messages(&server, &ann, &ticket, "the staff deletion", |l| {
+        l.iter().all(|m| m["content"] != "Hello, it is fixed")
+    })
+    .await;
+
+    // Ignored: members without a support role, other guilds; and the bot's own echoes made
+    // nothing either (the customer sees no message they did not write or staff did not post).
+    fake.member_says(OUTSIDER, &channel, "I should not be here", &[]);
+    fake.member_says_in(OTHER_GUILD, STAFF, &channel, "wrong guild", &[]);
+    fake.member_says(STAFF, &channel, "last one", &[]);
+    let list = wait_messages(&server, &agent, &ticket, "the last staff message", |l| {
+        l.iter().any(|m| m["content"] == "last one")
+    })
+    .await;
+    let contents: Vec<&str> = list
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, ["customer seems confused", "last one"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slash_commands_and_buttons_are_for_staff_only() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let registered = fake.calls_to("PUT", "/applications/*/guilds/*/commands");
+    let names: Vec<&str> = registered[0]
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["close", "escalate", "level", "reopen"]);
+
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+
+    // An outsider is refused, politely and privately.
+    let asked = fake.slash(OUTSIDER, &channel, "close", json!([]));
+    fake.wait_until("the refusal", 20, |f| f.answer_to(&asked).is_some())
+        .await;
+    let answer = fake.answer_to(&asked).unwrap();
+    assert_eq!(answer["type"], 4);
+    assert_eq!(answer["data"]["flags"], 64, "ephemeral: {answer}");
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("only the support team")
+    );
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["status"],
+        "OPEN"
+    );
+
+    // Level: the channel moves to the CRITICAL category.
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "level",
+        json!([{"name": "level", "type": 3, "value": "CRITICAL"}]),
+    );
+    fake.wait_until("the level answer", 20, |f| f.answer_to(&asked).is_some())
+        .await;
+    fake.wait_until("the move to CRITICAL", 20, |f| {
+        f.ticket_channels()
+            .iter()
+            .any(|c| c["id"] == channel && is_id(&c["parent_id"], CATEGORIES[2]))
+    })
+    .await;
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["issue_level"],
+        "CRITICAL"
+    );
+
+    // Escalate: only MANAGER and ADMIN roles see it now.
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "escalate",
+        json!([{"name": "role", "type": 3, "value": "MANAGER"}]),
+    );
+    fake.wait_until("the escalate answer", 20, |f| f.answer_to(&asked).is_some())
+        .await;
+    fake.wait_until("the new overwrites", 20, |f| {
+        f.ticket_channels()
+            .iter()
+            .any(|c| c["id"] == channel && visible_roles(c) == ROLES[2..].to_vec())
+    })
+    .await;
+
+    // The close button closes; /reopen opens again.
+    let clicked = fake.click(STAFF, &channel, &format!("close:{ticket}"));
+    fake.wait_until("the close answer", 20, |f| f.answer_to(&clicked).is_some())
+        .await;
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["status"],
+        "CLOSED"
+    );
+    fake.wait_until("the close notice", 20, |f| {
+        !bot_messages_with(f, &channel, "Ticket closed").is_empty()
+    })
+    .await;
+    let asked = fake.slash(STAFF, &channel, "reopen", json!([]));
+    fake.wait_until("the reopen answer", 20, |f| f.answer_to(&asked).is_some())
+        .await;
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["status"],
+        "OPEN"
+    );
+    let answer = fake.answer_to(&asked).unwrap();
+    assert_eq!(answer["data"]["flags"], 64);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_delays_work_but_everything_lands_once() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    fake.wait_until("the opening message", 20, |f| {
+        !bot_messages_with(f, &channel, "New ticket").is_empty()
+    })
+    .await;
+
+    fake.fail_next(6, 500);
+    for i in 0..3 {
+        server
+            .post_message(&ann, &ticket, &format!("during the outage {i}"))
+            .await;
+    }
+    fake.wait_until("the outage to pass", 30, |f| {
+        !bot_messages_with(f, &channel, "during the outage 0").is_empty()
+    })
+    .await;
+    fake.fail_next(3, 429);
+    server
+        .post_message(&ann, &ticket, "while rate limited")
+        .await;
+    fake.wait_until("every message", 30, |f| {
+        !bot_messages_with(f, &channel, "while rate limited").is_empty()
+    })
+    .await;
+    let copies: Vec<String> = fake
+        .messages_in(&channel)
+        .iter()
+        .filter(|m| is_id(&m["author"]["id"], BOT))
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect();
+    let expected = [
+        "New ticket",
+        "during the outage 0",
+        "during the outage 1",
+        "during the outage 2",
+        "while rate limited",
+    ];
+    assert_eq!(copies.len(), expected.len(), "{copies:#?}");
+    for (copy, text) in copies.iter().zip(expected) {
+        assert!(copy.contains(text), "{copy} should contain {text}");
+    }
+    assert!(
+        fake.calls().iter().any(|c| c.status == 500)
+            && fake.calls().iter().any(|c| c.status == 429),
+        "the outage happened"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_even_before_links_were_recorded_makes_no_second_channel_or_message() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    server
+        .post_message(&ann, &ticket, "before the restart")
+        .await;
+    fake.wait_until("the message", 20, |f| {
+        !bot_messages_with(f, &channel, "before the restart").is_empty()
+    })
+    .await;
+
+    // A plain restart: the checkpoint and links carry on.
+    let dir = server.stop().await;
+    let server = server_for(&fake, Some(dir)).await;
+    server
+        .post_message(&ann, &ticket, "after the restart")
+        .await;
+    fake.wait_until("the next message", 20, |f| {
+        !bot_messages_with(f, &channel, "after the restart").is_empty()
+    })
+    .await;
+
+    // A crash right after the Discord calls, before anything was recorded: forget the links and
+    // the checkpoint, as if the process died between creating and recording.
+    let dir = server.stop().await;
+    {
+        let db = rusqlite::Connection::open(dir.path().join("ticketd.db")).unwrap();
+        db.execute("DELETE FROM links", []).unwrap();
+        db.execute("DELETE FROM checkpoints WHERE name = 'discord'", [])
+            .unwrap();
+    }
+    let posts_before = fake.calls_to("POST", "/channels/*/messages").len();
+    let server = server_for(&fake, Some(dir)).await;
+    // Everything is replayed; wait until the replay reached the last event.
+    fake.wait_until("the replay", 20, |f| {
+        f.calls_to("POST", "/channels/*/messages").len() >= posts_before + 3
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    channel_of(&fake, &ticket).await;
+    assert_eq!(fake.ticket_channels().len(), 1, "no second channel");
+    let bot: Vec<Value> = fake
+        .messages_in(&channel)
+        .into_iter()
+        .filter(|m| is_id(&m["author"]["id"], BOT))
+        .collect();
+    assert_eq!(bot.len(), 3, "opening + two copies, none doubled: {bot:#?}");
+
+    // The links are back, so staff messages still reach the ticket.
+    fake.member_says(STAFF, &channel, "still here", &[]);
+    wait_messages(&server, &ann, &ticket, "the staff message", |l| {
+        l.iter().any(|m| m["content"] == "still here")
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_discord_api_url_fails_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.path().to_string_lossy().into_owned();
+    let vars = [
+        ("JWT_SECRET_KEY", SECRET),
+        ("DATA_DIR", data.as_str()),
+        ("DISCORD_BOT_TOKEN", "t"),
+        ("GUILD_ID", "1"),
+        ("DISCORD_API_URL", url.as_str()),
+    ];
+    let config = ticketd::config::Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let result = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        ticketd::run(listener, config, std::future::pending()),
+    )
+    .await
+    .expect("start-up gives up instead of hanging");
+    let err = result.expect_err("an unreachable DISCORD_API_URL is an error");
+    assert!(matches!(err, ticketd::RunError::Discord(_)), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closing_posts_a_transcript_then_removes_the_channel() {
+    let fake = FakeDiscord::start().await;
+    let server = server_with(&fake, None, &[("DISCORD_CHANNEL_GRACE_SECS", "1")]).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    let posted = server
+        .post_message(&ann, &ticket, "<b>bold</b> & more")
+        .await;
+    server.post_message(&ann, &ticket, "typo").await;
+    server
+        .patch_json(
+            &format!("/api/v1/tickets/{ticket}/messages/{}", id(&posted)),
+            &ann,
+            json!({"content": "<i>fixed</i>"}),
+        )
+        .await;
+    let said = fake.member_says(STAFF, &channel, "Done on our side", &[]);
+    wait_messages(&server, &ann, &ticket, "the staff answer", |l| l.len() == 3).await;
+    fake.member_deletes(&channel, &said);
+    wait_messages(&server, &ann, &ticket, "the deletion", |l| l.len() == 2).await;
+
+    // Closed over REST, by the customer.
+    let (status, _, body) = server
+        .post_json(
+            &format!("/api/v1/tickets/{ticket}/close"),
+            &ann,
+            json!({"reason": "solved <3"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let transcripts = format!("/channels/{TRANSCRIPTS}/messages");
+    fake.wait_until("the transcript", 20, |f| {
+        !f.calls_to("POST", &transcripts).is_empty()
+    })
+    .await;
+    let post = fake.calls_to("POST", &transcripts).remove(0).body;
+    let summary = post["content"].as_str().unwrap();
+    for part in [
+        &ticket[..],
+        "ann",
+        "Messages: 3",
+        "Level: NORMAL",
+        "Role: GENERAL",
+        "by ann",
+    ] {
+        assert!(summary.contains(part), "{part} in {summary}");
+    }
+    assert_eq!(post["allowed_mentions"]["parse"], json!([]));
+    let files = post["_files"].as_array().unwrap();
+    let names: Vec<&str> = files
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("transcript-{ticket}.html"),
+            format!("transcript-{ticket}.txt")
+        ]
+    );
+    let html = files[0]["content"].as_str().unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        !html.contains("<b>bold") && !html.contains("<i>fixed"),
+        "user text is escaped"
+    );
+    assert!(html.contains("&lt;i&gt;fixed&lt;/i&gt;") && html.contains("edited"));
+    assert!(html.contains("Done on our side") && html.contains("deleted"));
+    assert!(html.contains("solved &lt;3"));
+    let text = files[1]["content"].as_str().unwrap();
+    assert!(
+        text.contains("<i>fixed</i> ") || text.contains("<i>fixed</i>\n"),
+        "{text}"
+    );
+    assert!(text.contains("[deleted"), "{text}");
+
+    // After the grace period the channel goes; a reopen makes a new one.
+    fake.wait_until("the channel's removal", 20, |f| {
+        f.ticket_channels()
+            .iter()
+            .all(|c| c["id"] != channel.as_str())
+    })
+    .await;
+    let agent = server.token("agent", "AGENT");
+    let (status, _, body) = server
+        .post_empty(&format!("/api/v1/tickets/{ticket}/reopen"), &agent)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reopened = channel_of(&fake, &ticket).await;
+    assert_ne!(id(&reopened), channel);
+    server.stop().await;
+}

@@ -837,19 +837,30 @@ fn status_field(pid: u32, field: &str) -> Option<String> {
     Some(line[field.len()..].trim().to_string())
 }
 
-fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+/// Every file under `path` with its size.
+fn files_by_size(root: &Path, path: &Path, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        match entry.metadata() {
+            Ok(m) if m.is_dir() => files_by_size(root, &entry.path(), out),
+            Ok(m) => {
+                let name = entry.path();
+                let name = name
+                    .strip_prefix(root)
+                    .unwrap_or(&name)
+                    .display()
+                    .to_string();
+                out.push((name, m.len()));
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn ms(micros: u64) -> f64 {
@@ -1077,7 +1088,9 @@ async fn run(options: Options) -> Result<(), Error> {
 
     // Figures taken before the servers stop.
     let peak_rss = ticketd_pid.and_then(|pid| status_field(pid, "VmHWM:"));
-    let store_size = dir_size(&data_dir);
+    let mut store_files = Vec::new();
+    files_by_size(&data_dir, &data_dir, &mut store_files);
+    store_files.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
     let ticketd_stop = needs_ticketd.then(|| guard.stop("ticketd"));
     guard.stop("ceiling");
 
@@ -1132,9 +1145,15 @@ async fn run(options: Options) -> Result<(), Error> {
         println!("ticketd peak RSS (VmHWM): {rss}");
     }
     if needs_ticketd {
+        let largest: Vec<String> = store_files
+            .iter()
+            .take(3)
+            .map(|(name, size)| format!("{name} {:.1} MiB", mib(*size)))
+            .collect();
         println!(
-            "store on disk at the end: {:.1} MiB",
-            store_size as f64 / (1024.0 * 1024.0)
+            "store on disk at the end: {:.1} MiB ({})",
+            mib(store_files.iter().map(|(_, size)| size).sum()),
+            largest.join(", ")
         );
     }
     if let Some(stop) = ticketd_stop {

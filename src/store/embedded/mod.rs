@@ -217,7 +217,7 @@ impl ReadModels for EmbeddedStore {
         let ticket_id = ticket_id.to_owned();
         self.inner
             .readers
-            .run(move |conn| reader::get_ticket(conn, &ticket_id))
+            .run_point(move |conn| reader::get_ticket(conn, &ticket_id))
             .await
     }
 
@@ -238,7 +238,7 @@ impl ReadModels for EmbeddedStore {
         let message_id = message_id.to_owned();
         self.inner
             .readers
-            .run(move |conn| reader::get_message(conn, &message_id))
+            .run_point(move |conn| reader::get_message(conn, &message_id))
             .await
     }
 

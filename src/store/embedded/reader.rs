@@ -1,5 +1,5 @@
-//! The read side: a few read-only connections, each query run on tokio's blocking pool so SQLite
-//! never stalls an async worker. In WAL mode a reader's statement sees every transaction committed
+//! The read side: a few read-only connections. Listings and scans run on tokio's blocking pool so
+//! SQLite never stalls an async worker; lookups by key run in place, being cheaper than the hop. In WAL mode a reader's statement sees every transaction committed
 //! before it started and is never blocked by the writer, so reads need no coordination with it.
 
 use super::rows::{
@@ -62,6 +62,24 @@ impl Readers {
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+
+    /// Runs a lookup by primary key right here on the async worker when a connection is idle:
+    /// it takes microseconds, less than handing it to the blocking pool and back would. With
+    /// every connection busy it queues like any other query.
+    pub(super) async fn run_point<T, F>(self: &Arc<Self>, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Ok(permit) = self.permits.try_acquire() else {
+            return self.run(query).await;
+        };
+        let conn = self.take()?;
+        let result = query(&conn);
+        self.give_back(conn);
+        drop(permit);
+        result
     }
 
     fn take(&self) -> Result<Connection, StoreError> {

@@ -122,8 +122,12 @@ pub(super) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connect
     // Savepoints (one per append in a batch) journal pages they touch; keep that in memory.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(sql_error)?;
-    // The checkpoint thread does this work, so commits never stall on it.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
+    // The checkpoint thread copies pages back beside the writer; the writer's own automatic
+    // checkpoint (kept at SQLite's default) then finds little left to do, and it is the one that
+    // lets the next commit restart the WAL from its beginning. Without it, under steady writes
+    // the WAL is never fully copied at a commit boundary and grows without end. After a
+    // restart the file is cut back to this size.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(sql_error)?;
     migrate(&mut conn)?;
     super::audit::seal_unsealed(&mut conn)?;

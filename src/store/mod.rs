@@ -8,6 +8,7 @@ pub mod any;
 pub mod conformance;
 pub mod embedded;
 pub mod mongo;
+pub(crate) mod prepared;
 
 pub use any::Store;
 pub use embedded::{EmbeddedOptions, EmbeddedStore};

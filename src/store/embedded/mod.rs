@@ -15,7 +15,8 @@ mod schema;
 mod writer;
 
 use self::reader::Readers;
-use self::writer::{PreparedEvent, Request, Writer};
+use self::writer::{Request, Writer};
+use crate::store::prepared::PreparedEvent;
 use crate::store::{Checkpoints, Links, ReadModels, TicketFilter};
 use std::fmt;
 use std::path::{Path, PathBuf};

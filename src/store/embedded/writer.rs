@@ -8,14 +8,15 @@
 use super::projection::project;
 use super::reader::events_by_id;
 use super::rows::{sql_error, to_sql_int};
+use crate::store::prepared::PreparedEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
-use ticketd_events::chain::{self, HashedFields, PendingHash, Placement};
+use ticketd_events::chain::{self, Placement};
 use ticketd_events::envelope::SCHEMA_VERSION;
-use ticketd_events::{EventEnvelope, ExpectedVersion, NewEvent, StoreError};
+use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError};
 use tokio::sync::{oneshot, watch};
 
 /// Requests committed together at most; bounds how long the first of them waits for the last.
@@ -23,44 +24,6 @@ const MAX_BATCH: usize = 512;
 
 /// Where the writer sends its answer; dropped unanswered only if the writer died.
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// A new event with its JSON rendered and most of its hash absorbed, done on the caller's task
-/// so the one writer thread spends its time in SQLite and on the short tail of one hash.
-pub(super) struct PreparedEvent {
-    /// The event itself, which becomes the returned envelope.
-    event: NewEvent,
-    /// `event.actor` as stored.
-    actor_json: String,
-    /// `event.event` as stored: the tagged `{"type", "data"}` form, not the envelope's flattening.
-    data_json: String,
-    /// The event's hash with everything but its placement absorbed.
-    pending_hash: PendingHash,
-}
-
-impl PreparedEvent {
-    /// Renders the stored JSON of `event`, bound for `stream_id`.
-    pub(super) fn new(stream_id: &str, event: NewEvent) -> Result<Self, StoreError> {
-        let render = |e: serde_json::Error| StoreError::Unavailable(format!("serialize: {e}"));
-        let actor_json = serde_json::to_string(&event.actor).map_err(render)?;
-        let data_json = serde_json::to_string(&event.event).map_err(render)?;
-        let pending_hash = PendingHash::new(&HashedFields {
-            schema_version: SCHEMA_VERSION,
-            event_id: &event.event_id,
-            stream_id,
-            correlation_id: &event.correlation_id,
-            causation_id: &event.causation_id,
-            actor_json: &actor_json,
-            event_type: event.event.type_name(),
-            event_json: &data_json,
-        });
-        Ok(PreparedEvent {
-            event,
-            actor_json,
-            data_json,
-            pending_hash,
-        })
-    }
-}
 
 /// What the writer is asked to do.
 pub(super) enum Request {
@@ -516,7 +479,7 @@ mod tests {
     use crate::store::conformance::{new_event, opened, user};
     use crate::store::embedded::schema::open_writer;
     use std::time::Duration;
-    use ticketd_events::{IssueLevel, SupportRole, UserRole};
+    use ticketd_events::{IssueLevel, NewEvent, SupportRole, UserRole};
 
     type AppendAnswer = oneshot::Receiver<Result<Vec<EventEnvelope>, StoreError>>;
 

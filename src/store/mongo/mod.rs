@@ -17,7 +17,8 @@ mod writer;
 pub use lease::Lease;
 
 use self::schema::Collections;
-use self::writer::{PreparedEvent, Request, Writer};
+use self::writer::{Request, Writer};
+use crate::store::prepared::PreparedEvent;
 use crate::store::{Checkpoints, Links, ReadModels, TicketFilter};
 use mongodb::options::{ClientOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Database};

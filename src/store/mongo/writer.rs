@@ -17,6 +17,7 @@
 use super::docs::{Failure, classify, envelope_from_doc, event_doc, to_i64};
 use super::projection::{ProjectError, project};
 use super::schema::{Collections, EVENTS_COUNTER};
+use crate::store::prepared::PreparedEvent;
 use bson::{Document, doc};
 use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::{Client, ClientSession};
@@ -24,9 +25,9 @@ use rand::Rng;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use ticketd_events::chain::{self, HashedFields, PendingHash, Placement};
+use ticketd_events::chain::{self, Placement};
 use ticketd_events::envelope::SCHEMA_VERSION;
-use ticketd_events::{EventEnvelope, ExpectedVersion, NewEvent, StoreError};
+use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Requests committed together at most; bounds one transaction's size and duration.
@@ -43,43 +44,6 @@ const MAX_DUPLICATE_RETRIES: u32 = 5;
 
 /// Where the writer sends its answer; dropped unanswered only if the writer died.
 pub(super) type Reply = oneshot::Sender<Result<Vec<EventEnvelope>, StoreError>>;
-
-/// A new event with its JSON rendered and most of its hash absorbed on the caller's task.
-pub(super) struct PreparedEvent {
-    /// The event itself, which becomes the returned envelope.
-    event: NewEvent,
-    /// `event.actor` as stored and hashed.
-    actor_json: String,
-    /// `event.event` as stored and hashed: the tagged `{"type", "data"}` form.
-    data_json: String,
-    /// The event's hash with everything but its placement absorbed.
-    pending_hash: PendingHash,
-}
-
-impl PreparedEvent {
-    /// Renders the stored JSON of `event`, bound for `stream_id`.
-    pub(super) fn new(stream_id: &str, event: NewEvent) -> Result<Self, StoreError> {
-        let render = |e: serde_json::Error| StoreError::Unavailable(format!("serialize: {e}"));
-        let actor_json = serde_json::to_string(&event.actor).map_err(render)?;
-        let data_json = serde_json::to_string(&event.event).map_err(render)?;
-        let pending_hash = PendingHash::new(&HashedFields {
-            schema_version: SCHEMA_VERSION,
-            event_id: &event.event_id,
-            stream_id,
-            correlation_id: &event.correlation_id,
-            causation_id: &event.causation_id,
-            actor_json: &actor_json,
-            event_type: event.event.type_name(),
-            event_json: &data_json,
-        });
-        Ok(PreparedEvent {
-            event,
-            actor_json,
-            data_json,
-            pending_hash,
-        })
-    }
-}
 
 /// One queued append.
 pub(super) struct Request {

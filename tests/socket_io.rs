@@ -90,6 +90,11 @@ async fn no_event_leaks_to_another_customer_while_staff_get_all() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_ticket_is_announced_to_its_owner_and_staff_only() {
+    run_scenario("ticket_opened", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_socket_of_one_user_receives_each_event() {
     run_scenario("two_sockets", &[]).await;
 }

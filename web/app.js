@@ -202,6 +202,7 @@ function connectSocket(token) {
   });
   socket.on('ticket_closed', onTicket);
   socket.on('ticket_updated', onTicket);
+  socket.on('ticket_opened', onTicket);
 }
 
 function onMessage(m) {

@@ -8,7 +8,7 @@ use crate::views::{MessageView, TicketView};
 use serde::Serialize;
 use ticketd_events::{EventEnvelope, TicketEvent};
 
-/// The client events of the seed, plus `ticket_updated`.
+/// The client events of the seed, plus `ticket_opened` and `ticket_updated`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketEvent {
     /// `message`: a new message (Message Object).
@@ -19,6 +19,9 @@ pub enum SocketEvent {
     DeleteMessage,
     /// `ticket_closed`: the ticket closed (Ticket Object).
     TicketClosed,
+    /// `ticket_opened`: a new ticket (Ticket Object), so staff inboxes and the owner's other
+    /// devices show it at once.
+    TicketOpened,
     /// `ticket_updated`: reopened, re-routed or re-levelled (Ticket Object).
     TicketUpdated,
 }
@@ -31,6 +34,7 @@ impl SocketEvent {
             SocketEvent::EditMessage => "edit_message",
             SocketEvent::DeleteMessage => "delete_message",
             SocketEvent::TicketClosed => "ticket_closed",
+            SocketEvent::TicketOpened => "ticket_opened",
             SocketEvent::TicketUpdated => "ticket_updated",
         }
     }
@@ -98,7 +102,7 @@ pub fn superseded_by(current: &EventEnvelope, next: &EventEnvelope) -> bool {
 }
 
 /// Plans the emission of `envelope` given its `ticket` and, for edits and deletions, the
-/// `message` as the read model has them. `None`: nothing to emit (an opening, or a row missing).
+/// `message` as the read model has them. `None`: nothing to emit (a row is missing).
 pub fn plan(
     envelope: &EventEnvelope,
     ticket: &TicketView,
@@ -112,7 +116,7 @@ pub fn plan(
     let mut event = None;
     for change in changes(envelope) {
         event = event.or(match &change {
-            Change::InsertTicket(_) => None,
+            Change::InsertTicket(_) => Some((SocketEvent::TicketOpened, String::new())),
             Change::InsertMessage(m) => Some((SocketEvent::Message, m.id.clone())),
             Change::EditMessage { message_id, .. } => {
                 Some((SocketEvent::EditMessage, message_id.clone()))
@@ -133,11 +137,13 @@ pub fn plan(
     }
     let (event, message_id) = event?;
     match event {
-        SocketEvent::TicketClosed | SocketEvent::TicketUpdated => Some(Delivery {
-            event,
-            audience: Audience::OwnerAndStaff,
-            payload: Payload::Ticket(model.tickets.remove(&ticket.id)?),
-        }),
+        SocketEvent::TicketClosed | SocketEvent::TicketUpdated | SocketEvent::TicketOpened => {
+            Some(Delivery {
+                event,
+                audience: Audience::OwnerAndStaff,
+                payload: Payload::Ticket(model.tickets.remove(&ticket.id)?),
+            })
+        }
         _ => {
             let mut message = model.messages.remove(&message_id)?;
             // A deletion is announced with the message as it was, not as a tombstone.
@@ -311,7 +317,29 @@ mod tests {
     }
 
     #[test]
-    fn openings_and_missing_rows_emit_nothing() {
+    fn an_opening_reaches_owner_and_staff_as_the_ticket() {
+        let opened = envelope(TicketEvent::TicketOpened {
+            user_id: "u1".into(),
+            user_name: "Ann".into(),
+            user_email: "ann@example.com".into(),
+            user_role: UserRole::Customer,
+            topic: "t".into(),
+            description: "d".into(),
+            support_role: SupportRole::General,
+            issue_level: IssueLevel::Normal,
+        });
+        let delivery = plan(&opened, &ticket(), None).unwrap();
+        assert_eq!(
+            (delivery.event.name(), delivery.audience),
+            ("ticket_opened", Audience::OwnerAndStaff)
+        );
+        assert!(
+            matches!(delivery.payload, Payload::Ticket(ref t) if t.id == "t1" && t.created_at == 1_000)
+        );
+    }
+
+    #[test]
+    fn missing_rows_emit_nothing() {
         let deleted = envelope(TicketEvent::MessageDeleted {
             message_id: "m1".into(),
         });

@@ -465,6 +465,26 @@ const scenarios = {
     expectNoErrors(a, c, s, r);
   },
 
+  /** A new ticket is announced to its owner's sockets and to staff, never to another customer. */
+  async ticket_opened() {
+    const alice = user('alice', 'CUSTOMER');
+    const carol = user('carol', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const a = connect('alice', { query: { token: alice.token } });
+    const c = connect('carol (another customer)', { query: { token: carol.token } });
+    const s = connect('agent', { auth: { token: agent.token } });
+    await connected(a, c, s);
+    await sleep(200);
+    const ticket = await rest.createTicket(alice, 'Printer on fire');
+    for (const o of [a, s]) {
+      const e = await waitFor(`${o.name} to receive ticket_opened`, () => o.events.find((x) => x.event === 'ticket_opened'));
+      same(e.data, ticket, `${o.name}: ticket_opened payload vs the REST answer`);
+    }
+    await sleep(QUIET_MS);
+    check(!c.events.some((x) => x.event === 'ticket_opened'), "carol was told about alice's new ticket");
+    expectNoErrors(a, c, s);
+  },
+
   /** Every socket of one user receives each event once. */
   async two_sockets() {
     const alice = user('alice', 'CUSTOMER');

@@ -79,7 +79,14 @@ struct MintClaims<'a> {
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens already verified, by their exact text: a client sends the same token with every
+    /// request, and checking it again (base64, JSON, HMAC) costs more than the lookup. An entry
+    /// is only used while its `exp` has not passed; then the token is checked in full again.
+    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Principal>>>,
 }
+
+/// Verified tokens remembered at most; the memory is dropped and refilled when full.
+const VERIFIED_CAPACITY: usize = 10_000;
 
 impl Verifier {
     /// A verifier for `secret`; HS256 only, `exp` and `nbf` checked when present.
@@ -92,11 +99,38 @@ impl Verifier {
         Verifier {
             key: DecodingKey::from_secret(secret.expose()),
             validation,
+            verified: Default::default(),
         }
     }
 
-    /// The caller a token names, if it is genuine, current and complete.
+    /// The caller a token names, if it is genuine, current and complete; answered from the
+    /// tokens already verified when it is one of them and has not expired.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let token = token.trim();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let current = |p: &Principal| p.expires_at.is_none_or(|exp| now < exp);
+        {
+            let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(principal) = verified.get(token).filter(|p| current(p)) {
+                return Ok(principal.clone());
+            }
+        }
+        let principal = self.verify_in_full(token)?;
+        if current(&principal) {
+            let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(token.to_string(), principal.clone());
+        }
+        Ok(principal)
+    }
+
+    /// Checks signature, algorithm, times and claims.
+    fn verify_in_full(&self, token: &str) -> Result<Principal, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let token = token.trim();
         if token.is_empty() {
@@ -208,6 +242,30 @@ mod tests {
         let p = Verifier::new(&secret()).verify(&token).unwrap();
         assert_eq!((p.id.as_str(), p.role), ("u1", UserRole::Customer));
         assert!(p.expires_at.is_some());
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_it_expires() {
+        let v = Verifier::new(&secret());
+        let token = mint(
+            &secret(),
+            "u1",
+            "Ann",
+            "ann@example.com",
+            UserRole::Customer,
+            Some(1),
+        )
+        .unwrap();
+        assert!(v.verify(&token).is_ok());
+        assert!(
+            v.verify(&token).is_ok(),
+            "the second check is answered from memory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        assert_eq!(
+            v.verify(&token),
+            Err(AuthError::Invalid("token has expired"))
+        );
     }
 
     #[test]

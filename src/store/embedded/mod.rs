@@ -12,9 +12,11 @@ mod projection;
 mod reader;
 mod rows;
 mod schema;
+mod ticket_cache;
 mod writer;
 
 use self::reader::Readers;
+use self::ticket_cache::TicketCache;
 use self::writer::{Request, Writer};
 use crate::store::prepared::PreparedEvent;
 use crate::store::{Checkpoints, Links, ReadModels, TicketFilter};
@@ -70,6 +72,8 @@ struct Inner {
     readers: Arc<Readers>,
     /// Copies the WAL back into the database file off the writer's thread.
     _checkpointer: checkpointer::Checkpointer,
+    /// Tickets kept in memory for `get_ticket`; the writer forgets those it changes.
+    tickets: Arc<TicketCache>,
 }
 
 impl EmbeddedStore {
@@ -83,7 +87,8 @@ impl EmbeddedStore {
         let path = dir.join(DB_FILE);
         let conn = schema::open_writer(&path, options.synchronous_full)?;
         let head = Arc::new(watch::Sender::new(0));
-        let writer = Writer::new(conn, Arc::clone(&head))?;
+        let tickets = Arc::new(TicketCache::default());
+        let writer = Writer::new(conn, Arc::clone(&head))?.with_ticket_cache(Arc::clone(&tickets));
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
@@ -97,6 +102,7 @@ impl EmbeddedStore {
                 head,
                 readers,
                 _checkpointer: checkpointer,
+                tickets,
             }),
         })
     }
@@ -215,11 +221,20 @@ impl EventStore for EmbeddedStore {
 
 impl ReadModels for EmbeddedStore {
     async fn get_ticket(&self, ticket_id: &str) -> Result<Option<TicketView>, StoreError> {
-        let ticket_id = ticket_id.to_owned();
-        self.inner
+        let (kept, generation) = self.inner.tickets.get(ticket_id);
+        if kept.is_some() {
+            return Ok(kept);
+        }
+        let id = ticket_id.to_owned();
+        let ticket = self
+            .inner
             .readers
-            .run_point(move |conn| reader::get_ticket(conn, &ticket_id))
-            .await
+            .run_point(move |conn| reader::get_ticket(conn, &id))
+            .await?;
+        if let Some(ticket) = &ticket {
+            self.inner.tickets.keep(generation, ticket);
+        }
+        Ok(ticket)
     }
 
     async fn list_tickets(

@@ -8,6 +8,7 @@
 use super::projection::project;
 use super::reader::events_by_id;
 use super::rows::{sql_error, to_sql_int};
+use super::ticket_cache::TicketCache;
 use crate::store::prepared::PreparedEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::sync::Arc;
@@ -72,6 +73,25 @@ enum Answer {
 }
 
 impl Answer {
+    /// Tickets whose row an appended event changed (messages live in their own rows).
+    fn changed_tickets(&self) -> impl Iterator<Item = &str> {
+        let events = match self {
+            Answer::Append(_, Ok(events)) => events.as_slice(),
+            _ => &[],
+        };
+        events
+            .iter()
+            .filter(|e| {
+                !matches!(
+                    e.event,
+                    ticketd_events::TicketEvent::MessagePosted { .. }
+                        | ticketd_events::TicketEvent::MessageEdited { .. }
+                        | ticketd_events::TicketEvent::MessageDeleted { .. }
+                )
+            })
+            .map(|e| e.stream_id.as_str())
+    }
+
     fn send(self) {
         // A caller that stopped waiting is no error: its write stands, and a retry by event id
         // finds it.
@@ -105,6 +125,8 @@ pub(super) struct Writer {
     last_recorded_at: i64,
     /// Tells `head()` and `wait_beyond()` about each commit.
     head_tx: Arc<watch::Sender<u64>>,
+    /// Tickets kept in memory for reads; told which ones each batch changed.
+    tickets: Option<Arc<TicketCache>>,
 }
 
 impl Writer {
@@ -121,7 +143,14 @@ impl Writer {
             global_hash,
             last_recorded_at,
             head_tx,
+            tickets: None,
         })
+    }
+
+    /// Makes the writer forget, in `cache`, every ticket a batch changes.
+    pub(super) fn with_ticket_cache(mut self, cache: Arc<TicketCache>) -> Self {
+        self.tickets = Some(cache);
+        self
     }
 
     /// Starts the writer thread; it runs until every sender of `requests` is gone and the queue
@@ -188,6 +217,15 @@ impl Writer {
         };
         match committed {
             Ok(()) => {
+                // Before the head moves: a follower woken by it, like a client answered, must
+                // not find a ticket row older than the events it reads.
+                if let Some(cache) = &self.tickets {
+                    let changed: Vec<&str> =
+                        answers.iter().flat_map(Answer::changed_tickets).collect();
+                    if !changed.is_empty() {
+                        cache.forget(changed);
+                    }
+                }
                 let (head, global_hash) = head;
                 if head != self.head {
                     self.head = head;

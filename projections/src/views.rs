@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use ticketd_events::{IssueLevel, SupportRole, TicketStatus, UserRole};
 
 /// The seed's Ticket Object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TicketView {
     /// The ticket id (its stream id), a UUID v7.
     pub id: String,
@@ -32,7 +32,7 @@ pub struct TicketView {
 }
 
 /// The seed's Message Object, plus `internal` on staff-only notes (absent otherwise).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MessageView {
     /// The message id, a UUID v7.
     pub id: String,

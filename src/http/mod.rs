@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod history;
 mod messages;
+mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 mod tickets;
@@ -39,7 +40,8 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(tickets::router())
         .merge(messages::router())
         .merge(history::router())
-        .merge(console::router());
+        .merge(console::router())
+        .merge(openapi::router());
     wrap(routes, state, socket)
 }
 

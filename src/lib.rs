@@ -68,8 +68,22 @@ pub async fn run(
     let state = AppState::new(config, store.clone());
     let (socket_layer, io) = socket::layer(state.clone());
     state.spawn(socket::broadcaster::run(store.clone(), io.clone()));
-    let discord = match state.config.discord {
-        Some(_) => match discord::start(state.clone()).await {
+    // On MongoDB several instances may share the database: the bridge runs only on the one
+    // holding the lease. The embedded store has one instance per DATA_DIR, so it runs here.
+    let (stop_discord, discord_stopped) = tokio::sync::watch::channel(false);
+    let mut supervisor = None;
+    let discord = match (&state.config.discord, &store) {
+        (Some(_), Store::Mongo(mongo)) => {
+            let holder = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+            let lease = mongo.lease(discord::lease::LEASE, &holder, discord::lease::TTL);
+            supervisor = Some(tokio::spawn(discord::lease::supervise(
+                state.clone(),
+                lease,
+                discord_stopped,
+            )));
+            None
+        }
+        (Some(_), Store::Embedded(_)) => match discord::start(state.clone()).await {
             Ok(running) => Some(running),
             Err(e) => {
                 state.stop_background();
@@ -77,7 +91,7 @@ pub async fn run(
                 return Err(e.into());
             }
         },
-        None => None,
+        (None, _) => None,
     };
     let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;
@@ -91,6 +105,10 @@ pub async fn run(
     io.close().await;
     if let Some(discord) = discord {
         discord.stop().await;
+    }
+    let _ = stop_discord.send(true);
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
     }
     state.stop_background();
     store.shutdown().await;

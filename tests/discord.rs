@@ -717,3 +717,119 @@ async fn closing_posts_a_transcript_then_removes_the_channel() {
     assert_ne!(id(&reopened), channel);
     server.stop().await;
 }
+
+/// The channels whose topic names `ticket`.
+fn channels_for(fake: &FakeDiscord, ticket: &str) -> usize {
+    let marker = format!("ticket {ticket}");
+    fake.ticket_channels()
+        .iter()
+        .filter(|c| c["topic"].as_str().is_some_and(|t| t.starts_with(&marker)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_mongodb_one_instance_bridges_and_another_takes_over_when_it_stops() {
+    let Some(mongo) = TestMongo::new("discord_lease") else {
+        return;
+    };
+    let fake = FakeDiscord::start().await;
+    let env = fake.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("MONGO_URI", mongo.uri.as_str()));
+    env.push(("DB_NAME", mongo.db.as_str()));
+    // `a` registers its commands, so it is the one holding the lease; `b` only waits for it.
+    let a = server_with(&fake, None, &env[env.len() - 2..]).await;
+    let b = TestServer::start_mongo(&mongo, &env[..env.len() - 2]).await;
+    let registrations = || {
+        fake.calls_to("PUT", "/applications/*/guilds/*/commands")
+            .len()
+    };
+    assert_eq!(registrations(), 1, "only the holder runs the bridge");
+
+    let ann = b.token("ann", "CUSTOMER");
+    let first = open_ticket(&b, &ann).await;
+    channel_of(&fake, &first).await;
+    // Give a second bridge, were there one, time to make its channel too.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(channels_for(&fake, &first), 1, "one channel per ticket");
+    assert_eq!(registrations(), 1, "still only one bridge");
+
+    a.stop().await;
+    fake.wait_until("the other instance to take the bridge over", 10, |_| {
+        registrations() == 2
+    })
+    .await;
+    let second = open_ticket(&b, &ann).await;
+    let started = std::time::Instant::now();
+    channel_of(&fake, &second).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "bridged within seconds"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        channels_for(&fake, &second),
+        1,
+        "one channel for the new ticket"
+    );
+    assert_eq!(
+        channels_for(&fake, &first),
+        1,
+        "no second channel for the first"
+    );
+    b.stop().await;
+    mongo.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_mongodb_a_killed_holders_lease_expires_and_another_instance_takes_over() {
+    let Some(mongo) = TestMongo::new("discord_lease_kill") else {
+        return;
+    };
+    let fake = FakeDiscord::start().await;
+    let env = fake.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("MONGO_URI", mongo.uri.as_str()));
+    env.push(("DB_NAME", mongo.db.as_str()));
+    let registrations = || {
+        fake.calls_to("PUT", "/applications/*/guilds/*/commands")
+            .len()
+    };
+    // `a` is the real binary, so it can die without a word (no release of the lease).
+    let dir = tempfile::tempdir().unwrap();
+    let a = BinaryServer::spawn_with(dir.path(), &env).await;
+    fake.wait_until("the holder's bridge", 20, |_| registrations() == 1)
+        .await;
+    let b = TestServer::start_mongo(&mongo, &env[..env.len() - 2]).await;
+    let ann = b.token("ann", "CUSTOMER");
+    let first = open_ticket(&b, &ann).await;
+    channel_of(&fake, &first).await;
+
+    a.kill9();
+    let killed = std::time::Instant::now();
+    // The lease expires 10 s after its last renewal; `b` tries every second.
+    fake.wait_until("the other instance to take the bridge over", 20, |_| {
+        registrations() == 2
+    })
+    .await;
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(15),
+        "taken over within one lease, after {:?}",
+        killed.elapsed()
+    );
+    let second = open_ticket(&b, &ann).await;
+    channel_of(&fake, &second).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        channels_for(&fake, &second),
+        1,
+        "one channel for the new ticket"
+    );
+    assert_eq!(
+        channels_for(&fake, &first),
+        1,
+        "no second channel for the first"
+    );
+    b.stop().await;
+    mongo.drop_database().await;
+}

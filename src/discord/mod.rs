@@ -10,6 +10,7 @@
 
 pub mod format;
 pub mod gateway;
+pub mod lease;
 pub mod projector;
 pub mod retry;
 pub mod slash;
@@ -21,8 +22,10 @@ use serenity::all::{
     PermissionOverwriteType, Permissions, RoleId, ShardManager, UserId,
 };
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use ticketd_events::{IssueLevel, SupportRole};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 /// The projector's checkpoint name.
@@ -69,22 +72,46 @@ pub struct Bridge {
     pub bot_id: UserId,
 }
 
-/// A running bridge; [`Running::stop`] closes the gateway connection.
+/// A running bridge; [`Running::stop`] stops the projector and closes the gateway connection.
+/// Dropping it aborts both tasks too, without waiting for the shards to close.
 pub struct Running {
     /// Stops the shards.
     shards: Arc<ShardManager>,
+    /// The projector's task and the gateway client's task.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Closes the gateway connection; the projector stops with the state's background tasks.
-    pub async fn stop(&self) {
-        self.shards.shutdown_all().await;
+    /// Stops the projector at once, then closes the gateway connection (waiting at most a few
+    /// seconds for the shards) and ends the client's task.
+    pub async fn stop(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let shards = Arc::clone(&self.shards);
+        if tokio::time::timeout(Duration::from_secs(5), shards.shutdown_all())
+            .await
+            .is_err()
+        {
+            warn!("the Discord gateway did not close within 5 s");
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
 /// Starts the bridge: checks that Discord answers (a configured `DISCORD_API_URL` that does not
 /// is a start-up error, since serenity would silently fall back to Discord's real gateway), then
-/// runs the projector and the gateway client as background tasks of `state`.
+/// runs the projector and the gateway client as tasks that [`Running`] owns.
 pub async fn start(state: AppState) -> Result<Running, DiscordError> {
     let Some(config) = state.config.discord.clone() else {
         return Err(DiscordError::Client(
@@ -111,12 +138,11 @@ pub async fn start(state: AppState) -> Result<Running, DiscordError> {
         .map_err(|e| unreachable(format!("GET /users/@me: {e}")))?;
     info!(gateway = %gateway.url, bot = %me.name, "Discord answers");
     let bridge = Arc::new(Bridge {
-        state: state.clone(),
+        state,
         config,
         http: Arc::new(http),
         bot_id: me.id,
     });
-    state.spawn(projector::run(Arc::clone(&bridge)));
 
     let intents =
         GatewayIntents::GUILDS | GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
@@ -128,15 +154,21 @@ pub async fn start(state: AppState) -> Result<Running, DiscordError> {
     .event_handler(gateway::Handler::new(Arc::clone(&bridge)))
     .await
     .map_err(|e| DiscordError::Client(e.to_string()))?;
+    // Both tasks start with no await between them and `Running`, so a caller that drops this
+    // future (a lease deadline passing) never leaves one of them behind.
+    let projector = tokio::spawn(projector::run(Arc::clone(&bridge)));
     let shards = Arc::clone(&client.shard_manager);
-    state.spawn(async move {
+    let gateway = tokio::spawn(async move {
         // serenity reconnects and resumes by itself; this returns only on a fatal error (a bad
         // token, intents not enabled) or on shutdown.
         if let Err(e) = client.start().await {
             error!("the Discord gateway client stopped: {e}");
         }
     });
-    Ok(Running { shards })
+    Ok(Running {
+        shards,
+        tasks: vec![projector, gateway],
+    })
 }
 
 /// serenity's HTTP client; with a proxy, its rate limiter is off (it would talk to Discord

@@ -528,6 +528,11 @@ pub fn binary_command(data_dir: &Path, cwd: &Path) -> Command {
 impl BinaryServer {
     /// Starts `ticketd serve` over `data_dir` and waits until `/healthz` answers 200.
     pub async fn spawn(data_dir: &Path) -> Self {
+        Self::spawn_with(data_dir, &[]).await
+    }
+
+    /// The same with extra settings in its environment.
+    pub async fn spawn_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let log_dir = tempfile::tempdir().expect("make a log directory");
         let log = log_dir.path().join("ticketd.log");
         let port = free_port();
@@ -535,6 +540,7 @@ impl BinaryServer {
         let child = binary_command(data_dir, log_dir.path())
             .arg("serve")
             .env("WEB_SERVER_PORT", port.to_string())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -17,19 +17,20 @@
 //! in time; the child processes are killed and the data directory removed at the end, on error
 //! and on Ctrl-C.
 
+#[path = "support/mod.rs"]
+mod support;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, LINK};
+use hyper::header::{HeaderValue, LINK};
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use support::{Sender, connect, free_port, request};
 
 /// The HS256 key the server and the token command share (≥ 32 bytes).
 const SECRET: &str = "ticketd-http-load-benchmark-secret-0123456789";
@@ -271,15 +272,6 @@ fn tail(path: &Path, lines: usize) -> String {
         .join("\n")
 }
 
-fn free_port() -> Result<u16, Error> {
-    let listener =
-        std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("no free port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
-}
-
 /// `target/release`: where `cargo build --release` put ticketd and the ceiling example.
 fn release_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_ticketd"))
@@ -336,43 +328,6 @@ fn mint(bin: &Path, data_dir: &Path, dir: &Path, id: &str, role: &str) -> Result
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
-
-type Sender = SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Result<Sender, Error> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-fn request(
-    method: Method,
-    uri: Uri,
-    auth: Option<&HeaderValue>,
-    body: Option<Bytes>,
-) -> Request<Full<Bytes>> {
-    let has_body = body.is_some();
-    let mut req = Request::new(Full::new(body.unwrap_or_default()));
-    *req.method_mut() = method;
-    *req.uri_mut() = uri;
-    let headers = req.headers_mut();
-    headers.insert(HOST, HeaderValue::from_static("127.0.0.1"));
-    if let Some(auth) = auth {
-        headers.insert(AUTHORIZATION, auth.clone());
-    }
-    if has_body {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    }
-    req
-}
 
 struct Answer {
     status: StatusCode,

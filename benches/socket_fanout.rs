@@ -27,14 +27,14 @@
 //! bounded in time; the server is killed and the data directory removed at the end, on error and
 //! on Ctrl-C.
 
+#[path = "support/mod.rs"]
+mod support;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -44,6 +44,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{Sender, connect, free_port, request};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -281,15 +282,6 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn free_port() -> Result<u16, Error> {
-    let listener =
-        std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("no free port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
-}
-
 /// `target/release/ticketd`, where `cargo build --release` put it.
 fn ticketd_bin() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_ticketd"))
@@ -340,43 +332,6 @@ fn mint(id: &str, role: &str) -> Result<String, Error> {
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
-
-type Sender = SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Result<Sender, Error> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-fn request(
-    method: Method,
-    uri: Uri,
-    auth: Option<&HeaderValue>,
-    body: Option<Bytes>,
-) -> Request<Full<Bytes>> {
-    let has_body = body.is_some();
-    let mut req = Request::new(Full::new(body.unwrap_or_default()));
-    *req.method_mut() = method;
-    *req.uri_mut() = uri;
-    let headers = req.headers_mut();
-    headers.insert(HOST, HeaderValue::from_static("127.0.0.1"));
-    if let Some(auth) = auth {
-        headers.insert(AUTHORIZATION, auth.clone());
-    }
-    if has_body {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    }
-    req
-}
 
 /// One request on an open connection, bounded by [`REQUEST_TIMEOUT`].
 async fn send(

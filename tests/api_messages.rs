@@ -441,3 +441,47 @@ async fn fifty_concurrent_posts_all_land_once_in_one_order() {
         "paging gives the same order, each message once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_history_comes_in_linked_pages_of_events() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let admin = server.token("root", "ADMIN");
+    let id = ticket(&server, &ann).await;
+    for i in 0..6 {
+        server.post_message(&ann, &id, &format!("m{i}")).await;
+    }
+    let path = format!("/api/v1/tickets/{id}/events");
+    // One page by default: the opening and six messages.
+    let (status, headers, all) = server.get(&path, &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(all.as_array().unwrap().len(), 7);
+    assert_eq!(next_link(&headers), None);
+
+    let (items, pages) = server.walk(&format!("{path}?limit=3"), &admin).await;
+    assert_eq!(pages, 3, "3 + 3 + 1 events");
+    let versions: Vec<u64> = items
+        .iter()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=7).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert_eq!(&Value::Array(items), &all);
+
+    // Past the end of a ticket that exists: an empty page, not a 404.
+    let (status, _, empty) = server.get(&format!("{path}?cursor=7"), &admin).await;
+    assert_eq!((status, empty), (StatusCode::OK, json!([])));
+    let reply = server.get(&format!("{path}?limit=1001"), &admin).await;
+    assert_field_error(&reply, "query.limit", "invalid_query");
+    let unknown = "0190f5c4-0000-7000-8000-000000000000";
+    let reply = server
+        .get(
+            &format!("/api/v1/tickets/{unknown}/events?cursor=3"),
+            &admin,
+        )
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+}

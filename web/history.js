@@ -45,6 +45,18 @@ function summary(e, before) {
 }
 
 /** Each event's summary, computed with the message texts as they were just before it. */
+/** Every event of the ticket, following the pages the server links (1,000 events a page). */
+async function allEvents(ticketId) {
+  const events = [];
+  let path = `/tickets/${ticketId}/events`;
+  while (path) {
+    const { data, next } = await api.get(path);
+    events.push(...data);
+    path = next;
+  }
+  return events;
+}
+
 function summaries(events) {
   const texts = new Map();
   return events.map((e) => {
@@ -79,7 +91,7 @@ export async function showHistory(ticket, { onError, onClose, viewerId }) {
 
   let events;
   try {
-    ({ data: events } = await api.get(`/tickets/${ticket.id}/events`));
+    events = await allEvents(ticket.id);
   } catch (error) {
     if (mine === session) {
       intro.textContent = 'The history could not be loaded.';

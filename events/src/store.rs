@@ -82,6 +82,21 @@ pub trait EventStore: Send + Sync {
         after_version: u64,
     ) -> impl Future<Output = Result<Vec<EventEnvelope>, StoreError>> + Send;
 
+    /// Up to `limit` of the stream's events with version greater than `after_version`, in
+    /// order: one page of a long stream without reading the rest.
+    fn read_stream_page(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EventEnvelope>, StoreError>> + Send {
+        async move {
+            let mut events = self.read_stream(stream_id, after_version).await?;
+            events.truncate(limit);
+            Ok(events)
+        }
+    }
+
     /// Up to `limit` events with position greater than `after_position`, in order.
     fn read_all(
         &self,

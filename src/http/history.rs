@@ -22,24 +22,54 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/tickets/{ticket_id}/events", get(events))
 }
 
-/// The ticket's events in stream order, with their envelopes and hashes. Returns 403 to anyone
-/// but an ADMIN, 404 for an unknown ticket.
+/// Events per page unless asked otherwise, and at most: an auditor reads whole histories, so
+/// pages are larger than other listings', and most tickets fit in one.
+pub const EVENTS_PAGE: usize = 1000;
+
+/// The ticket's events in stream order, with their envelopes and hashes, a page at a time (the
+/// cursor is the last version seen; the next page is in the `Link` header). Returns 403 to
+/// anyone but an ADMIN, 404 for an unknown ticket.
 async fn events(
     State(state): State<AppState>,
     auth: Auth,
     Path(ticket_id): Path<String>,
-) -> Result<Json<Vec<EventEnvelope>>, ApiError> {
+    query: Query,
+) -> Result<Response, ApiError> {
     state.limits.check_user(Route::TicketEvents, &auth.0.id)?;
     if auth.0.role != UserRole::Admin {
         return Err(ApiError::Forbidden(
             "Only admins may read a ticket's events".into(),
         ));
     }
-    let events = stream(&state, &ticket_id).await?;
-    if events.is_empty() {
+    let page = Page::from_query_within(&query, EVENTS_PAGE, EVENTS_PAGE)?;
+    if !is_id(&ticket_id) {
         return Err(not_found());
     }
-    Ok(Json(events))
+    let after = page.cursor.unwrap_or(0);
+    let mut events = state
+        .store
+        .read_stream_page(&ticket_id, after, page.limit + 1)
+        .await?;
+    // An empty page past the end of a ticket that exists is an answer, not a 404.
+    if events.is_empty()
+        && (after == 0
+            || state
+                .store
+                .read_stream_page(&ticket_id, 0, 1)
+                .await?
+                .is_empty())
+    {
+        return Err(not_found());
+    }
+    let mut headers = HeaderMap::new();
+    if events.len() > page.limit {
+        events.truncate(page.limit);
+        if let Some(last) = events.last() {
+            let path = format!("/api/v1/tickets/{ticket_id}/events");
+            link_next(&mut headers, &path, &query, page.limit, last.version);
+        }
+    }
+    Ok((headers, Json(events)).into_response())
 }
 
 /// The `as_of` query parameter: an instant in epoch milliseconds, or `None` for "now".

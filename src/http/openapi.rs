@@ -315,7 +315,14 @@ fn document() -> Value {
             "get": {
                 "operationId": "ticketEvents", "summary": "The ticket's events in stream order (ADMIN)",
                 "tags": ["history"],
-                "responses": responses(json!({"200": ok("The events", array_of("EventEnvelope"))}), &authed)
+                "parameters": [query_param(
+                    "limit",
+                    "Page size, 1–1000 (default 1000)",
+                    json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}),
+                ), cursor()],
+                "responses": responses(json!({"200": {
+                    "description": "A page of the events", "headers": link_header(),
+                    "content": {"application/json": {"schema": array_of("EventEnvelope")}}}}), &authed)
             }
         },
         "/api/v1/dev/token": {

@@ -23,18 +23,23 @@ pub struct Page {
 impl Page {
     /// Reads `limit` and `cursor` from the query.
     pub fn from_query(query: &Query) -> Result<Self, ApiError> {
+        Self::from_query_within(query, DEFAULT_LIMIT, MAX_LIMIT)
+    }
+
+    /// Reads `limit` (`default` when absent, at most `max`) and `cursor` from the query.
+    pub fn from_query_within(query: &Query, default: usize, max: usize) -> Result<Self, ApiError> {
         let limit = match query.get("limit") {
-            None => DEFAULT_LIMIT,
+            None => default,
             Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                Ok(n) if (1..=max).contains(&n) => n,
                 _ => {
                     return Err(ApiError::field(
                         FieldError::new(
                             "query.limit",
                             "invalid_query",
-                            format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                            format!("limit must be a whole number from 1 to {max}"),
                         )
-                        .with_context(json!({"min": 1, "max": MAX_LIMIT})),
+                        .with_context(json!({"min": 1, "max": max})),
                     ));
                 }
             },

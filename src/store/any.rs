@@ -70,6 +70,15 @@ impl EventStore for Store {
         delegate!(self, s => s.read_stream(stream_id, after_version).await)
     }
 
+    async fn read_stream_page(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        delegate!(self, s => s.read_stream_page(stream_id, after_version, limit).await)
+    }
+
     async fn read_all(
         &self,
         after_position: u64,

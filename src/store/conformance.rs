@@ -428,6 +428,19 @@ pub async fn read_stream_after_a_version<S: Store>(store: S) {
         store.read_stream(&new_id(), 0).await.unwrap().is_empty(),
         "an unknown stream reads as empty"
     );
+    // Pages: at most `limit` events, from the version after the cursor, this stream only.
+    let page = store.read_stream_page(&ticket_id, 1, 2).await.unwrap();
+    assert_eq!(versions(&page), [2, 3]);
+    assert!(page.iter().all(|e| e.stream_id == ticket_id));
+    let last = store.read_stream_page(&ticket_id, 3, 10).await.unwrap();
+    assert_eq!(versions(&last), [4, 5]);
+    assert!(
+        store
+            .read_stream_page(&ticket_id, 0, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// `wait_beyond` returns at once when the head is already past, and wakes on a later commit.

@@ -197,6 +197,19 @@ impl EventStore for EmbeddedStore {
             .await
     }
 
+    async fn read_stream_page(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let stream_id = stream_id.to_owned();
+        self.inner
+            .readers
+            .run(move |conn| reader::read_stream_page(conn, &stream_id, after_version, limit))
+            .await
+    }
+
     async fn read_all(
         &self,
         after_position: u64,

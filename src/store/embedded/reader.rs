@@ -109,15 +109,25 @@ pub(super) fn read_stream(
     stream_id: &str,
     after_version: u64,
 ) -> Result<Vec<EventEnvelope>, StoreError> {
+    read_stream_page(conn, stream_id, after_version, usize::MAX)
+}
+
+/// Up to `limit` of a stream's events after a version, in order.
+pub(super) fn read_stream_page(
+    conn: &Connection,
+    stream_id: &str,
+    after_version: u64,
+    limit: usize,
+) -> Result<Vec<EventEnvelope>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ?1 AND version > ?2 \
-             ORDER BY version"
+             ORDER BY version LIMIT ?3"
         ))
         .map_err(sql_error)?;
     let rows = stmt
         .query_map(
-            params![stream_id, to_sql_int(after_version)?],
+            params![stream_id, to_sql_int(after_version)?, to_sql_limit(limit)],
             event_from_row,
         )
         .map_err(sql_error)?;

@@ -270,6 +270,15 @@ impl EventStore for MongoStore {
         reader::read_stream(&self.inner.collections, stream_id, after_version).await
     }
 
+    async fn read_stream_page(
+        &self,
+        stream_id: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        reader::read_stream_page(&self.inner.collections, stream_id, after_version, limit).await
+    }
+
     async fn read_all(
         &self,
         after_position: u64,

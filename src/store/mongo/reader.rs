@@ -40,6 +40,26 @@ pub(super) async fn read_stream(
     collect(cursor, envelope_from_doc).await
 }
 
+/// Up to `limit` of a stream's events after a version, in order.
+pub(super) async fn read_stream_page(
+    c: &Collections,
+    stream_id: &str,
+    after_version: u64,
+    limit: usize,
+) -> Result<Vec<EventEnvelope>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let cursor = c
+        .events
+        .find(doc! {"stream_id": stream_id, "version": {"$gt": to_i64(after_version)?}})
+        .sort(doc! {"stream_id": 1, "version": 1})
+        .limit(to_limit(limit))
+        .await
+        .map_err(unavailable)?;
+    collect(cursor, envelope_from_doc).await
+}
+
 /// Up to `limit` events after a position, in position order, stopping before any hole: positions
 /// are taken in commit order, so a hole can only be a commit not yet visible here, and a reader
 /// must wait for it rather than skip it.

@@ -1,6 +1,8 @@
 //! The application state every handler shares: configuration, the store, the command executor,
-//! the token verifier and the rate limiters. Cheap to clone (one `Arc`), no globals.
+//! the token verifier, the rate limiters and the error webhooks. Cheap to clone (one `Arc`), no
+//! globals.
 
+use crate::alerts::Alerts;
 use crate::auth::Verifier;
 use crate::commands::Executor;
 use crate::config::Config;
@@ -26,6 +28,8 @@ pub struct Inner {
     pub verifier: Verifier,
     /// Per-user, per-route quotas.
     pub limits: RateLimits,
+    /// Error webhooks: server errors and Discord bridge errors.
+    pub alerts: Alerts,
     /// Background tasks to stop on shutdown.
     background: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -41,14 +45,19 @@ impl AppState {
     /// Builds the state and starts its background housekeeping.
     pub fn new(config: Config, store: impl Into<Store>) -> Self {
         let store = store.into();
+        let (alerts, deliveries) = Alerts::new(&config);
         let state = AppState(Arc::new(Inner {
             verifier: Verifier::new(&config.jwt_secret),
             limits: RateLimits::new(config.rate_limits),
             executor: Executor::new(store.clone()),
+            alerts,
             store,
             config,
             background: Mutex::new(Vec::new()),
         }));
+        for delivery in deliveries {
+            state.spawn(delivery);
+        }
         let limits = state.clone();
         state.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -110,9 +110,10 @@ pub struct Config {
     pub db_name: String,
     /// The Discord bridge, when `DISCORD_BOT_TOKEN` and `GUILD_ID` are set.
     pub discord: Option<DiscordConfig>,
-    /// `ERROR_WEBHOOK_URL`: where server errors will be reported once the Discord issue lands.
+    /// `ERROR_WEBHOOK_URL`: a Discord webhook that gets server errors (500s, panics); it holds a
+    /// token, so it is never logged.
     pub error_webhook_url: Option<String>,
-    /// `ERROR_BOT_WEBHOOK_URL`: where Discord bridge errors will be reported.
+    /// `ERROR_BOT_WEBHOOK_URL`: a Discord webhook that gets the Discord bridge's errors.
     pub error_bot_webhook_url: Option<String>,
 }
 
@@ -294,8 +295,11 @@ impl Config {
             mongo_uri: get("MONGO_URI"),
             db_name: get("DB_NAME").unwrap_or_else(|| "support_ticket_db".into()),
             discord,
-            error_webhook_url: get("ERROR_WEBHOOK_URL"),
-            error_bot_webhook_url: get("ERROR_BOT_WEBHOOK_URL"),
+            error_webhook_url: webhook_url(get("ERROR_WEBHOOK_URL"), "ERROR_WEBHOOK_URL")?,
+            error_bot_webhook_url: webhook_url(
+                get("ERROR_BOT_WEBHOOK_URL"),
+                "ERROR_BOT_WEBHOOK_URL",
+            )?,
         })
     }
 
@@ -335,14 +339,35 @@ impl Config {
                 }
             }
         }
-        if self.error_webhook_url.is_some() || self.error_bot_webhook_url.is_some() {
-            warn!(
-                "ERROR_WEBHOOK_URL / ERROR_BOT_WEBHOOK_URL are set but webhook reporting is not part of this build yet: errors are only logged"
-            );
+        // The URLs hold the webhooks' tokens: say whether they are set, never what they are.
+        match self.error_webhook_url {
+            Some(_) => info!(
+                "ERROR_WEBHOOK_URL is set: server errors (500s, panics) are reported there, at most one message every 2 s"
+            ),
+            None => info!("ERROR_WEBHOOK_URL is not set: server errors are only logged"),
+        }
+        match self.error_bot_webhook_url {
+            Some(_) => info!(
+                "ERROR_BOT_WEBHOOK_URL is set: Discord bridge errors are reported there, at most one message every 2 s"
+            ),
+            None => {
+                info!("ERROR_BOT_WEBHOOK_URL is not set: Discord bridge errors are only logged")
+            }
         }
         if !self.rate_limits {
             warn!("RATE_LIMITS=off: rate limits are disabled (benchmarks only)");
         }
+    }
+}
+
+/// A webhook URL must be http(s); the error never repeats the value, which holds a token.
+fn webhook_url(value: Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => Err(invalid(
+            name,
+            "expected a Discord webhook URL (https://discord.com/api/webhooks/…)",
+        )),
+        other => Ok(other),
     }
 }
 

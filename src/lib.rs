@@ -1,6 +1,7 @@
 //! ticketd, the server: configuration, the command executor, the embedded store and the REST API
 //! over one event stream. `main` is a thin command line over [`run`], which tests call too.
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -1,7 +1,9 @@
 //! The Discord bridge against a fake Discord on loopback (`common/fake_discord.rs`), through the
-//! real serenity client: channel placement and overwrites, relay both ways with edits, deletes
-//! and internal notes, slash commands and buttons with permission refusals, an outage in the
-//! middle of a conversation, and restarts that must not make a second channel or message.
+//! real serenity client: channel placement and overwrites for every level and role, relay both
+//! ways with edits, deletes and internal notes, slash commands and buttons with permission
+//! refusals, an outage in the middle of a conversation, a dropped gateway connection, restarts
+//! that must not make a second channel or message nor forget a channel's removal, and the error
+//! webhooks against a local sink (`WebhookSink`).
 
 mod common;
 #[path = "common/fake_discord.rs"]
@@ -479,7 +481,13 @@ async fn slash_commands_and_buttons_are_for_staff_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outage_delays_work_but_everything_lands_once() {
     let fake = FakeDiscord::start().await;
-    let server = server_for(&fake, None).await;
+    let bot_webhook = WebhookSink::start().await;
+    let server = server_with(
+        &fake,
+        None,
+        &[("ERROR_BOT_WEBHOOK_URL", bot_webhook.url.as_str())],
+    )
+    .await;
     let ann = server.token("ann", "CUSTOMER");
     let ticket = open_ticket(&server, &ann).await;
     let channel = id(&channel_of(&fake, &ticket).await);
@@ -528,6 +536,13 @@ async fn an_outage_delays_work_but_everything_lands_once() {
             && fake.calls().iter().any(|c| c.status == 429),
         "the outage happened"
     );
+    // The bridge's failures reached ERROR_BOT_WEBHOOK_URL, without pings or the bot's token.
+    let report = bot_webhook.wait_for("HTTP 500", 10).await;
+    assert_eq!(report["allowed_mentions"], json!({"parse": []}));
+    bot_webhook.wait_for("HTTP 429", 10).await;
+    let contents = bot_webhook.contents().join("\n");
+    assert!(contents.contains("post a message failed"), "{contents}");
+    assert!(!contents.contains("fake-token"), "{contents}");
     server.stop().await;
 }
 
@@ -566,13 +581,17 @@ async fn a_restart_even_before_links_were_recorded_makes_no_second_channel_or_me
         db.execute("DELETE FROM checkpoints WHERE name = 'discord'", [])
             .unwrap();
     }
-    let posts_before = fake.calls_to("POST", "/channels/*/messages").len();
+    // Each of the three posts is replayed: found among the channel's messages (the first event
+    // after a start is searched for) or deduplicated by its nonce.
+    let replayed = |f: &FakeDiscord| {
+        f.calls_to("POST", "/channels/*/messages").len()
+            + f.calls_to("GET", "/channels/*/messages").len()
+    };
+    let posts_before = replayed(&fake);
     let server = server_for(&fake, Some(dir)).await;
     // Everything is replayed; wait until the replay reached the last event.
-    fake.wait_until("the replay", 20, |f| {
-        f.calls_to("POST", "/channels/*/messages").len() >= posts_before + 3
-    })
-    .await;
+    fake.wait_until("the replay", 20, |f| replayed(f) >= posts_before + 3)
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     channel_of(&fake, &ticket).await;
     assert_eq!(fake.ticket_channels().len(), 1, "no second channel");
@@ -832,4 +851,372 @@ async fn on_mongodb_a_killed_holders_lease_expires_and_another_instance_takes_ov
     );
     b.stop().await;
     mongo.drop_database().await;
+}
+
+/// How many errors a webhook post says it folds (`**ticketd: N …**`).
+fn reported_total(content: &str) -> u64 {
+    let head = content.lines().next().unwrap_or_default();
+    head.trim_start_matches("**ticketd: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {head:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_errors_reach_the_error_webhook_with_their_request_id_and_a_storm_is_folded() {
+    let webhook = WebhookSink::start().await;
+    let env = [
+        ("ERROR_WEBHOOK_URL", webhook.url.as_str()),
+        ("RATE_LIMITS", "off"),
+    ];
+    let server = TestServer::start_with(&env).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    // A damaged event makes reading the ticket's events a 500, as a broken store would.
+    let dir = server.stop().await;
+    {
+        let db = rusqlite::Connection::open(dir.path().join("ticketd.db")).unwrap();
+        db.execute(
+            "UPDATE events SET data = '{\"type\":\"Nope\"}' WHERE stream_id = ?1",
+            [&ticket],
+        )
+        .unwrap();
+    }
+    let server = TestServer::start_in(dir, &env).await;
+    let admin = server.token("root", "ADMIN");
+    let events = format!("/api/v1/tickets/{ticket}/events");
+    let (status, headers, body) = server.get(&events, &admin).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let request_id = body["request_id"].as_str().unwrap().to_string();
+    assert_eq!(headers["x-request-id"], request_id.as_str());
+    let post = webhook.wait_for(&request_id, 10).await;
+    let content = post["content"].as_str().unwrap();
+    assert!(content.contains("**ticketd: 1 server error**"), "{content}");
+    assert!(content.contains(&format!("GET {events}")), "{content}");
+    assert_eq!(post["allowed_mentions"], json!({"parse": []}));
+    assert!(!content.contains(SINK_TOKEN), "{content}");
+
+    // A storm of 200 failing requests while the webhook takes 3 s to answer each post: every
+    // request is still answered at once, and a handful of posts tell of all of them.
+    webhook.answer_slowly(std::time::Duration::from_secs(3));
+    let posts_before = webhook.posts().len();
+    let started = std::time::Instant::now();
+    let mut slowest = std::time::Duration::ZERO;
+    let mut storm = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (api, admin, events) = (Api::clone(&server), admin.clone(), events.clone());
+        storm.spawn(async move {
+            let mut slowest = std::time::Duration::ZERO;
+            for _ in 0..25 {
+                let asked = std::time::Instant::now();
+                let (status, _, _) = api.get(&events, &admin).await;
+                assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+                slowest = slowest.max(asked.elapsed());
+            }
+            slowest
+        });
+    }
+    while let Some(done) = storm.join_next().await {
+        slowest = slowest.max(done.unwrap());
+    }
+    let storm_took = started.elapsed();
+    assert!(
+        slowest < std::time::Duration::from_secs(2),
+        "the slowest failing request took {slowest:?}: reporting waited for the webhook"
+    );
+    let storm_posts = || webhook.contents()[posts_before..].to_vec();
+    for _ in 0..600 {
+        if storm_posts().iter().map(|c| reported_total(c)).sum::<u64>() >= 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let posts = storm_posts();
+    let total: u64 = posts.iter().map(|c| reported_total(c)).sum();
+    assert_eq!(total, 200, "every error counted once: {posts:#?}");
+    // At most one post every 2 s (plus the one that opens the storm).
+    let allowed = 2 + storm_took.as_secs() as usize / 2;
+    assert!(
+        posts.len() <= allowed,
+        "{} posts for a storm of {storm_took:?}: {posts:#?}",
+        posts.len()
+    );
+    for content in &posts {
+        assert!(content.chars().count() <= 2000);
+    }
+    assert!(
+        posts.iter().any(|c| c.contains("more")),
+        "a folded post says how many it did not list: {posts:#?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_inside_the_grace_period_still_removes_the_channel_once() {
+    let fake = FakeDiscord::start().await;
+    let grace = [("DISCORD_CHANNEL_GRACE_SECS", "6")];
+    let server = server_with(&fake, None, &grace).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    let (status, _, body) = server
+        .post_empty(&format!("/api/v1/tickets/{ticket}/close"), &ann)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let closed = std::time::Instant::now();
+    fake.wait_until("the close notice", 20, |f| {
+        !bot_messages_with(f, &channel, "Ticket closed").is_empty()
+    })
+    .await;
+    let dir = server.stop().await;
+    let exists = |f: &FakeDiscord| f.ticket_channels().iter().any(|c| c["id"] == channel);
+    assert!(
+        exists(&fake),
+        "stopped inside the grace period, so the channel is still there"
+    );
+
+    let server = server_with(&fake, Some(dir), &grace).await;
+    fake.wait_until("the channel's removal after the restart", 20, |f| {
+        !exists(f)
+    })
+    .await;
+    assert!(
+        // The close was recorded a moment before its answer came back.
+        closed.elapsed() >= std::time::Duration::from_millis(5500),
+        "not before its time"
+    );
+    // Another restart finds nothing left to do.
+    let dir = server.stop().await;
+    let server = server_with(&fake, Some(dir), &grace).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let deleted = fake.calls_to("DELETE", &format!("/channels/{channel}"));
+    assert_eq!(deleted.len(), 1, "removed exactly once");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_level_and_support_role_places_the_channel_and_sets_who_sees_it() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let agent = server.token("agent", "AGENT");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    // NORMAL / GENERAL is the opening placement (checked above); every other level and role:
+    for (level, role, category, visible) in [
+        ("URGENT", "TECHNICAL", CATEGORIES[1], &ROLES[1..]),
+        ("CRITICAL", "MANAGER", CATEGORIES[2], &ROLES[2..]),
+        ("NORMAL", "ADMIN", CATEGORIES[0], &ROLES[3..]),
+        ("URGENT", "GENERAL", CATEGORIES[1], &ROLES[..]),
+    ] {
+        let (status, _, body) = server
+            .patch_json(
+                &format!("/api/v1/tickets/{ticket}"),
+                &agent,
+                json!({"issue_level": level, "support_role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let placed = |c: &Value| {
+            c["id"] == channel.as_str()
+                && is_id(&c["parent_id"], category)
+                && visible_roles(c) == visible.to_vec()
+        };
+        fake.wait_until(&format!("{level} / {role}"), 20, |f| {
+            f.ticket_channels().iter().any(placed)
+        })
+        .await;
+        let now = channel_of(&fake, &ticket).await;
+        let overwrites = role_overwrites(&now);
+        let everyone = overwrites
+            .iter()
+            .find(|(id, ..)| id == &GUILD.to_string())
+            .unwrap_or_else(|| panic!("{level} / {role}: no @everyone overwrite"));
+        assert_ne!(
+            everyone.3.parse::<u64>().unwrap() & VIEW_CHANNEL,
+            0,
+            "{level} / {role}: hidden from @everyone"
+        );
+        assert!(
+            overwrites
+                .iter()
+                .any(|(id, kind, allow, _)| id == &BOT.to_string()
+                    && *kind == 1
+                    && allow.parse::<u64>().unwrap() & VIEW_CHANNEL != 0),
+            "{level} / {role}: the bot still sees it"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outsiders_are_refused_every_command_and_button_and_nothing_changes() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    let before = ticket_status(&server, &ann, &ticket).await;
+    let asked = [
+        fake.slash(
+            OUTSIDER,
+            &channel,
+            "close",
+            json!([{"name": "reason", "type": 3, "value": "bye"}]),
+        ),
+        fake.slash(
+            OUTSIDER,
+            &channel,
+            "escalate",
+            json!([{"name": "role", "type": 3, "value": "ADMIN"}]),
+        ),
+        fake.slash(
+            OUTSIDER,
+            &channel,
+            "level",
+            json!([{"name": "level", "type": 3, "value": "CRITICAL"}]),
+        ),
+        fake.slash(OUTSIDER, &channel, "reopen", json!([])),
+        fake.click(OUTSIDER, &channel, &format!("close:{ticket}")),
+        fake.click(OUTSIDER, &channel, &format!("escalate:{ticket}")),
+    ];
+    for (i, interaction) in asked.iter().enumerate() {
+        fake.wait_until(&format!("answer {i}"), 20, |f| {
+            f.answer_to(interaction).is_some()
+        })
+        .await;
+        let answer = fake.answer_to(interaction).unwrap();
+        assert_eq!(answer["type"], 4, "{i}: {answer}");
+        assert_eq!(answer["data"]["flags"], 64, "{i}: ephemeral: {answer}");
+        let text = answer["data"]["content"].as_str().unwrap();
+        assert_eq!(text, "Sorry, only the support team can do that.", "{i}");
+    }
+    let after = ticket_status(&server, &ann, &ticket).await;
+    for field in ["status", "issue_level", "support_role", "updated_at"] {
+        assert_eq!(after[field], before[field], "{field} unchanged");
+    }
+    assert!(
+        fake.calls_to("PATCH", &format!("/channels/{channel}"))
+            .is_empty(),
+        "the channel did not move"
+    );
+    assert!(
+        bot_messages_with(&fake, &channel, "Ticket closed").is_empty()
+            && bot_messages_with(&fake, &channel, "Escalated").is_empty()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateway_reconnects_by_itself_after_the_connection_drops() {
+    let fake = FakeDiscord::start().await;
+    let bot_webhook = WebhookSink::start().await;
+    let server = server_with(
+        &fake,
+        None,
+        &[("ERROR_BOT_WEBHOOK_URL", bot_webhook.url.as_str())],
+    )
+    .await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    assert_eq!(fake.identified(), 1);
+
+    fake.drop_gateway();
+    fake.wait_until("the bot to connect again", 30, |f| f.identified() >= 2)
+        .await;
+    fake.member_says(STAFF, &channel, "Back after the drop", &[]);
+    wait_messages(&server, &ann, &ticket, "the staff message", |l| {
+        l.iter().any(|m| m["content"] == "Back after the drop")
+    })
+    .await;
+    bot_webhook.wait_for("connection lost", 10).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_post_not_recorded_before_a_crash_is_not_doubled_once_discord_forgot_its_nonce() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    // Two copies with the same text: the search must take the unclaimed one.
+    server.post_message(&ann, &ticket, "same words").await;
+    let second = server.post_message(&ann, &ticket, "same words").await;
+    fake.wait_until("both copies", 20, |f| {
+        bot_messages_with(f, &channel, "same words").len() == 2
+    })
+    .await;
+
+    // As if the process died right after Discord took the second copy: nothing about it was
+    // recorded, the checkpoint is one event back, and by the restart Discord forgot the nonce.
+    let dir = server.stop().await;
+    {
+        let db = rusqlite::Connection::open(dir.path().join("ticketd.db")).unwrap();
+        let (position, event_id): (i64, String) = db
+            .query_row(
+                "SELECT position, event_id FROM events ORDER BY position DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        let forgotten = db
+            .execute(
+                "DELETE FROM links WHERE (kind = 'discord.event_message' AND key = ?1)
+                 OR (kind = 'discord.posted_for' AND value = ?1)
+                 OR (kind = 'discord.message' AND key = ?2)",
+                [&event_id, &id(&second)],
+            )
+            .unwrap();
+        assert_eq!(forgotten, 3, "the second copy's three links");
+        db.execute(
+            "UPDATE checkpoints SET position = ?1 WHERE name = 'discord'",
+            [position - 1],
+        )
+        .unwrap();
+    }
+    fake.forget_nonces();
+    let server = server_for(&fake, Some(dir)).await;
+    server
+        .post_message(&ann, &ticket, "after the restart")
+        .await;
+    fake.wait_until("the next copy", 20, |f| {
+        !bot_messages_with(f, &channel, "after the restart").is_empty()
+    })
+    .await;
+    assert_eq!(
+        bot_messages_with(&fake, &channel, "same words").len(),
+        2,
+        "not doubled"
+    );
+
+    // The second copy is linked again (not the first): the customer's edit lands on it.
+    let (status, _, body) = server
+        .patch_json(
+            &format!("/api/v1/tickets/{ticket}/messages/{}", id(&second)),
+            &ann,
+            json!({"content": "other words"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    fake.wait_until("the edit", 20, |f| {
+        !bot_messages_with(f, &channel, "other words").is_empty()
+    })
+    .await;
+    let copies: Vec<String> = fake
+        .messages_in(&channel)
+        .iter()
+        .filter(|m| is_id(&m["author"]["id"], BOT))
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(copies.len(), 4, "{copies:#?}");
+    assert!(
+        copies[1].contains("same words")
+            && copies[2].contains("other words")
+            && copies[3].contains("after the restart"),
+        "{copies:#?}"
+    );
+    server.stop().await;
 }

@@ -7,10 +7,11 @@ use super::{Bridge, ticket_message_id};
 use crate::commands::{CommandError, Context as CommandContext};
 use crate::store::ReadModels;
 use serenity::all::{
-    ChannelId, Context, EventHandler, GuildId, Interaction, Message, MessageId, MessageUpdateEvent,
-    Ready,
+    ChannelId, ConnectionStage, Context, EventHandler, GuildId, Interaction, Message, MessageId,
+    MessageUpdateEvent, Ready, ShardStageUpdateEvent,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use ticketd_events::limits::{ATTACHMENTS_MAX, MESSAGE_MAX};
 use ticketd_events::{Actor, Command, TicketError, UserRole, Via};
@@ -30,12 +31,17 @@ const CATCH_UP: [Duration; 5] = [
 pub struct Handler {
     /// What both halves of the bridge share.
     bridge: Arc<Bridge>,
+    /// READYs so far: every one after the first is a new session after a lost connection.
+    sessions: AtomicUsize,
 }
 
 impl Handler {
     /// A handler for `bridge`.
     pub fn new(bridge: Arc<Bridge>) -> Self {
-        Handler { bridge }
+        Handler {
+            bridge,
+            sessions: AtomicUsize::new(0),
+        }
     }
 
     fn ours(&self, guild: Option<GuildId>) -> bool {
@@ -47,12 +53,33 @@ impl Handler {
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         info!(user = %ready.user.name, "Discord gateway ready");
+        if self.sessions.fetch_add(1, Ordering::Relaxed) > 0 {
+            // serenity could not resume the lost session: events sent meanwhile are not replayed.
+            warn!("the Discord gateway connection was lost; connected again with a new session");
+            self.bridge.alerts().report(
+                "gateway",
+                "connection lost; connected again with a new session (events sent meanwhile were not replayed)",
+            );
+        }
         // READY comes again after every fresh session: a bulk overwrite is safe to repeat.
         let guild = self.bridge.guild();
-        let _ = super::retry::until_done("register the slash commands", || {
-            guild.set_commands(&ctx.http, super::slash::registrations())
-        })
-        .await;
+        let _ =
+            super::retry::until_done(self.bridge.alerts(), "register the slash commands", || {
+                guild.set_commands(&ctx.http, super::slash::registrations())
+            })
+            .await;
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        // serenity reconnects by itself; a lost connection is still worth knowing about, since
+        // staff messages wait meanwhile.
+        if event.old == ConnectionStage::Connected && event.new != ConnectionStage::Connected {
+            warn!(shard = %event.shard_id, stage = %event.new, "the Discord gateway connection was lost; reconnecting");
+            self.bridge.alerts().report(
+                "gateway",
+                format_args!("connection lost (shard {}); reconnecting", event.shard_id),
+            );
+        }
     }
 
     async fn message(&self, _ctx: Context, message: Message) {
@@ -223,7 +250,11 @@ impl Bridge {
             match self.state.store.get_message(message_id).await {
                 Ok(Some(message)) => return Some(message),
                 Ok(None) => {}
-                Err(e) => warn!("cannot look up message {message_id}: {e}"),
+                Err(e) => {
+                    warn!("cannot look up message {message_id}: {e}");
+                    self.alerts()
+                        .report("gateway", format_args!("cannot look up a message: {e}"));
+                }
             }
         }
         None
@@ -248,10 +279,16 @@ impl Bridge {
                     "a message in a closed ticket's channel stays in Discord"
                 );
             }
-            Err(e) => warn!(
-                ticket = ticket_id,
-                "a Discord message did not reach the ticket: {e}"
-            ),
+            Err(e) => {
+                warn!(
+                    ticket = ticket_id,
+                    "a Discord message did not reach the ticket: {e}"
+                );
+                self.alerts().report(
+                    "gateway",
+                    format_args!("a staff message did not reach ticket {ticket_id}: {e}"),
+                );
+            }
         }
     }
 }

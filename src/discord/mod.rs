@@ -2,7 +2,9 @@
 //! [`Bridge`]: the [`projector`] follows the global event stream from a durable checkpoint and
 //! turns tickets into channels and customer messages into Discord messages; the [`gateway`]
 //! handler turns what staff do in those channels (messages, slash commands, buttons) into
-//! commands, which come back through the stream like any other door's.
+//! commands, which come back through the stream like any other door's. Beside them, [`removal`]
+//! removes closed tickets' channels once their grace period has passed, across restarts, and
+//! every failure either half logs also goes to `ERROR_BOT_WEBHOOK_URL` ([`crate::alerts`]).
 //!
 //! `DISCORD_API_URL` points the HTTP client (and so the gateway URL it fetches) at another
 //! Discord-compatible endpoint. serenity's rate limiter ignores that setting, so it is switched off
@@ -12,9 +14,11 @@ pub mod format;
 pub mod gateway;
 pub mod lease;
 pub mod projector;
+pub mod removal;
 pub mod retry;
 pub mod slash;
 
+use crate::alerts::Reporter;
 use crate::app::AppState;
 use crate::config::DiscordConfig;
 use serenity::all::{
@@ -22,6 +26,7 @@ use serenity::all::{
     PermissionOverwriteType, Permissions, RoleId, ShardManager, UserId,
 };
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use thiserror::Error;
 use ticketd_events::{IssueLevel, SupportRole};
@@ -41,6 +46,11 @@ pub mod link {
     pub const EVENT_MESSAGE: &str = "discord.event_message";
     /// Ticket message id → the Discord copy of it.
     pub const MESSAGE: &str = "discord.message";
+    /// Discord message id → the key (event id, `transcript:<event id>`) it was posted for: a post
+    /// found while looking for an unrecorded one is taken only if no other key claims it.
+    pub const POSTED_FOR: &str = "discord.posted_for";
+    /// The closed tickets' channels still to remove (one record; see `removal`).
+    pub const PENDING_REMOVALS: &str = "discord.pending_removals";
 }
 
 /// Why the bridge could not start.
@@ -70,6 +80,11 @@ pub struct Bridge {
     /// The bot's own user: its messages are echoed back by the gateway and must be ignored, and
     /// it needs its own overwrite to see the channels it hides from everyone.
     pub bot_id: UserId,
+    /// Closed tickets' channels waiting for their grace period to pass.
+    pub removals: removal::Removals,
+    /// Set by the projector while applying an event that an earlier attempt may have posted
+    /// longer ago than Discord remembers nonces: look for that post before posting.
+    pub recheck: AtomicBool,
 }
 
 /// A running bridge; [`Running::stop`] stops the projector and closes the gateway connection.
@@ -77,7 +92,7 @@ pub struct Bridge {
 pub struct Running {
     /// Stops the shards.
     shards: Arc<ShardManager>,
-    /// The projector's task and the gateway client's task.
+    /// The projector's, the channel remover's and the gateway client's tasks.
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -142,6 +157,8 @@ pub async fn start(state: AppState) -> Result<Running, DiscordError> {
         config,
         http: Arc::new(http),
         bot_id: me.id,
+        removals: removal::Removals::default(),
+        recheck: AtomicBool::new(true),
     });
 
     let intents =
@@ -154,20 +171,23 @@ pub async fn start(state: AppState) -> Result<Running, DiscordError> {
     .event_handler(gateway::Handler::new(Arc::clone(&bridge)))
     .await
     .map_err(|e| DiscordError::Client(e.to_string()))?;
-    // Both tasks start with no await between them and `Running`, so a caller that drops this
+    // The tasks start with no await between them and `Running`, so a caller that drops this
     // future (a lease deadline passing) never leaves one of them behind.
     let projector = tokio::spawn(projector::run(Arc::clone(&bridge)));
+    let removals = tokio::spawn(removal::run(Arc::clone(&bridge)));
     let shards = Arc::clone(&client.shard_manager);
+    let alerts = bridge.alerts().clone();
     let gateway = tokio::spawn(async move {
         // serenity reconnects and resumes by itself; this returns only on a fatal error (a bad
         // token, intents not enabled) or on shutdown.
         if let Err(e) = client.start().await {
             error!("the Discord gateway client stopped: {e}");
+            alerts.report("gateway", format_args!("the gateway client stopped: {e}"));
         }
     });
     Ok(Running {
         shards,
-        tasks: vec![projector, gateway],
+        tasks: vec![projector, removals, gateway],
     })
 }
 
@@ -184,6 +204,11 @@ fn build_http(token: &str, api_url: Option<&str>) -> Http {
 }
 
 impl Bridge {
+    /// Where the bridge's errors are reported (`ERROR_BOT_WEBHOOK_URL`).
+    pub fn alerts(&self) -> &Reporter {
+        &self.state.alerts.bridge
+    }
+
     /// The guild.
     pub fn guild(&self) -> GuildId {
         GuildId::new(self.config.guild_id)
@@ -260,10 +285,21 @@ impl Bridge {
             Ok(ticket) => ticket,
             Err(e) => {
                 warn!(%channel, "cannot look up the channel's ticket: {e}");
+                self.alerts().report(
+                    "gateway",
+                    format_args!("cannot look up a channel's ticket: {e}"),
+                );
                 None
             }
         }
     }
+}
+
+/// Now, in epoch milliseconds, as events record time.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The Discord epoch (2015-01-01) in Unix milliseconds; snowflakes count from it.

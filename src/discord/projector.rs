@@ -3,18 +3,24 @@
 //! already did: the ticket → channel and message → Discord message links (recorded right after
 //! each creation, before the checkpoint moves), a channel whose topic carries the ticket id (a
 //! crash between creating it and recording it), and a nonce Discord deduplicates on (a crash
-//! between posting and recording). A failed Discord call is retried until it lands: an event is
-//! never skipped.
+//! between posting and recording). Discord remembers a nonce for a few minutes only, so when an
+//! earlier attempt may lie further back (the first event after a start, an event being retried,
+//! an event older than [`NONCE_WINDOW_MS`]) the channel's latest messages are searched for an
+//! unclaimed copy first. A failed Discord call is retried until it lands: an event is never
+//! skipped.
 
 use super::format::{self, Opening};
 use super::retry::{Gone, until_done};
-use super::{Bridge, CHECKPOINT, link};
+use super::{Bridge, CHECKPOINT, link, now_ms};
+use crate::alerts::Reporter;
 use crate::store::{Checkpoints, Links, ReadModels};
 use serenity::all::{
     ButtonStyle, ChannelId, ChannelType, CreateActionRow, CreateAllowedMentions, CreateAttachment,
-    CreateButton, CreateChannel, CreateMessage, EditChannel, EditMessage, MessageId, Nonce,
+    CreateButton, CreateChannel, CreateMessage, EditChannel, EditMessage, GetMessages, MessageId,
+    Nonce,
 };
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use ticketd_events::{EventEnvelope, EventStore, StoreError, TicketEvent, TicketStatus, Via};
 use ticketd_projections::TicketView;
@@ -23,19 +29,43 @@ use tracing::{debug, info, warn};
 
 /// Events read per round trip to the store.
 const BATCH: usize = 128;
+/// How long Discord is trusted to remember a nonce ("the past few minutes", says Discord).
+const NONCE_WINDOW_MS: i64 = 60_000;
+/// How many of a channel's latest messages the search for an unrecorded post reads (Discord's
+/// maximum for one call).
+const RECENT: u8 = 100;
 
 /// Follows the stream from the `discord` checkpoint until the task is aborted.
 pub async fn run(bridge: Arc<Bridge>) {
     let store = bridge.state.store.clone();
-    let mut after = retry_store("load the checkpoint", || store.load_checkpoint(CHECKPOINT)).await;
+    let mut after = retry_store(bridge.alerts(), "load the checkpoint", || {
+        store.load_checkpoint(CHECKPOINT)
+    })
+    .await;
     info!(after, "Discord projector follows the stream");
+    // The event after the checkpoint may have been half done by a run that crashed.
+    let mut first = true;
     loop {
         store.wait_beyond(after).await;
-        let batch = retry_store("read events", || store.read_all(after, BATCH)).await;
+        let batch = retry_store(bridge.alerts(), "read events", || {
+            store.read_all(after, BATCH)
+        })
+        .await;
         for envelope in &batch {
-            retry_store("apply an event", || bridge.apply(envelope)).await;
+            let old = envelope.recorded_at < now_ms() - NONCE_WINDOW_MS;
+            bridge.recheck.store(first || old, Ordering::Relaxed);
+            let mut tried = false;
+            retry_store(bridge.alerts(), "apply an event", || {
+                if tried {
+                    bridge.recheck.store(true, Ordering::Relaxed);
+                }
+                tried = true;
+                bridge.apply(envelope)
+            })
+            .await;
+            first = false;
             after = envelope.position;
-            retry_store("save the checkpoint", || {
+            retry_store(bridge.alerts(), "save the checkpoint", || {
                 store.save_checkpoint(CHECKPOINT, after)
             })
             .await;
@@ -44,7 +74,7 @@ pub async fn run(bridge: Arc<Bridge>) {
 }
 
 /// Retries a store call until it succeeds; the projector cannot move on without it.
-async fn retry_store<T, F, Fut>(what: &str, mut call: F) -> T
+async fn retry_store<T, F, Fut>(alerts: &Reporter, what: &str, mut call: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -54,6 +84,7 @@ where
             Ok(value) => return value,
             Err(e) => {
                 warn!("Discord projector cannot {what}: {e}; retrying");
+                alerts.report("projector", format_args!("cannot {what}: {e}; retrying"));
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -155,7 +186,7 @@ impl Bridge {
                 let edit = EditMessage::new()
                     .content(text)
                     .allowed_mentions(CreateAllowedMentions::new());
-                let _ = until_done("edit a message copy", || {
+                let _ = until_done(self.alerts(), "edit a message copy", || {
                     channel.edit_message(&self.http, copy, edit.clone())
                 })
                 .await;
@@ -168,7 +199,7 @@ impl Bridge {
                     return Ok(());
                 };
                 let (channel, copy) = (parse_channel(&channel), parse_message(&copy));
-                let _ = until_done("delete a message copy", || {
+                let _ = until_done(self.alerts(), "delete a message copy", || {
                     channel.delete_message(&self.http, copy)
                 })
                 .await;
@@ -204,7 +235,10 @@ impl Bridge {
                 };
                 let text = format::notice(&what, &envelope.actor.name);
                 self.post_once(channel, envelope, text, vec![]).await?;
-                self.remove_later(ticket_id.to_string(), channel);
+                let grace =
+                    i64::try_from(self.config.channel_grace.as_millis()).unwrap_or(i64::MAX);
+                let at = envelope.recorded_at.saturating_add(grace);
+                self.schedule_removal(ticket_id, channel, at).await?;
             }
             TicketEvent::TicketReopened {} => {
                 let Some(ticket) = self.open_ticket(ticket_id).await? else {
@@ -252,11 +286,13 @@ impl Bridge {
         }
         let marker = format::topic_marker(&ticket.id);
         let guild = self.guild();
-        let existing = until_done("list the guild's channels", || guild.channels(&self.http))
-            .await
-            .unwrap_or_default()
-            .into_values()
-            .find(|c| c.topic.as_deref().is_some_and(|t| t.starts_with(&marker)));
+        let existing = until_done(self.alerts(), "list the guild's channels", || {
+            guild.channels(&self.http)
+        })
+        .await
+        .unwrap_or_default()
+        .into_values()
+        .find(|c| c.topic.as_deref().is_some_and(|t| t.starts_with(&marker)));
         let channel = match existing {
             Some(channel) => {
                 info!(ticket = %ticket.id, channel = %channel.id, "found the ticket's channel");
@@ -272,7 +308,7 @@ impl Bridge {
                     create = create.category(category);
                 }
                 loop {
-                    match until_done("create a ticket channel", || {
+                    match until_done(self.alerts(), "create a ticket channel", || {
                         guild.create_channel(&self.http, create.clone())
                     })
                     .await
@@ -282,6 +318,10 @@ impl Bridge {
                         Err(Gone) => {
                             warn!(
                                 "cannot create a channel: the guild or category is unknown; retrying"
+                            );
+                            self.alerts().report(
+                                "projector",
+                                "cannot create a ticket channel: the guild or category is unknown (GUILD_ID, *_TICKET_CATEGORY_ID); retrying in 30 s",
                             );
                             tokio::time::sleep(Duration::from_secs(30)).await;
                         }
@@ -302,7 +342,7 @@ impl Bridge {
         let edit = EditChannel::new()
             .category(self.category(ticket.issue_level))
             .permissions(self.overwrites(ticket.support_role));
-        if until_done("move a ticket channel", || {
+        if until_done(self.alerts(), "move a ticket channel", || {
             channel.edit(&self.http, edit.clone())
         })
         .await
@@ -321,43 +361,91 @@ impl Bridge {
         content: String,
         components: Vec<CreateActionRow>,
     ) -> Result<Option<MessageId>, StoreError> {
-        let mut message = CreateMessage::new().content(content);
+        let mut message = CreateMessage::new().content(content.clone());
         if !components.is_empty() {
             message = message.components(components);
         }
-        self.post_keyed(channel, &envelope.event_id, message).await
+        self.post_keyed(channel, &envelope.event_id, &content, message)
+            .await
     }
 
-    /// Posts `message` unless the post recorded under `key` exists; `key` also makes the nonce
-    /// Discord deduplicates on.
+    /// Posts `message` (whose text is `content`) unless the post recorded under `key` exists;
+    /// `key` also makes the nonce Discord deduplicates on.
     async fn post_keyed(
         &self,
         channel: ChannelId,
         key: &str,
+        content: &str,
         message: CreateMessage,
     ) -> Result<Option<MessageId>, StoreError> {
         if let Some(posted) = self.load(link::EVENT_MESSAGE, key).await? {
             return Ok(Some(parse_message(&posted)));
         }
+        if self.recheck.load(Ordering::Relaxed)
+            && let Some(found) = self.find_unrecorded(channel, key, content).await?
+        {
+            info!(%channel, message = %found, "found a post an earlier run made but did not record");
+            self.record_post(key, found).await?;
+            return Ok(Some(found));
+        }
         let message = message
             .allowed_mentions(CreateAllowedMentions::new())
             .nonce(Nonce::String(format::nonce(key)))
             .enforce_nonce(true);
-        match until_done("post a message", || {
+        match until_done(self.alerts(), "post a message", || {
             channel.send_message(&self.http, message.clone())
         })
         .await
         {
             Ok(posted) => {
-                self.save(link::EVENT_MESSAGE, key, Some(&posted.id.to_string()))
-                    .await?;
+                self.record_post(key, posted.id).await?;
                 Ok(Some(posted.id))
             }
             Err(Gone) => {
                 warn!(%channel, "a channel to post in is gone");
+                self.alerts().report(
+                    "projector",
+                    format_args!("channel {channel} is gone: a post for {key} was skipped"),
+                );
                 Ok(None)
             }
         }
+    }
+
+    /// Records that `message` is the post for `key`, both ways: the claim (message → key) first,
+    /// so that a post found by [`Bridge::find_unrecorded`] is never one another key owns.
+    async fn record_post(&self, key: &str, message: MessageId) -> Result<(), StoreError> {
+        let id = message.to_string();
+        self.save(link::POSTED_FOR, &id, Some(key)).await?;
+        self.save(link::EVENT_MESSAGE, key, Some(&id)).await
+    }
+
+    /// The bot's post with this `content` among the channel's latest messages that no other key
+    /// claims: what an earlier attempt for `key` posted without recording it.
+    async fn find_unrecorded(
+        &self,
+        channel: ChannelId,
+        key: &str,
+        content: &str,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let recent = match until_done(self.alerts(), "read a channel's latest messages", || {
+            channel.messages(&self.http, GetMessages::new().limit(RECENT))
+        })
+        .await
+        {
+            Ok(recent) => recent,
+            Err(Gone) => return Ok(None),
+        };
+        for message in recent {
+            if message.author.id != self.bot_id || message.content.trim() != content.trim() {
+                continue;
+            }
+            match self.load(link::POSTED_FOR, &message.id.to_string()).await? {
+                Some(owner) if owner != key => {}
+                _ => return Ok(Some(message.id)),
+            }
+        }
+        Ok(None)
     }
 
     /// Posts the transcript of the ticket as it was at this close to the transcript channel:
@@ -377,7 +465,7 @@ impl Bridge {
             format::code_block(&transcript.summary(), format::CONTENT_MAX - 20)
         );
         let message = CreateMessage::new()
-            .content(summary)
+            .content(summary.clone())
             .add_file(CreateAttachment::bytes(
                 transcript.html(),
                 format!("{name}.html"),
@@ -386,42 +474,14 @@ impl Bridge {
                 transcript.text(),
                 format!("{name}.txt"),
             ));
-        self.post_keyed(channel, &format!("transcript:{}", close.event_id), message)
-            .await?;
+        self.post_keyed(
+            channel,
+            &format!("transcript:{}", close.event_id),
+            &summary,
+            message,
+        )
+        .await?;
         Ok(())
-    }
-
-    /// Removes a closed ticket's channel after the grace period, unless it was reopened by then.
-    /// (A restart during the grace period leaves the channel in place.)
-    fn remove_later(&self, ticket_id: String, channel: ChannelId) {
-        let state = self.state.clone();
-        let http = Arc::clone(&self.http);
-        let grace = self.config.channel_grace;
-        self.state.spawn(async move {
-            tokio::time::sleep(grace).await;
-            let closed = match state.store.get_ticket(&ticket_id).await {
-                Ok(Some(ticket)) => ticket.status == TicketStatus::Closed,
-                _ => false,
-            };
-            let linked = state
-                .store
-                .load_link(link::TICKET_CHANNEL, &ticket_id)
-                .await;
-            if !closed || !matches!(linked, Ok(Some(id)) if id == channel.to_string()) {
-                return;
-            }
-            let _ = until_done("remove a closed ticket's channel", || channel.delete(&http)).await;
-            let id = channel.to_string();
-            for (kind, key) in [
-                (link::TICKET_CHANNEL, &ticket_id),
-                (link::CHANNEL_TICKET, &id),
-            ] {
-                if let Err(e) = state.store.save_link(kind, key, None).await {
-                    warn!(%channel, "cannot forget a removed channel: {e}");
-                }
-            }
-            info!(ticket = %ticket_id, %channel, "removed the closed ticket's channel");
-        });
     }
 
     /// The role a message's author had when posting, from the ticket's stream.

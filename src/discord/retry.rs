@@ -2,7 +2,9 @@
 //! 429 or a 5xx comes back as an error; without one, an outage does too. The projector must not
 //! skip an event, so every call is retried with a growing, jittered delay until it lands. Only an
 //! answer that says the target is gone (404) ends the attempts, because the work is moot then.
+//! Every failure also goes to `ERROR_BOT_WEBHOOK_URL` (batched there), so an outage is seen.
 
+use crate::alerts::Reporter;
 use serenity::all::{Error, HttpError};
 use std::future::Future;
 use std::time::Duration;
@@ -27,8 +29,9 @@ pub fn status(error: &Error) -> Option<u16> {
     }
 }
 
-/// Runs `call` until it succeeds or reports the target gone; `what` names it in the logs.
-pub async fn until_done<T, F, Fut>(what: &str, mut call: F) -> Result<T, Gone>
+/// Runs `call` until it succeeds or reports the target gone; `what` names it in the logs and in
+/// the reports to `alerts`.
+pub async fn until_done<T, F, Fut>(alerts: &Reporter, what: &str, mut call: F) -> Result<T, Gone>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -44,6 +47,11 @@ where
                 // 4xx other than 404 and 429 mean a setting is wrong (a permission, an id): it
                 // will not fix itself, but an operator can fix it, and the event must not be lost.
                 warn!(attempt, ?delay, "Discord call {what} failed: {e}; retrying");
+                let status = status(&e).map_or_else(|| "no answer".into(), |s| format!("HTTP {s}"));
+                alerts.report(
+                    "discord",
+                    format_args!("{what} failed ({status}, attempt {attempt}): {e}; retrying"),
+                );
                 let jitter = rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1);
                 tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
                 delay = (delay * 2).min(LONGEST);

@@ -160,10 +160,7 @@ impl Bridge {
                 }
             },
         };
-        respond(&self.http, reply, |http, r| {
-            interaction.create_response(http, r)
-        })
-        .await;
+        respond(self, reply, |http, r| interaction.create_response(http, r)).await;
     }
 
     /// Runs a button of the opening message.
@@ -194,6 +191,8 @@ impl Bridge {
                 Ok(None) => Err("This ticket does not exist.".to_string()),
                 Err(e) => {
                     warn!("cannot read ticket {ticket_id}: {e}");
+                    self.alerts()
+                        .report("slash", format_args!("cannot read ticket {ticket_id}: {e}"));
                     Err("Something went wrong on our side; please try again.".into())
                 }
             },
@@ -212,10 +211,7 @@ impl Bridge {
                 .await
             }
         };
-        respond(&self.http, reply, |http, r| {
-            interaction.create_response(http, r)
-        })
-        .await;
+        respond(self, reply, |http, r| interaction.create_response(http, r)).await;
     }
 
     /// Checks the member and the channel, runs `command` on the channel's ticket and says how it
@@ -252,13 +248,22 @@ impl Bridge {
             .await
         {
             Ok(_) => done.into(),
-            Err(e) => refusal(&e),
+            Err(e) => {
+                if let CommandError::Store(cause) = &e {
+                    warn!(ticket = %ticket_id, "a staff command failed: {cause}");
+                    self.alerts().report(
+                        "slash",
+                        format_args!("a staff command on ticket {ticket_id} failed: {cause}"),
+                    );
+                }
+                refusal(&e)
+            }
         }
     }
 }
 
 /// Answers an interaction with an ephemeral message (only the member sees it).
-async fn respond<'a, F, Fut>(http: &'a Http, text: String, send: F)
+async fn respond<'a, F, Fut>(bridge: &'a Bridge, text: String, send: F)
 where
     F: FnOnce(&'a Http, CreateInteractionResponse) -> Fut,
     Fut: Future<Output = serenity::Result<()>>,
@@ -268,8 +273,11 @@ where
             .content(text)
             .ephemeral(true),
     );
-    if let Err(e) = send(http, response).await {
+    if let Err(e) = send(&bridge.http, response).await {
         warn!("cannot answer an interaction: {e}");
+        bridge
+            .alerts()
+            .report("slash", format_args!("cannot answer an interaction: {e}"));
     }
 }
 

@@ -107,6 +107,10 @@ async fn request_context(
             .map(|c| c.0)
             .unwrap_or_else(|| "unknown".into());
         error!(request_id = %id, %method, %path, %cause, "request failed");
+        state.alerts.server.report(
+            format!("request {id}"),
+            format_args!("{method} {path}: {cause}"),
+        );
         let message = match state.config.mode {
             ServerMode::Development => cause,
             ServerMode::Production => "Internal server error".to_string(),

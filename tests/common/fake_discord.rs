@@ -2,7 +2,8 @@
 //! every call recorded) and a gateway WebSocket (HELLO → IDENTIFY → READY → GUILD_CREATE,
 //! heartbeats acknowledged) that the real serenity client talks to through `DISCORD_API_URL`.
 //! Tests inject what members do (messages, edits, deletions, slash commands, button clicks) as
-//! gateway dispatches, and can make the API answer 500 or 429 for a number of calls.
+//! gateway dispatches, can make the API answer 500 or 429 for a number of calls, and can drop
+//! the gateway connection. [`WebhookSink`] stands in for the error webhooks.
 //!
 //! Every payload is complete enough for serenity 0.12.5: a dispatch that does not deserialize is
 //! silently dropped by serenity, so `payload_samples` lists one of each for a test to check
@@ -50,6 +51,8 @@ pub const OUTSIDER: u64 = 81_000_000_000_000_042;
 pub const OTHER_GUILD: u64 = 81_000_000_000_000_051;
 
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+/// Not a frame: tells a gateway session to drop its connection.
+const DROP: &str = "\u{0}drop";
 const TIMESTAMP: &str = "2025-01-01T00:00:00.000000+00:00";
 
 /// One HTTP call the bridge made.
@@ -211,6 +214,19 @@ impl FakeDiscord {
     /// How many times a client identified on the gateway.
     pub fn identified(&self) -> usize {
         self.world.lock().unwrap().identified
+    }
+
+    /// Forgets every nonce, as Discord does a few minutes after a post.
+    pub fn forget_nonces(&self) {
+        self.world.lock().unwrap().nonces.clear();
+    }
+
+    /// Drops every gateway connection without a close frame, as a network failure would.
+    pub fn drop_gateway(&self) {
+        let mut world = self.world.lock().unwrap();
+        for session in world.sessions.drain(..) {
+            let _ = session.send(DROP.into());
+        }
     }
 
     /// Polls `check` until it holds or `secs` pass; panics with `what` then.
@@ -397,6 +413,21 @@ impl FakeDiscord {
                 Some(found) => (200, found),
                 None => (404, json!({"code": 10003, "message": "Unknown Channel"})),
             },
+            // Newest first, at most 100, as Discord answers `?limit=100`.
+            ("GET", ["channels", channel_id, "messages"]) => {
+                let channel_id = channel_id.to_string();
+                let mut list: Vec<Value> = world
+                    .messages
+                    .values()
+                    .filter(|m| m["channel_id"] == channel_id.as_str())
+                    .cloned()
+                    .collect();
+                list.sort_by_key(|m| {
+                    std::cmp::Reverse(m["id"].as_str().unwrap().parse::<u64>().unwrap())
+                });
+                list.truncate(100);
+                (200, Value::Array(list))
+            }
             ("POST", ["channels", channel_id, "messages"]) => {
                 let channel_id: u64 = channel_id.parse().unwrap_or(0);
                 if !world.channels.contains_key(&channel_id) {
@@ -657,6 +688,9 @@ async fn session(fake: Arc<FakeDiscord>, mut socket: WebSocket) {
         tokio::select! {
             outgoing = rx.recv() => {
                 let Some(text) = outgoing else { return };
+                if text == DROP {
+                    return;
+                }
                 if socket.send(WsMessage::Text(text.into())).await.is_err() {
                     return;
                 }
@@ -869,4 +903,87 @@ fn interaction(
         interaction["message"] = message;
     }
     interaction
+}
+
+/// A Discord webhook on loopback (`ERROR_WEBHOOK_URL`, `ERROR_BOT_WEBHOOK_URL`): records every
+/// post's JSON body and answers 204, as Discord does without `?wait=true`.
+pub struct WebhookSink {
+    posts: Mutex<Vec<Value>>,
+    /// How long each answer takes, in milliseconds: a slow Discord.
+    delay_ms: AtomicU64,
+    /// The webhook URL, shaped like Discord's (`…/api/webhooks/{id}/{token}`).
+    pub url: String,
+}
+
+/// The token part of every sink's URL, to check it never shows.
+pub const SINK_TOKEN: &str = "sink-token-0123456789";
+
+impl WebhookSink {
+    /// Starts a sink on a free loopback port.
+    pub async fn start() -> Arc<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sink = Arc::new(WebhookSink {
+            posts: Mutex::new(Vec::new()),
+            delay_ms: AtomicU64::new(0),
+            url: format!("http://127.0.0.1:{port}/api/webhooks/4242/{SINK_TOKEN}"),
+        });
+        let app = Router::new()
+            .route(
+                &format!("/api/webhooks/4242/{SINK_TOKEN}"),
+                axum::routing::post(
+                    |State(sink): State<Arc<WebhookSink>>, body: Bytes| async move {
+                        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        sink.posts.lock().unwrap().push(body);
+                        let delay = sink.delay_ms.load(Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                        StatusCode::NO_CONTENT
+                    },
+                ),
+            )
+            .with_state(Arc::clone(&sink));
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        sink
+    }
+
+    /// Makes every answer take `delay`.
+    pub fn answer_slowly(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Every post so far.
+    pub fn posts(&self) -> Vec<Value> {
+        self.posts.lock().unwrap().clone()
+    }
+
+    /// The content of every post so far.
+    pub fn contents(&self) -> Vec<String> {
+        self.posts()
+            .iter()
+            .map(|p| p["content"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Polls until some post's content contains `text`, or panics after `secs`.
+    pub async fn wait_for(&self, text: &str, secs: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(post) = self
+                .posts()
+                .into_iter()
+                .find(|p| p["content"].as_str().is_some_and(|c| c.contains(text)))
+            {
+                return post;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no webhook post contains {text:?}; posts: {:#?}",
+                self.contents()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
 }

@@ -12,10 +12,17 @@
 //! Targets (2 cores, 64 connections, load generator on the same machine): ≥ 10,000 message
 //! posts/s with p99 < 10 ms; ticket reads ≥ half the ceiling's throughput.
 //!
+//! With `--stores embedded,mongo` the reads and posts phases run once per store, the second time
+//! with `MONGO_URI` set to `--mongo-uri` (or `TICKETD_BENCH_MONGO_URI`; `scripts/bench` starts
+//! the SecantusDB test server for it), and one table shows both stores side by side with their
+//! ratio. SecantusDB is a Python implementation of the MongoDB wire protocol, much slower than a
+//! production `mongod`: its column is a floor, and the output says so.
+//!
 //! Run through `scripts/bench [--duration S] [--connections N] [--sync full|normal]
-//! [--phase all|ceiling|reads|posts]`, which builds the binaries first. Every phase is bounded
-//! in time; the child processes are killed and the data directory removed at the end, on error
-//! and on Ctrl-C.
+//! [--phase all|ceiling|reads|posts] [--stores embedded|mongo|embedded,mongo]`, which builds the
+//! binaries first. Every phase is bounded in time; the child processes are killed, the data
+//! directory removed and the benchmark's MongoDB database dropped at the end, on error and on
+//! Ctrl-C (the database only when the run reaches its end or fails, not on Ctrl-C).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -74,15 +81,49 @@ impl Phase {
     }
 }
 
+/// Which store a ticketd under test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// SQLite under a fresh `DATA_DIR`.
+    Embedded,
+    /// MongoDB: a fresh database on `--mongo-uri`.
+    Mongo,
+}
+
+impl Store {
+    fn name(self) -> &'static str {
+        match self {
+            Store::Embedded => "embedded",
+            Store::Mongo => "mongo",
+        }
+    }
+
+    /// The name of its server process in the guard and its log file.
+    fn process(self) -> &'static str {
+        match self {
+            Store::Embedded => "ticketd",
+            Store::Mongo => "ticketd-mongo",
+        }
+    }
+}
+
 struct Options {
     duration: Duration,
     connections: usize,
     sync_full: bool,
     phases: Vec<Phase>,
+    /// The stores measured, in this order.
+    stores: Vec<Store>,
+    /// The MongoDB server for [`Store::Mongo`].
+    mongo_uri: Option<String>,
+    /// Its process, when it runs on this machine (`TICKETD_BENCH_MONGO_PID`), so that its CPU
+    /// counts as the server's.
+    mongo_pid: Option<u32>,
 }
 
 const USAGE: &str = "usage: cargo bench --bench http_load -- [--duration S] [--connections N] \
-                     [--sync full|normal] [--phase all|ceiling|reads|posts]";
+                     [--sync full|normal] [--phase all|ceiling|reads|posts] \
+                     [--stores embedded|mongo|embedded,mongo] [--mongo-uri URI]";
 
 fn parse_args() -> Result<Options, Error> {
     let mut options = Options {
@@ -90,6 +131,13 @@ fn parse_args() -> Result<Options, Error> {
         connections: 64,
         sync_full: true,
         phases: vec![Phase::Ceiling, Phase::Reads, Phase::Posts],
+        stores: vec![Store::Embedded],
+        mongo_uri: std::env::var("TICKETD_BENCH_MONGO_URI")
+            .ok()
+            .filter(|uri| !uri.trim().is_empty()),
+        mongo_pid: std::env::var("TICKETD_BENCH_MONGO_PID")
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok()),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -144,15 +192,44 @@ fn parse_args() -> Result<Options, Error> {
                     _ => return Err(format!("--phase: all, ceiling, reads or posts\n{USAGE}")),
                 }
             }
+            "--stores" => {
+                let mut stores = Vec::new();
+                for name in value()?.split(',').map(str::trim) {
+                    let store = match name.to_ascii_lowercase().as_str() {
+                        "embedded" => Store::Embedded,
+                        "mongo" | "mongodb" => Store::Mongo,
+                        _ => return Err(format!("--stores: embedded and/or mongo\n{USAGE}")),
+                    };
+                    if !stores.contains(&store) {
+                        stores.push(store);
+                    }
+                }
+                options.stores = stores;
+            }
+            "--mongo-uri" => options.mongo_uri = Some(value()?),
             "-h" | "--help" => return Err(USAGE.to_string()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
+    }
+    if options.stores.contains(&Store::Mongo) && options.mongo_uri.is_none() {
+        return Err(format!(
+            "--stores mongo needs --mongo-uri or TICKETD_BENCH_MONGO_URI (scripts/bench \
+             starts a test server)\n{USAGE}"
+        ));
     }
     Ok(options)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
+
+/// Nanoseconds since the epoch: names unique to this run.
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
 
 /// Owns the servers and the temporary directory: dropping it (at the end, on error, on Ctrl-C)
 /// kills the children and removes the directory.
@@ -163,12 +240,11 @@ struct Guard {
 
 impl Guard {
     fn new() -> Result<Self, Error> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("ticketd-http-load-{}-{nanos}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "ticketd-http-load-{}-{}",
+            std::process::id(),
+            now_nanos()
+        ));
         std::fs::create_dir_all(dir.join("data"))
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         Ok(Guard {
@@ -280,7 +356,21 @@ fn release_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn ticketd_command(bin: &Path, data_dir: &Path, port: u16, sync_full: bool) -> Command {
+/// Where a ticketd under test keeps its events: nothing more than `DATA_DIR` for the embedded
+/// store; a database of its own on a MongoDB server.
+#[derive(Clone)]
+enum Backing {
+    Embedded,
+    Mongo { uri: String, db: String },
+}
+
+fn ticketd_command(
+    bin: &Path,
+    data_dir: &Path,
+    port: u16,
+    sync_full: bool,
+    backing: &Backing,
+) -> Command {
     let mut command = Command::new(bin);
     for name in SCRUBBED_ENV {
         command.env_remove(name);
@@ -296,11 +386,14 @@ fn ticketd_command(bin: &Path, data_dir: &Path, port: u16, sync_full: bool) -> C
             "SQLITE_SYNCHRONOUS",
             if sync_full { "FULL" } else { "NORMAL" },
         );
+    if let Backing::Mongo { uri, db } = backing {
+        command.env("MONGO_URI", uri).env("DB_NAME", db);
+    }
     command
 }
 
 fn mint(bin: &Path, data_dir: &Path, dir: &Path, id: &str, role: &str) -> Result<String, Error> {
-    let mut command = ticketd_command(bin, data_dir, 0, true);
+    let mut command = ticketd_command(bin, data_dir, 0, true, &Backing::Embedded);
     let out = command
         .current_dir(dir)
         .args([
@@ -632,7 +725,9 @@ fn kernel_threads() -> HashMap<u32, u64> {
         .collect()
 }
 
-fn cpu_sample(server: Option<u32>) -> Option<CpuSample> {
+/// `server`: the processes under test (ticketd, and in MongoDB mode its database server when
+/// it runs on this machine), counted together.
+fn cpu_sample(server: &[u32]) -> Option<CpuSample> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     // cpu  user nice system idle iowait irq softirq steal …
     let f: Vec<u64> = stat
@@ -651,7 +746,10 @@ fn cpu_sample(server: Option<u32>) -> Option<CpuSample> {
         busy: total - f[3] - f[4],
         total,
         irq: f[5] + f[6],
-        server: server.map_or(Some(0), process_jiffies)?,
+        server: server
+            .iter()
+            .map(|pid| process_jiffies(*pid))
+            .sum::<Option<u64>>()?,
         generator: process_jiffies(std::process::id())?,
         kernel_threads: kernel_threads(),
     })
@@ -683,7 +781,7 @@ async fn run_phase(
     addr: SocketAddr,
     works: Vec<Work>,
     duration: Duration,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
 ) -> PhaseResult {
     eprintln!(
         "  {}: {} connections, {:?} warm-up + {:.1} s measured …",
@@ -700,9 +798,9 @@ async fn run_phase(
         .collect();
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let first = cpu_sample(server_pid);
+        let first = cpu_sample(&server_pids);
         tokio::time::sleep_until(end.into()).await;
-        cores_between(&first?, &cpu_sample(server_pid)?)
+        cores_between(&first?, &cpu_sample(&server_pids)?)
     });
     let mut tally = Tally::new();
     let mut acked = Vec::with_capacity(handles.len());
@@ -822,7 +920,7 @@ fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
 
-fn print_table(results: &[PhaseResult]) {
+fn print_table(results: &[&PhaseResult]) {
     println!(
         "{:<14} {:>10} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8}   CPU cores: server / load gen / kernel / other",
         "phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
@@ -852,6 +950,241 @@ fn print_table(results: &[PhaseResult]) {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/// What one store's server did under load, and what it left behind.
+struct StoreRun {
+    store: Store,
+    /// Its reads and posts phases, in that order.
+    results: Vec<PhaseResult>,
+    /// Acknowledged posts against messages listed afterwards, for ticket 0.
+    durability: Option<String>,
+    /// The server's peak resident memory.
+    peak_rss: Option<String>,
+    /// Files of `DATA_DIR` by size (the whole store for the embedded one).
+    store_files: Vec<(String, u64)>,
+    /// How the server stopped.
+    stop: String,
+    /// Where the MongoDB store was, for the report.
+    backing: Backing,
+    /// The MongoDB server's process, whose CPU was counted with ticketd's.
+    mongo_pid: Option<u32>,
+}
+
+/// Opens one ticket per connection on a ready server and checks the agent may read them.
+async fn open_tickets(
+    addr: SocketAddr,
+    customers: &[String],
+    agent: &str,
+) -> Result<Vec<String>, Error> {
+    let mut tickets = Vec::new();
+    for (i, token) in customers.iter().enumerate() {
+        let body = format!(
+            r#"{{"topic":"Benchmark ticket {i}","description":"Opened by benches/http_load.rs so the load spreads over one ticket per connection."}}"#
+        );
+        let answer = once(
+            addr,
+            Method::POST,
+            "/api/v1/tickets",
+            Some(token),
+            Some(body),
+        )
+        .await?;
+        if answer.status != StatusCode::OK {
+            return Err(format!(
+                "POST /api/v1/tickets: {} {}",
+                answer.status,
+                body_text(&answer.body)
+            ));
+        }
+        let ticket: serde_json::Value = serde_json::from_slice(&answer.body)
+            .map_err(|e| format!("POST /api/v1/tickets answer: {e}"))?;
+        let id = ticket["id"]
+            .as_str()
+            .ok_or("POST /api/v1/tickets answered no id")?
+            .to_string();
+        tickets.push(id);
+    }
+    // The agent may read any ticket: a sanity check of the token and the route.
+    let first = tickets.first().ok_or("no connections, no tickets")?;
+    let path = format!("/api/v1/tickets/{first}");
+    let answer = once(addr, Method::GET, &path, Some(agent), None).await?;
+    if answer.status != StatusCode::OK {
+        return Err(format!(
+            "agent GET {path}: {} {}",
+            answer.status,
+            body_text(&answer.body)
+        ));
+    }
+    Ok(tickets)
+}
+
+/// Starts ticketd on `store`, opens the tickets and runs the reads and posts phases asked for.
+async fn measure_store(
+    store: Store,
+    options: &Options,
+    guard: &mut Guard,
+    customers: &[String],
+    agent: &str,
+) -> Result<StoreRun, Error> {
+    let release = release_dir();
+    let data_dir = match store {
+        Store::Embedded => guard.dir.join("data"),
+        Store::Mongo => guard.dir.join("data-mongo"),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let backing = match (store, &options.mongo_uri) {
+        (Store::Embedded, _) => Backing::Embedded,
+        (Store::Mongo, Some(uri)) => Backing::Mongo {
+            uri: uri.clone(),
+            db: format!("ticketd_bench_{}_{}", std::process::id(), now_nanos()),
+        },
+        (Store::Mongo, None) => return Err("--stores mongo needs --mongo-uri".into()),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let name = store.process();
+    let pid = guard.spawn(
+        name,
+        ticketd_command(
+            &release.join("ticketd"),
+            &data_dir,
+            addr.port(),
+            options.sync_full,
+            &backing,
+        ),
+    )?;
+    let measured = measure_started(store, options, guard, addr, pid, customers, agent).await;
+    // Figures taken before the server stops.
+    let peak_rss = status_field(pid, "VmHWM:");
+    let mut store_files = Vec::new();
+    files_by_size(&data_dir, &data_dir, &mut store_files);
+    store_files.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    let stop = guard.stop(name);
+    if let Backing::Mongo { uri, db } = &backing {
+        drop_database(uri, db).await;
+    }
+    let (results, durability) = measured?;
+    Ok(StoreRun {
+        store,
+        results,
+        durability,
+        peak_rss,
+        store_files,
+        stop,
+        backing,
+        mongo_pid: options.mongo_pid.filter(|_| store == Store::Mongo),
+    })
+}
+
+/// The phases of [`measure_store`] once its server is spawned.
+async fn measure_started(
+    store: Store,
+    options: &Options,
+    guard: &mut Guard,
+    addr: SocketAddr,
+    pid: u32,
+    customers: &[String],
+    agent: &str,
+) -> Result<(Vec<PhaseResult>, Option<String>), Error> {
+    let name = store.process();
+    let wants = |p: Phase| options.phases.contains(&p);
+    wait_ready(guard, name, addr, "/healthz").await?;
+    let tickets = open_tickets(addr, customers, agent).await?;
+    eprintln!(
+        "  setup{}: {} customer tokens, 1 agent token, {} tickets",
+        if store == Store::Mongo {
+            " (mongo)"
+        } else {
+            ""
+        },
+        customers.len(),
+        tickets.len()
+    );
+    let works = |post: bool| -> Result<Vec<Work>, Error> {
+        tickets
+            .iter()
+            .zip(customers)
+            .map(|(id, token)| {
+                let suffix = if post { "/messages" } else { "" };
+                let uri: Uri = format!("/api/v1/tickets/{id}{suffix}")
+                    .parse()
+                    .map_err(|e| format!("ticket id {id}: {e}"))?;
+                let auth = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|e| format!("token: {e}"))?;
+                Ok(if post {
+                    Work::Post { uri, auth }
+                } else {
+                    Work::Read { uri, auth }
+                })
+            })
+            .collect()
+    };
+    // In MongoDB mode the database's work is part of every request: its CPU counts with ticketd's.
+    let mut pids = vec![pid];
+    if store == Store::Mongo {
+        pids.extend(options.mongo_pid);
+    }
+    let mut results = Vec::new();
+    if wants(Phase::Reads) {
+        results.push(
+            run_phase(
+                Phase::Reads,
+                addr,
+                works(false)?,
+                options.duration,
+                pids.clone(),
+            )
+            .await,
+        );
+        guard.check_alive(name)?;
+    }
+    let mut durability = None;
+    if wants(Phase::Posts) {
+        let before = count_messages(addr, &tickets[0], agent).await;
+        let result = run_phase(
+            Phase::Posts,
+            addr,
+            works(true)?,
+            options.duration,
+            pids.clone(),
+        )
+        .await;
+        guard.check_alive(name)?;
+        let after = count_messages(addr, &tickets[0], agent).await;
+        durability = Some(match (before, after) {
+            (Ok(before), Ok(after)) => {
+                let acked = result.acked.first().copied().unwrap_or(0);
+                let verdict = if after == before + acked {
+                    "match"
+                } else {
+                    "MISMATCH"
+                };
+                format!(
+                    "ticket 0: {acked} posts acknowledged, {} messages listed afterwards: {verdict}",
+                    after - before.min(after)
+                )
+            }
+            (Err(e), _) | (_, Err(e)) => format!("could not count ticket 0's messages: {e}"),
+        });
+        results.push(result);
+    }
+    Ok((results, durability))
+}
+
+/// Drops the benchmark's database, so the test server does not keep it in memory; a failure
+/// is only reported.
+async fn drop_database(uri: &str, db: &str) {
+    let dropped = async {
+        mongodb::Client::with_uri_str(uri)
+            .await?
+            .database(db)
+            .drop()
+            .await
+    };
+    if let Err(e) = dropped.await {
+        eprintln!("http_load: could not drop MongoDB database {db}: {e}");
+    }
+}
+
 async fn run(options: Options) -> Result<(), Error> {
     let release = release_dir();
     let ticketd_bin = release.join("ticketd");
@@ -875,33 +1208,36 @@ async fn run(options: Options) -> Result<(), Error> {
     let dir = guard.dir.clone();
     let n = options.connections;
     let sync = if options.sync_full { "FULL" } else { "NORMAL" };
+    let with_mongo = options.stores.contains(&Store::Mongo);
+    let with_embedded = options.stores.contains(&Store::Embedded);
     eprintln!(
-        "http_load: {n} connections, {:.1} s per phase, SQLite synchronous={sync}",
-        options.duration.as_secs_f64()
+        "http_load: {n} connections, {:.1} s per phase, SQLite synchronous={sync}{}",
+        options.duration.as_secs_f64(),
+        if with_mongo {
+            format!(
+                ", stores: {}",
+                options
+                    .stores
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        }
     );
 
     let ceiling_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let ticketd_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let mut ceiling_pid = None;
     if wants(Phase::Ceiling) {
         let mut command = Command::new(&ceiling_bin);
         command.arg(ceiling_addr.port().to_string());
         ceiling_pid = Some(guard.spawn("ceiling", command)?);
     }
-    let mut ticketd_pid = None;
-    if needs_ticketd {
-        ticketd_pid = Some(guard.spawn(
-            "ticketd",
-            ticketd_command(
-                &ticketd_bin,
-                &data_dir,
-                ticketd_addr.port(),
-                options.sync_full,
-            ),
-        )?);
-    }
 
-    // Tokens while the servers start: one customer per connection, and one agent.
+    // Tokens while the ceiling starts: one customer per connection, and one agent. They are
+    // signed with the shared secret, so every store's server takes the same ones.
     let mut customers = Vec::new();
     let mut agent = String::new();
     if needs_ticketd {
@@ -918,135 +1254,27 @@ async fn run(options: Options) -> Result<(), Error> {
         (customers, agent) = minted;
     }
 
+    let mut ceiling = None;
     if wants(Phase::Ceiling) {
         wait_ready(&mut guard, "ceiling", ceiling_addr, "/ceiling").await?;
-    }
-    let mut tickets = Vec::new();
-    if needs_ticketd {
-        wait_ready(&mut guard, "ticketd", ticketd_addr, "/healthz").await?;
-        for (i, token) in customers.iter().enumerate() {
-            let body = format!(
-                r#"{{"topic":"Benchmark ticket {i}","description":"Opened by benches/http_load.rs so the load spreads over one ticket per connection."}}"#
-            );
-            let answer = once(
-                ticketd_addr,
-                Method::POST,
-                "/api/v1/tickets",
-                Some(token),
-                Some(body),
-            )
-            .await?;
-            if answer.status != StatusCode::OK {
-                return Err(format!(
-                    "POST /api/v1/tickets: {} {}",
-                    answer.status,
-                    body_text(&answer.body)
-                ));
-            }
-            let ticket: serde_json::Value = serde_json::from_slice(&answer.body)
-                .map_err(|e| format!("POST /api/v1/tickets answer: {e}"))?;
-            let id = ticket["id"]
-                .as_str()
-                .ok_or("POST /api/v1/tickets answered no id")?
-                .to_string();
-            tickets.push(id);
-        }
-        // The agent may read any ticket: a sanity check of the token and the route.
-        let path = format!("/api/v1/tickets/{}", tickets[0]);
-        let answer = once(ticketd_addr, Method::GET, &path, Some(&agent), None).await?;
-        if answer.status != StatusCode::OK {
-            return Err(format!(
-                "agent GET {path}: {} {}",
-                answer.status,
-                body_text(&answer.body)
-            ));
-        }
-        eprintln!("  setup: {n} customer tokens, 1 agent token, {n} tickets");
-    }
-    let works = |post: bool| -> Result<Vec<Work>, Error> {
-        tickets
-            .iter()
-            .zip(&customers)
-            .map(|(id, token)| {
-                let suffix = if post { "/messages" } else { "" };
-                let uri: Uri = format!("/api/v1/tickets/{id}{suffix}")
-                    .parse()
-                    .map_err(|e| format!("ticket id {id}: {e}"))?;
-                let auth = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|e| format!("token: {e}"))?;
-                Ok(if post {
-                    Work::Post { uri, auth }
-                } else {
-                    Work::Read { uri, auth }
-                })
-            })
-            .collect()
-    };
-
-    let mut results = Vec::new();
-    if wants(Phase::Ceiling) {
-        results.push(
+        ceiling = Some(
             run_phase(
                 Phase::Ceiling,
                 ceiling_addr,
                 vec![Work::Ceiling; n],
                 options.duration,
-                ceiling_pid,
+                ceiling_pid.into_iter().collect(),
             )
             .await,
         );
         guard.check_alive("ceiling")?;
     }
-    if wants(Phase::Reads) {
-        results.push(
-            run_phase(
-                Phase::Reads,
-                ticketd_addr,
-                works(false)?,
-                options.duration,
-                ticketd_pid,
-            )
-            .await,
-        );
-        guard.check_alive("ticketd")?;
+    let mut runs = Vec::new();
+    if needs_ticketd {
+        for store in &options.stores {
+            runs.push(measure_store(*store, &options, &mut guard, &customers, &agent).await?);
+        }
     }
-    let mut durability = None;
-    if wants(Phase::Posts) {
-        let before = count_messages(ticketd_addr, &tickets[0], &agent).await;
-        let result = run_phase(
-            Phase::Posts,
-            ticketd_addr,
-            works(true)?,
-            options.duration,
-            ticketd_pid,
-        )
-        .await;
-        guard.check_alive("ticketd")?;
-        let after = count_messages(ticketd_addr, &tickets[0], &agent).await;
-        durability = Some(match (before, after) {
-            (Ok(before), Ok(after)) => {
-                let acked = result.acked.first().copied().unwrap_or(0);
-                let verdict = if after == before + acked {
-                    "match"
-                } else {
-                    "MISMATCH"
-                };
-                format!(
-                    "ticket 0: {acked} posts acknowledged, {} messages listed afterwards: {verdict}",
-                    after - before.min(after)
-                )
-            }
-            (Err(e), _) | (_, Err(e)) => format!("could not count ticket 0's messages: {e}"),
-        });
-        results.push(result);
-    }
-
-    // Figures taken before the servers stop.
-    let peak_rss = ticketd_pid.and_then(|pid| status_field(pid, "VmHWM:"));
-    let mut store_files = Vec::new();
-    files_by_size(&data_dir, &data_dir, &mut store_files);
-    store_files.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-    let ticketd_stop = needs_ticketd.then(|| guard.stop("ticketd"));
     guard.stop("ceiling");
 
     println!();
@@ -1056,17 +1284,61 @@ async fn run(options: Options) -> Result<(), Error> {
         WARMUP
     );
     println!("machine: {}", machine());
-    println!(
-        "SQLite synchronous: {sync}{}",
-        if options.sync_full {
-            " (default; survives a power cut)"
-        } else {
-            " (--sync normal; survives a crash, not a power cut)"
+    if with_embedded || !needs_ticketd {
+        println!(
+            "SQLite synchronous: {sync}{}",
+            if options.sync_full {
+                " (default; survives a power cut)"
+            } else {
+                " (--sync normal; survives a crash, not a power cut)"
+            }
+        );
+    }
+    if let Some(Backing::Mongo { uri, .. }) = runs
+        .iter()
+        .map(|r| &r.backing)
+        .find(|b| matches!(b, Backing::Mongo { .. }))
+    {
+        println!("MongoDB: {uri}, {}", mongo_server());
+    }
+    let multi = runs.len() > 1;
+    for (index, run) in runs.iter().enumerate() {
+        println!();
+        if multi {
+            println!("{} store:", run.store.name());
         }
-    );
-    println!();
-    print_table(&results);
-    for r in &results {
+        let mut rows: Vec<&PhaseResult> = ceiling.iter().collect();
+        rows.extend(run.results.iter());
+        print_rows(&rows);
+        // The ceiling's failures, if any, once, with the first store's.
+        let failed = if index == 0 {
+            rows
+        } else {
+            run.results.iter().collect()
+        };
+        print_store_details(run, ceiling.as_ref(), &failed, &guard);
+    }
+    if runs.is_empty()
+        && let Some(ceiling) = &ceiling
+    {
+        println!();
+        print_rows(&[ceiling]);
+    }
+    if runs.is_empty()
+        && let Some(ceiling) = ceiling.as_ref().filter(|c| !c.tally.kinds.is_empty())
+    {
+        print_failures(ceiling);
+    }
+    if multi {
+        print_side_by_side(&runs);
+    }
+    Ok(())
+}
+
+/// The table of `rows`, a warning for each phase that other processes disturbed, a blank line.
+fn print_rows(rows: &[&PhaseResult]) {
+    print_table(rows);
+    for r in rows {
         if let Some(c) = r.cpu.filter(|c| c.other > NOISE_CORES) {
             println!(
                 "WARNING: other processes used {:.2} cores during {}: its figures are not reliable",
@@ -1076,70 +1348,150 @@ async fn run(options: Options) -> Result<(), Error> {
         }
     }
     println!();
-    let find = |p: Phase| results.iter().find(|r| r.phase == p);
-    if let (Some(ceiling), Some(reads)) = (find(Phase::Ceiling), find(Phase::Reads)) {
+}
+
+/// The lines under a store's table: its ratio to the ceiling and targets, the durability
+/// check, memory, the store's size, the shutdown, failures and the end of its log.
+fn print_store_details(
+    run: &StoreRun,
+    ceiling: Option<&PhaseResult>,
+    failed: &[&PhaseResult],
+    guard: &Guard,
+) {
+    let find = |p: Phase| run.results.iter().find(|r| r.phase == p);
+    let prefix = match run.store {
+        Store::Embedded => String::new(),
+        Store::Mongo => "mongo: ".to_string(),
+    };
+    // The targets are the embedded store's; the MongoDB test server has none.
+    let verdict = |target: &str, met: bool| match run.store {
+        Store::Embedded => format!(" ({target}: {})", if met { "met" } else { "NOT met" }),
+        Store::Mongo => " (no target on the test server)".to_string(),
+    };
+    if let (Some(ceiling), Some(reads)) = (ceiling, find(Phase::Reads)) {
         let ratio = reads.throughput() / ceiling.throughput().max(f64::MIN_POSITIVE);
         println!(
-            "ticket reads / ceiling throughput: {ratio:.2} (target ≥ 0.50: {})",
-            if ratio >= 0.5 { "met" } else { "NOT met" }
+            "{prefix}ticket reads / ceiling throughput: {ratio:.2}{}",
+            verdict("target ≥ 0.50", ratio >= 0.5)
         );
     }
     if let Some(posts) = find(Phase::Posts) {
         let p99 = ms(posts.tally.histogram.value_at_quantile(0.99));
         let met = posts.throughput() >= 10_000.0 && p99 < 10.0 && posts.tally.errors == 0;
         println!(
-            "message posts: {:.0}/s, p99 {p99:.2} ms (target ≥ 10,000/s with p99 < 10 ms, no errors: {})",
+            "{prefix}message posts: {:.0}/s, p99 {p99:.2} ms{}",
             posts.throughput(),
-            if met { "met" } else { "NOT met" }
+            verdict("target ≥ 10,000/s with p99 < 10 ms, no errors", met)
         );
     }
-    if let Some(line) = durability {
-        println!("durability check, {line}");
+    if let Some(line) = &run.durability {
+        println!("{prefix}durability check, {line}");
     }
-    if let Some(rss) = peak_rss {
-        println!("ticketd peak RSS (VmHWM): {rss}");
+    if let Some(rss) = &run.peak_rss {
+        println!("{prefix}ticketd peak RSS (VmHWM): {rss}");
     }
-    if needs_ticketd {
-        let largest: Vec<String> = store_files
-            .iter()
-            .take(3)
-            .map(|(name, size)| format!("{name} {:.1} MiB", mib(*size)))
-            .collect();
-        println!(
-            "store on disk at the end: {:.1} MiB ({})",
-            mib(store_files.iter().map(|(_, size)| size).sum()),
-            largest.join(", ")
-        );
-    }
-    if let Some(stop) = ticketd_stop {
-        println!("ticketd shutdown: {stop}");
-    }
-    for r in &results {
-        if !r.tally.kinds.is_empty() {
-            println!();
+    match &run.backing {
+        Backing::Embedded => {
+            let largest: Vec<String> = run
+                .store_files
+                .iter()
+                .take(3)
+                .map(|(name, size)| format!("{name} {:.1} MiB", mib(*size)))
+                .collect();
             println!(
-                "{} failures (whole phase, warm-up included):",
-                r.phase.label()
+                "store on disk at the end: {:.1} MiB ({})",
+                mib(run.store_files.iter().map(|(_, size)| size).sum()),
+                largest.join(", ")
             );
-            for (kind, count) in &r.tally.kinds {
-                println!("  {count:>8}  {kind}");
-            }
-            for sample in &r.tally.samples {
-                println!("  e.g. {sample}");
-            }
+        }
+        Backing::Mongo { db, .. } => {
+            println!("{prefix}store: MongoDB database {db} (dropped at the end)");
+            println!(
+                "{prefix}CPU \"server\" column: ticketd{}",
+                if let Some(pid) = run.mongo_pid {
+                    format!(" plus the MongoDB server process (pid {pid})")
+                } else {
+                    " only (the MongoDB server's pid is unknown: its CPU counts as \"other\")"
+                        .to_string()
+                }
+            );
         }
     }
-    if needs_ticketd {
-        let log = tail(&guard.log_path("ticketd"), 20);
-        if !log.trim().is_empty() {
-            println!();
-            println!("ticketd log (RUST_LOG=warn, last 20 lines):");
-            for line in log.lines() {
-                println!("  {line}");
-            }
+    println!("{prefix}ticketd shutdown: {}", run.stop);
+    for r in failed {
+        if !r.tally.kinds.is_empty() {
+            print_failures(r);
         }
     }
-    Ok(())
+    let log = tail(&guard.log_path(run.store.process()), 20);
+    if !log.trim().is_empty() {
+        println!();
+        println!("{prefix}ticketd log (RUST_LOG=warn, last 20 lines):");
+        for line in log.lines() {
+            println!("  {line}");
+        }
+    }
+}
+
+fn print_failures(r: &PhaseResult) {
+    println!();
+    println!(
+        "{} failures (whole phase, warm-up included):",
+        r.phase.label()
+    );
+    for (kind, count) in &r.tally.kinds {
+        println!("  {count:>8}  {kind}");
+    }
+    for sample in &r.tally.samples {
+        println!("  e.g. {sample}");
+    }
+}
+
+/// What the MongoDB server is, as `scripts/bench` describes the one it started
+/// (`TICKETD_BENCH_MONGO_SERVER`).
+fn mongo_server() -> String {
+    std::env::var("TICKETD_BENCH_MONGO_SERVER")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "a MongoDB server given by --mongo-uri".into())
+}
+
+/// One table with a column per store and the ratio of the second store to the first.
+fn print_side_by_side(runs: &[StoreRun]) {
+    let [first, second] = runs else {
+        return;
+    };
+    let (a, b) = (first.store.name(), second.store.name());
+    println!();
+    println!("side by side ({b}: {})", mongo_server());
+    println!(
+        "{:<14} {:>14} {:>14} {:>10} {:>14} {:>14} {:>14} {:>14}",
+        "phase",
+        format!("{a} req/s"),
+        format!("{b} req/s"),
+        format!("{b}/{a}"),
+        format!("{a} p50 ms"),
+        format!("{b} p50 ms"),
+        format!("{a} p99 ms"),
+        format!("{b} p99 ms"),
+    );
+    for x in &first.results {
+        let Some(y) = second.results.iter().find(|r| r.phase == x.phase) else {
+            continue;
+        };
+        let q = |r: &PhaseResult, quantile: f64| ms(r.tally.histogram.value_at_quantile(quantile));
+        println!(
+            "{:<14} {:>14.0} {:>14.0} {:>10.3} {:>14.2} {:>14.2} {:>14.2} {:>14.2}",
+            x.phase.label(),
+            x.throughput(),
+            y.throughput(),
+            y.throughput() / x.throughput().max(f64::MIN_POSITIVE),
+            q(x, 0.50),
+            q(y, 0.50),
+            q(x, 0.99),
+            q(y, 0.99),
+        );
+    }
 }
 
 fn main() -> ExitCode {

@@ -28,12 +28,15 @@ pub enum Commands {
     Serve,
     /// Print a token signed with the configured JWT secret.
     Token(TokenArgs),
-    /// Print a ticket's history as a timeline (reads only; may run beside the server).
+    /// Print a ticket's history as a timeline (from MongoDB when MONGO_URI is set, else from
+    /// DATA_DIR; reads only, may run beside the server).
     Audit(AuditArgs),
-    /// Drop the read models and rebuild them from the events (stop the server first).
+    /// Drop the read models and rebuild them from the events (MongoDB when MONGO_URI is set,
+    /// else DATA_DIR; stop every server first).
     Replay(StoreArgs),
-    /// Check every hash chain and that the read models equal a rebuild (reads only; may run
-    /// beside the server). Exits 1 naming the first damaged event.
+    /// Check every hash chain and that the read models equal a rebuild (MongoDB when MONGO_URI
+    /// is set, else DATA_DIR; reads only, may run beside the server). Exits 1 naming the first
+    /// damaged event.
     Verify(StoreArgs),
     /// Write every event, with its full envelope, as JSON lines (from MongoDB when MONGO_URI is
     /// set, else from DATA_DIR; may run beside the server).
@@ -59,12 +62,33 @@ pub struct ImportArgs {
     pub input: PathBuf,
 }
 
-/// Where the store is, for the auditing commands.
+/// Where the store is, for the auditing commands: MongoDB when `MONGO_URI` is set, as for the
+/// server, else the SQLite file under `DATA_DIR`.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
     /// The data directory holding `ticketd.db`.
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// A MongoDB replica set to audit instead of the data directory.
+    // Its value stays out of `--help`: a URI may hold a password.
+    #[arg(long, env = "MONGO_URI", hide_env_values = true)]
+    pub mongo_uri: Option<String>,
+    /// The MongoDB database.
+    #[arg(long, env = "DB_NAME", default_value = "support_ticket_db")]
+    pub db_name: String,
+}
+
+impl StoreArgs {
+    /// The store these arguments name. A blank `MONGO_URI` counts as unset, as for the server.
+    pub fn target(&self) -> crate::audit::Target {
+        match self.mongo_uri.as_deref().map(str::trim) {
+            Some(uri) if !uri.is_empty() => crate::audit::Target::Mongo {
+                uri: uri.to_owned(),
+                db: self.db_name.trim().to_owned(),
+            },
+            _ => crate::audit::Target::Embedded(self.data_dir.clone()),
+        }
+    }
 }
 
 /// `ticketd audit`.

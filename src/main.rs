@@ -11,10 +11,10 @@ fn main() -> ExitCode {
         Commands::Serve => ticketd::cli::serve(),
         Commands::Token(args) => ticketd::cli::token(args),
         Commands::Audit(args) => {
-            ticketd::audit::audit_command(&args.store.data_dir, &args.ticket_id)
+            ticketd::audit::audit_command(&args.store.target(), &args.ticket_id)
         }
-        Commands::Replay(args) => ticketd::audit::replay_command(&args.data_dir),
-        Commands::Verify(args) => ticketd::audit::verify_command(&args.data_dir),
+        Commands::Replay(args) => ticketd::audit::replay_command(&args.target()),
+        Commands::Verify(args) => ticketd::audit::verify_command(&args.target()),
         Commands::Export(args) => ticketd::cli::export(args),
         Commands::Import(args) => ticketd::cli::import(args),
     }

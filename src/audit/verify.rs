@@ -1,12 +1,16 @@
 //! `ticketd verify`: proof that nothing was altered. Walks every stored event in position order
 //! and checks, from the bytes as stored, each event's hash, its link to the previous event of its
-//! stream, and the chain over the global order; then that the `streams` table agrees with the
-//! streams' ends, and that the live read models equal a fresh rebuild from the events. The first
-//! damage found is named by position and event id with its kind. Runs on a read-only connection
-//! in one read transaction, so it may run beside a serving server and sees one consistent
-//! snapshot.
+//! stream, and the chain over the global order; then that the store's record of each stream's
+//! end (the `streams` table or collection) agrees with the streams' ends, and that the live read
+//! models equal a fresh rebuild from the events. The first damage found is named by position and
+//! event id with its kind.
+//!
+//! The checks are written once over [`AuditSource`] and run on either store: the SQLite file
+//! through a read-only connection in one read transaction, MongoDB through one snapshot session.
+//! Either way it may run beside serving servers and sees one consistent snapshot.
 
-use crate::store::embedded::audit::{AuditReader, RawEvent};
+use crate::store::audit_source::{AuditSource, RawEvent};
+use crate::store::embedded::audit::AuditReader;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -89,14 +93,19 @@ pub struct Report {
     pub messages: u64,
 }
 
-/// Verifies the store in `dir`: `Ok(Ok(report))` when clean, `Ok(Err(finding))` on damage,
-/// `Err` when the store cannot be read at all.
+/// Verifies the SQLite store in `dir`: `Ok(Ok(report))` when clean, `Ok(Err(finding))` on
+/// damage, `Err` when the store cannot be read at all. Needs no runtime.
 pub fn verify(dir: &Path) -> Result<Result<Report, Finding>, StoreError> {
-    let reader = AuditReader::open(dir)?;
-    let mut chains = ChainCheck::new(reader.stream_tips()?);
+    let mut reader = AuditReader::open(dir)?;
+    super::ready_now(check(&mut reader))?
+}
+
+/// Verifies whatever `source` reads: every chain, then the read models.
+pub async fn check<S: AuditSource>(source: &mut S) -> Result<Result<Report, Finding>, StoreError> {
+    let mut chains = ChainCheck::new(source.stream_tips().await?);
     let mut after = 0;
     loop {
-        let page = reader.events_after(after, PAGE)?;
+        let page = source.events_after(after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.position;
         for row in &page {
@@ -109,7 +118,7 @@ pub fn verify(dir: &Path) -> Result<Result<Report, Finding>, StoreError> {
         Ok(report) => report,
         Err(finding) => return Ok(Err(finding)),
     };
-    match read_models(&reader)? {
+    match read_models(source).await? {
         Ok((tickets, messages)) => {
             report.tickets = tickets;
             report.messages = messages;
@@ -129,7 +138,7 @@ struct Tip {
 
 /// The chain checks over rows fed in position order.
 pub struct ChainCheck {
-    /// The `streams` table: each stream's version and last hash as the writer recorded them.
+    /// The store's record of each stream's version and last hash, as the writer kept it.
     recorded: HashMap<String, (u64, String)>,
     /// Each stream's chain so far.
     tips: HashMap<String, Tip>,
@@ -142,7 +151,7 @@ pub struct ChainCheck {
 }
 
 impl ChainCheck {
-    /// A walk from the start, against the `streams` table's record.
+    /// A walk from the start, against the store's record of the streams' ends.
     pub fn new(recorded: HashMap<String, (u64, String)>) -> Self {
         ChainCheck {
             recorded,
@@ -261,7 +270,7 @@ impl ChainCheck {
         Ok(())
     }
 
-    /// After the last row: every stream must end where the `streams` table says it does.
+    /// After the last row: every stream must end where the store's record says it does.
     pub fn finish(self) -> Result<Report, Finding> {
         let mut problems: Vec<Finding> = Vec::new();
         for (stream_id, (version, hash)) in &self.recorded {
@@ -302,12 +311,15 @@ impl ChainCheck {
 }
 
 /// Rebuilds each ticket from its events and compares it, and every message of it, with the
-/// stored read models; then that the tables hold nothing more.
-fn read_models(reader: &AuditReader) -> Result<Result<(u64, u64), Finding>, StoreError> {
+/// stored read models; then that the read models hold nothing more.
+async fn read_models<S: AuditSource>(
+    source: &mut S,
+) -> Result<Result<(u64, u64), Finding>, StoreError> {
     let (mut tickets, mut messages) = (0u64, 0u64);
-    for stream_id in reader.stream_ids()? {
-        let events = reader
-            .stream(&stream_id)?
+    for stream_id in source.stream_ids().await? {
+        let events = source
+            .stream(&stream_id)
+            .await?
             .iter()
             .map(RawEvent::decode)
             .collect::<Result<Vec<EventEnvelope>, _>>()?;
@@ -319,7 +331,7 @@ fn read_models(reader: &AuditReader) -> Result<Result<(u64, u64), Finding>, Stor
             event_id: events.first().map(|e| e.event_id.clone()),
             detail,
         };
-        let stored = reader.ticket(&stream_id)?;
+        let stored = source.ticket(&stream_id).await?;
         if model.tickets.get(&stream_id) != stored.as_ref() {
             return Ok(Err(differs(format!(
                 "ticket {stream_id}: stored {stored:?}, rebuilt {:?}",
@@ -332,7 +344,7 @@ fn read_models(reader: &AuditReader) -> Result<Result<(u64, u64), Finding>, Stor
             .filter(|m| m.ticket_id == stream_id)
             .collect();
         rebuilt.sort_by_key(|m| m.seq);
-        let stored = reader.messages_of(&stream_id)?;
+        let stored = source.messages_of(&stream_id).await?;
         if rebuilt.len() != stored.len() {
             return Ok(Err(differs(format!(
                 "ticket {stream_id}: {} message rows stored, {} rebuilt",
@@ -349,14 +361,14 @@ fn read_models(reader: &AuditReader) -> Result<Result<(u64, u64), Finding>, Stor
         tickets += model.tickets.len() as u64;
         messages += rebuilt.len() as u64;
     }
-    let (stored_tickets, stored_messages) = reader.read_model_counts()?;
+    let (stored_tickets, stored_messages) = source.read_model_counts().await?;
     if (stored_tickets, stored_messages) != (tickets, messages) {
         return Ok(Err(Finding {
             damage: Damage::ReadModel,
             position: 0,
             event_id: None,
             detail: format!(
-                "the tables hold {stored_tickets} tickets and {stored_messages} messages, \
+                "the read models hold {stored_tickets} tickets and {stored_messages} messages, \
                  the events make {tickets} and {messages}"
             ),
         }));

@@ -5,6 +5,7 @@
 
 #[doc(hidden)]
 pub mod any;
+pub mod audit_source;
 pub mod conformance;
 pub mod embedded;
 pub mod mongo;

@@ -1,20 +1,22 @@
 //! What auditors need from the SQLite file beyond the [`ticketd_events::EventStore`] trait: the
-//! stored event rows byte for byte (the hash chains cover exactly what was written, not what
-//! this binary would write today), sealing rows written before the chains existed, the data
-//! directory's lock, and rebuilding the read models from the events. The checks themselves
-//! live in `crate::audit`; this file only knows the tables.
+//! stored event rows byte for byte ([`AuditReader`], the embedded [`AuditSource`]), sealing rows
+//! written before the chains existed, the data directory's lock, and rebuilding the read models
+//! from the events. The checks themselves live in `crate::audit` and are the same for MongoDB;
+//! this file only knows the tables.
 
 use super::DB_FILE;
 use super::projection;
 use super::reader;
 use super::rows::{sql_error, to_sql_int};
 use super::schema::{self, SCHEMA_VERSION};
+use crate::store::audit_source::AuditSource;
+pub use crate::store::audit_source::{RawEvent, ReplaySummary};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use ticketd_events::chain::{self, HashedFields, Placement};
-use ticketd_events::{Actor, EventEnvelope, StoreError, TicketEvent};
+use ticketd_events::StoreError;
+use ticketd_events::chain;
 use ticketd_projections::{Change, MemoryReadModel, MessageView, TicketView};
 
 /// The lock file inside the data directory, held by a serving store's writer and by a replay.
@@ -51,129 +53,33 @@ pub fn lock_data_dir(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
-/// One `events` row exactly as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawEvent {
-    /// Global position (the row id).
-    pub position: u64,
-    /// Event id.
-    pub event_id: String,
-    /// Ticket id.
-    pub stream_id: String,
-    /// Stream version.
-    pub version: u64,
-    /// Commit time, epoch ms.
-    pub recorded_at: i64,
-    /// The `event_type` column.
-    pub event_type: String,
-    /// The envelope format version.
-    pub schema_version: i64,
-    /// The actor's JSON text.
-    pub actor: String,
-    /// Correlation id.
-    pub correlation_id: String,
-    /// Causation id.
-    pub causation_id: String,
-    /// The tagged event's JSON text.
-    pub data: String,
-    /// The stored hash of the stream's previous event.
-    pub prev_hash: String,
-    /// The stored hash of this event.
-    pub hash: String,
-    /// The stored global-chain link.
-    pub global_hash: String,
-}
-
-impl RawEvent {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<RawEvent, StoreError>> {
-        let position: i64 = row.get(0)?;
-        let position_u = u64::try_from(position).unwrap_or(0);
-        let read = || -> rusqlite::Result<RawEvent> {
-            Ok(RawEvent {
-                position: position_u,
-                event_id: row.get(1)?,
-                stream_id: row.get(2)?,
-                version: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
-                recorded_at: row.get(4)?,
-                event_type: row.get(5)?,
-                schema_version: row.get(6)?,
-                actor: row.get(7)?,
-                correlation_id: row.get(8)?,
-                causation_id: row.get(9)?,
-                data: row.get(10)?,
-                prev_hash: row.get(11)?,
-                hash: row.get(12)?,
-                global_hash: row.get(13)?,
-            })
-        };
-        // A column of the wrong SQLite type is damage to this row, not a failure of the file.
-        Ok(read().map_err(|e| StoreError::Corrupt {
+/// Reads one `events` row in [`RAW_COLUMNS`]' order.
+fn raw_from_row(row: &Row<'_>) -> rusqlite::Result<Result<RawEvent, StoreError>> {
+    let position: i64 = row.get(0)?;
+    let position_u = u64::try_from(position).unwrap_or(0);
+    let read = || -> rusqlite::Result<RawEvent> {
+        Ok(RawEvent {
             position: position_u,
-            reason: format!("unreadable row: {e}"),
-        }))
-    }
-
-    /// The hash this row's content and stored `prev_hash` give if it sits at `position`.
-    pub fn hash_at(&self, position: u64) -> String {
-        chain::event_hash(
-            &HashedFields {
-                schema_version: u32::try_from(self.schema_version).unwrap_or(u32::MAX),
-                event_id: &self.event_id,
-                stream_id: &self.stream_id,
-                correlation_id: &self.correlation_id,
-                causation_id: &self.causation_id,
-                actor_json: &self.actor,
-                event_type: &self.event_type,
-                event_json: &self.data,
-            },
-            &Placement {
-                version: self.version,
-                position,
-                recorded_at: self.recorded_at,
-                prev_hash: &self.prev_hash,
-            },
-        )
-    }
-
-    /// The hash this row's content gives where it is.
-    pub fn computed_hash(&self) -> String {
-        self.hash_at(self.position)
-    }
-
-    /// The envelope the row holds.
-    pub fn decode(&self) -> Result<EventEnvelope, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            position: self.position,
-            reason,
-        };
-        let actor: Actor =
-            serde_json::from_str(&self.actor).map_err(|e| corrupt(format!("actor: {e}")))?;
-        let event: TicketEvent =
-            serde_json::from_str(&self.data).map_err(|e| corrupt(format!("data: {e}")))?;
-        if event.type_name() != self.event_type {
-            return Err(corrupt(format!(
-                "event_type {} but data holds {}",
-                self.event_type,
-                event.type_name()
-            )));
-        }
-        Ok(EventEnvelope {
-            event_id: self.event_id.clone(),
-            stream_id: self.stream_id.clone(),
-            version: self.version,
-            position: self.position,
-            recorded_at: self.recorded_at,
-            actor,
-            correlation_id: self.correlation_id.clone(),
-            causation_id: self.causation_id.clone(),
-            schema_version: u32::try_from(self.schema_version)
-                .map_err(|e| corrupt(format!("schema_version: {e}")))?,
-            event,
-            prev_hash: self.prev_hash.clone(),
-            hash: self.hash.clone(),
-            global_hash: self.global_hash.clone(),
+            event_id: row.get(1)?,
+            stream_id: row.get(2)?,
+            version: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+            recorded_at: row.get(4)?,
+            event_type: row.get(5)?,
+            schema_version: row.get(6)?,
+            actor: row.get(7)?,
+            correlation_id: row.get(8)?,
+            causation_id: row.get(9)?,
+            data: row.get(10)?,
+            prev_hash: row.get(11)?,
+            hash: row.get(12)?,
+            global_hash: row.get(13)?,
         })
-    }
+    };
+    // A column of the wrong SQLite type is damage to this row, not a failure of the file.
+    Ok(read().map_err(|e| StoreError::Corrupt {
+        position: position_u,
+        reason: format!("unreadable row: {e}"),
+    }))
 }
 
 fn raw_rows(
@@ -182,9 +88,7 @@ fn raw_rows(
     args: impl rusqlite::Params,
 ) -> Result<Vec<RawEvent>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
-    let rows = stmt
-        .query_map(args, RawEvent::from_row)
-        .map_err(sql_error)?;
+    let rows = stmt.query_map(args, raw_from_row).map_err(sql_error)?;
     rows.map(|row| row.map_err(sql_error)?).collect()
 }
 
@@ -193,6 +97,8 @@ fn raw_rows(
 pub struct AuditReader {
     /// A read-only connection with an open read transaction.
     conn: Connection,
+    /// The database file, to name it in messages.
+    path: PathBuf,
 }
 
 impl AuditReader {
@@ -212,7 +118,7 @@ impl AuditReader {
             )));
         }
         conn.execute_batch("BEGIN DEFERRED").map_err(sql_error)?;
-        Ok(AuditReader { conn })
+        Ok(AuditReader { conn, path })
     }
 
     /// Up to `limit` rows after `after_position`, in position order.
@@ -289,6 +195,46 @@ impl AuditReader {
             Ok(u64::try_from(n).unwrap_or(0))
         };
         Ok((count("tickets")?, count("messages")?))
+    }
+}
+
+/// The SQLite calls are synchronous: every future here is ready when first polled, which is
+/// what lets `crate::audit` run the shared checks without a runtime.
+impl AuditSource for AuditReader {
+    async fn events_after(
+        &mut self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RawEvent>, StoreError> {
+        AuditReader::events_after(self, after_position, limit)
+    }
+
+    async fn stream(&mut self, stream_id: &str) -> Result<Vec<RawEvent>, StoreError> {
+        AuditReader::stream(self, stream_id)
+    }
+
+    async fn stream_ids(&mut self) -> Result<Vec<String>, StoreError> {
+        AuditReader::stream_ids(self)
+    }
+
+    async fn stream_tips(&mut self) -> Result<HashMap<String, (u64, String)>, StoreError> {
+        AuditReader::stream_tips(self)
+    }
+
+    async fn ticket(&mut self, ticket_id: &str) -> Result<Option<TicketView>, StoreError> {
+        AuditReader::ticket(self, ticket_id)
+    }
+
+    async fn messages_of(&mut self, ticket_id: &str) -> Result<Vec<MessageView>, StoreError> {
+        AuditReader::messages_of(self, ticket_id)
+    }
+
+    async fn read_model_counts(&mut self) -> Result<(u64, u64), StoreError> {
+        AuditReader::read_model_counts(self)
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 }
 
@@ -390,17 +336,6 @@ pub(super) fn seal_unsealed(conn: &mut Connection) -> Result<(), StoreError> {
     )
     .map_err(sql_error)?;
     tx.commit().map_err(sql_error)
-}
-
-/// What a replay rebuilt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplaySummary {
-    /// Events folded.
-    pub events: u64,
-    /// Ticket rows written.
-    pub tickets: u64,
-    /// Message rows written (deleted ones included).
-    pub messages: u64,
 }
 
 /// Drops the read models of `dir/ticketd.db` and rebuilds them from its events, all in one

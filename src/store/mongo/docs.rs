@@ -7,12 +7,13 @@
 //! `ticketd_events::chain`), not as sub-documents: re-encoding BSON to JSON could reorder or
 //! retype a field and break a hash that verified when it was written.
 
+use crate::store::audit_source::RawEvent;
 use bson::{Bson, Document, doc};
 use mongodb::error::{
     ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT, WriteFailure,
 };
 use std::str::FromStr;
-use ticketd_events::{Actor, EventEnvelope, StoreError, TicketEvent};
+use ticketd_events::{EventEnvelope, StoreError};
 use ticketd_projections::{MessageView, TicketView};
 
 /// Duplicate key: a unique index refused a write.
@@ -117,15 +118,21 @@ pub(super) fn event_doc(
 
 /// Decodes an event document written by [`event_doc`].
 pub(super) fn envelope_from_doc(document: &Document) -> Result<EventEnvelope, StoreError> {
+    raw_from_doc(document)?.into_envelope()
+}
+
+/// An event document's fields exactly as stored, for the hash checks of auditors and for
+/// [`envelope_from_doc`].
+pub(super) fn raw_from_doc(document: &Document) -> Result<RawEvent, StoreError> {
     let position = document
         .get_i64("_id")
         .ok()
         .and_then(|p| u64::try_from(p).ok())
         .unwrap_or(0);
-    decode_event(document, position).map_err(|reason| StoreError::Corrupt { position, reason })
+    read_raw(document, position).map_err(|reason| StoreError::Corrupt { position, reason })
 }
 
-fn decode_event(document: &Document, position: u64) -> Result<EventEnvelope, String> {
+fn read_raw(document: &Document, position: u64) -> Result<RawEvent, String> {
     if position == 0 {
         return Err("_id is not a positive int64".into());
     }
@@ -136,32 +143,40 @@ fn decode_event(document: &Document, position: u64) -> Result<EventEnvelope, Str
             .map_err(|e| format!("{key}: {e}"))
     };
     let int = |key: &str| document.get_i64(key).map_err(|e| format!("{key}: {e}"));
-    let event_type = text("event_type")?;
-    let actor: Actor = serde_json::from_str(&text("actor")?).map_err(|e| format!("actor: {e}"))?;
-    let event: TicketEvent =
-        serde_json::from_str(&text("data")?).map_err(|e| format!("data: {e}"))?;
-    if event.type_name() != event_type {
-        return Err(format!(
-            "event_type {event_type} but data holds {}",
-            event.type_name()
-        ));
-    }
-    Ok(EventEnvelope {
+    Ok(RawEvent {
+        position,
         event_id: text("event_id")?,
         stream_id: text("stream_id")?,
         version: unsigned(int("version")?, "version")?,
-        position,
         recorded_at: int("recorded_at")?,
-        actor,
+        event_type: text("event_type")?,
+        schema_version: int("schema_version")?,
+        actor: text("actor")?,
         correlation_id: text("correlation_id")?,
         causation_id: text("causation_id")?,
-        schema_version: u32::try_from(int("schema_version")?)
-            .map_err(|e| format!("schema_version: {e}"))?,
-        event,
+        data: text("data")?,
         prev_hash: text("prev_hash")?,
         hash: text("hash")?,
         global_hash: text("global_hash")?,
     })
+}
+
+/// A `streams` document: the stream id, and its version and last hash as the writer recorded
+/// them.
+pub(super) fn stream_tip_from_doc(
+    document: &Document,
+) -> Result<(String, (u64, String)), StoreError> {
+    let id = document.get_str("_id").unwrap_or_default().to_owned();
+    let version = document
+        .get_i64("version")
+        .ok()
+        .and_then(|v| u64::try_from(v).ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            position: 0,
+            reason: format!("stream {id} has no valid version"),
+        })?;
+    let hash = document.get_str("hash").unwrap_or_default().to_owned();
+    Ok((id, (version, hash)))
 }
 
 /// A ticket document; `_id` is the ticket id.

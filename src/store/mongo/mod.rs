@@ -4,8 +4,10 @@
 //! that transaction ([`writer`], ADR 0011); read models are projected in the same transaction
 //! ([`projection`]), so a client always reads its own writes, whichever instance it asks next.
 //! A follower task ([`follower`]) learns of other instances' commits from a change stream (or by
-//! polling), which is how every instance's broadcaster sees the whole shared stream.
+//! polling), which is how every instance's broadcaster sees the whole shared stream. The
+//! auditing commands read and rebuild the same collections through [`audit`].
 
+pub mod audit;
 mod docs;
 mod follower;
 pub mod lease;
@@ -63,24 +65,8 @@ impl MongoStore {
     /// Connects to `uri`, checks the server is a writable replica set member, creates the
     /// indexes of database `db_name` and starts the writer and follower tasks.
     pub async fn connect(uri: &str, db_name: &str) -> Result<Self, StoreError> {
-        let mut options = ClientOptions::parse(uri)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("MONGO_URI is not usable: {e}")))?;
-        options.app_name.get_or_insert_with(|| "ticketd".into());
-        options
-            .server_selection_timeout
-            .get_or_insert(SERVER_SELECTION_TIMEOUT);
-        options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
-        let client = Client::with_options(options)
-            .map_err(|e| StoreError::Unavailable(format!("MONGO_URI is not usable: {e}")))?;
-        let db = client.database_with_options(
-            db_name,
-            mongodb::options::DatabaseOptions::builder()
-                .read_concern(ReadConcern::majority())
-                .write_concern(WriteConcern::majority())
-                .build(),
-        );
-        schema::check_replica_set(&db).await?;
+        let db = majority_database(uri, db_name).await?;
+        let client = db.client().clone();
         let collections = Collections::new(&db);
         schema::prepare(&collections).await?;
         let head = Arc::new(watch::Sender::new(reader::head(&collections).await?));
@@ -225,6 +211,34 @@ impl MongoStore {
         let sender = requests.as_ref().ok_or(StoreError::ShuttingDown)?;
         sender.send(request).map_err(|_| writer_gone())
     }
+}
+
+/// A client for `uri` with our timeouts; the server and the auditing commands share it.
+async fn client(uri: &str) -> Result<Client, StoreError> {
+    let mut options = ClientOptions::parse(uri)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("MONGO_URI is not usable: {e}")))?;
+    options.app_name.get_or_insert_with(|| "ticketd".into());
+    options
+        .server_selection_timeout
+        .get_or_insert(SERVER_SELECTION_TIMEOUT);
+    options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
+    Client::with_options(options)
+        .map_err(|e| StoreError::Unavailable(format!("MONGO_URI is not usable: {e}")))
+}
+
+/// Database `db_name` with majority read and write concern, on a server checked to be a
+/// writable replica set member: what the store and a replay write through.
+async fn majority_database(uri: &str, db_name: &str) -> Result<Database, StoreError> {
+    let db = client(uri).await?.database_with_options(
+        db_name,
+        mongodb::options::DatabaseOptions::builder()
+            .read_concern(ReadConcern::majority())
+            .write_concern(WriteConcern::majority())
+            .build(),
+    );
+    schema::check_replica_set(&db).await?;
+    Ok(db)
 }
 
 fn writer_gone() -> StoreError {

@@ -87,25 +87,29 @@ pub(super) async fn check_replica_set(db: &Database) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// An index that refuses a second document with the same keys.
+fn unique(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .name(name.to_owned())
+                .build(),
+        )
+        .build()
+}
+
+/// An index for lookups and sorted walks.
+fn plain(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_owned()).build())
+        .build()
+}
+
 /// Creates every index (a no-op when they exist) and the counter document.
 pub(super) async fn prepare(collections: &Collections) -> Result<(), StoreError> {
-    let unique = |keys: Document, name: &str| {
-        IndexModel::builder()
-            .keys(keys)
-            .options(
-                IndexOptions::builder()
-                    .unique(true)
-                    .name(name.to_owned())
-                    .build(),
-            )
-            .build()
-    };
-    let plain = |keys: Document, name: &str| {
-        IndexModel::builder()
-            .keys(keys)
-            .options(IndexOptions::builder().name(name.to_owned()).build())
-            .build()
-    };
     collections
         .events
         .create_indexes([
@@ -114,8 +118,26 @@ pub(super) async fn prepare(collections: &Collections) -> Result<(), StoreError>
         ])
         .await
         .map_err(unavailable)?;
+    read_model_indexes(&collections.tickets, &collections.messages).await?;
     collections
-        .tickets
+        .counters
+        .update_one(
+            doc! {"_id": EVENTS_COUNTER},
+            doc! {"$setOnInsert": {"position": 0_i64, "global_hash": "", "recorded_at": 0_i64}},
+        )
+        .upsert(true)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The indexes the API's queries need on a tickets and a messages collection: the live ones, or
+/// those a replay builds before it swaps them in.
+pub(super) async fn read_model_indexes(
+    tickets: &Collection<Document>,
+    messages: &Collection<Document>,
+) -> Result<(), StoreError> {
+    tickets
         .create_indexes([
             unique(doc! {"position": 1}, "position"),
             plain(doc! {"user_id": 1, "position": 1}, "by_user"),
@@ -125,18 +147,8 @@ pub(super) async fn prepare(collections: &Collections) -> Result<(), StoreError>
         ])
         .await
         .map_err(unavailable)?;
-    collections
-        .messages
+    messages
         .create_indexes([plain(doc! {"ticket_id": 1, "seq": 1}, "by_ticket")])
-        .await
-        .map_err(unavailable)?;
-    collections
-        .counters
-        .update_one(
-            doc! {"_id": EVENTS_COUNTER},
-            doc! {"$setOnInsert": {"position": 0_i64, "global_hash": "", "recorded_at": 0_i64}},
-        )
-        .upsert(true)
         .await
         .map_err(unavailable)?;
     Ok(())

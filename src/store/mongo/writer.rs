@@ -14,11 +14,11 @@
 //! retries of stored appends are answered from the stored events (idempotency by event id), and
 //! only the rest is placed and written.
 
-use super::docs::{Failure, classify, envelope_from_doc, event_doc, to_i64};
+use super::docs::{Failure, classify, envelope_from_doc, event_doc, stream_tip_from_doc, to_i64};
 use super::projection::{ProjectError, project};
 use super::schema::{Collections, EVENTS_COUNTER};
 use crate::store::prepared::PreparedEvent;
-use bson::{Document, doc};
+use bson::doc;
 use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::{Client, ClientSession};
 use rand::Rng;
@@ -275,18 +275,8 @@ impl Writer {
             .session(&mut *session)
             .await?;
         while cursor.advance(&mut *session).await? {
-            let tip: Document = cursor.deserialize_current()?;
-            let id = tip.get_str("_id").unwrap_or_default().to_owned();
-            let version = tip
-                .get_i64("version")
-                .ok()
-                .and_then(|v| u64::try_from(v).ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    position: 0,
-                    reason: format!("stream {id} has no valid version"),
-                })?;
-            let hash = tip.get_str("hash").unwrap_or_default().to_owned();
-            tips.insert(id, (version, hash));
+            let (id, tip) = stream_tip_from_doc(&cursor.deserialize_current()?)?;
+            tips.insert(id, tip);
         }
         drop(cursor);
 

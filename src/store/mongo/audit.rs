@@ -1,0 +1,400 @@
+//! What auditors need from the MongoDB database beyond the event-store trait: the stored event
+//! documents field for field in one snapshot ([`MongoAudit`], the MongoDB [`AuditSource`]), and
+//! rebuilding the read models from the events ([`replay`]). The checks themselves live in
+//! `crate::audit` and are the same as for the SQLite file; this file only knows the collections.
+//!
+//! Every read of a [`MongoAudit`] goes through one snapshot session, so `ticketd verify` sees one
+//! consistent state of the whole database while instances keep appending beside it (the
+//! embedded store gets the same from one read transaction). A production `mongod` keeps snapshot
+//! history for `minSnapshotHistoryWindowInSeconds` (300 s by default): a verify beside live
+//! writers that takes longer is refused with `SnapshotTooOld` rather than giving a wrong answer.
+
+use super::docs::{
+    message_from_doc, raw_from_doc, stream_tip_from_doc, ticket_from_doc, to_i64, unavailable,
+};
+use super::schema::{self, Collections, EVENTS_COUNTER, MESSAGES, TICKETS};
+use crate::store::audit_source::{AuditSource, RawEvent, ReplaySummary};
+use bson::{Document, doc};
+use mongodb::{ClientSession, Collection, Database, SessionCursor};
+use std::collections::HashMap;
+use ticketd_events::{EventEnvelope, StoreError};
+use ticketd_projections::{MemoryReadModel, MessageView, TicketView};
+
+/// Where a replay builds the read models before they replace the live ones.
+const TICKETS_REBUILD: &str = "tickets_replay";
+/// See [`TICKETS_REBUILD`].
+const MESSAGES_REBUILD: &str = "messages_replay";
+/// Documents written per `insert_many` during a replay.
+const INSERT_BATCH: usize = 1_000;
+
+/// A read-only view of a ticketd database in one snapshot.
+pub struct MongoAudit {
+    /// The database's name, for messages.
+    name: String,
+    /// Its collections.
+    collections: Collections,
+    /// The snapshot session every read goes through.
+    session: ClientSession,
+}
+
+impl MongoAudit {
+    /// Connects to `uri` and opens a snapshot of database `db_name`. Refuses a server that is
+    /// not a replica set, and a database ticketd never wrote (a mistyped `DB_NAME` must not
+    /// verify as an empty, intact store).
+    pub async fn open(uri: &str, db_name: &str) -> Result<Self, StoreError> {
+        let client = super::client(uri).await?;
+        // No default read concern: a snapshot session reads at its own snapshot.
+        let db = client.database(db_name);
+        schema::check_replica_set(&db).await?;
+        let collections = Collections::new(&db);
+        require_store(&collections, db_name).await?;
+        let session = client
+            .start_session()
+            .snapshot(true)
+            .await
+            .map_err(unavailable)?;
+        Ok(MongoAudit {
+            name: db_name.to_owned(),
+            collections,
+            session,
+        })
+    }
+
+    /// Runs `find` in the snapshot and decodes every document.
+    async fn find<T>(
+        &mut self,
+        collection: &Collection<Document>,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+        decode: impl Fn(&Document) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut find = collection.find(filter).sort(sort);
+        if let Some(limit) = limit {
+            find = find.limit(limit);
+        }
+        let cursor = find.session(&mut self.session).await.map_err(unavailable)?;
+        drain(cursor, &mut self.session, decode).await
+    }
+}
+
+/// Drains a session cursor, decoding each document with `decode`.
+async fn drain<T>(
+    mut cursor: SessionCursor<Document>,
+    session: &mut ClientSession,
+    decode: impl Fn(&Document) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut items = Vec::new();
+    while cursor.advance(session).await.map_err(unavailable)? {
+        let document: Document = cursor.deserialize_current().map_err(unavailable)?;
+        items.push(decode(&document)?);
+    }
+    Ok(items)
+}
+
+/// Refuses a database without ticketd's counter document.
+async fn require_store(collections: &Collections, db_name: &str) -> Result<(), StoreError> {
+    let counter = collections
+        .counters
+        .find_one(doc! {"_id": EVENTS_COUNTER})
+        .await
+        .map_err(unavailable)?;
+    match counter {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Unavailable(format!(
+            "MongoDB database {db_name} holds no ticketd store (is DB_NAME right?)"
+        ))),
+    }
+}
+
+impl AuditSource for MongoAudit {
+    async fn events_after(
+        &mut self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RawEvent>, StoreError> {
+        let events = self.collections.events.clone();
+        let filter = doc! {"_id": {"$gt": to_i64(after_position)?}};
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.find(&events, filter, doc! {"_id": 1}, Some(limit), raw_from_doc)
+            .await
+    }
+
+    async fn stream(&mut self, stream_id: &str) -> Result<Vec<RawEvent>, StoreError> {
+        let events = self.collections.events.clone();
+        let sort = doc! {"stream_id": 1, "version": 1};
+        self.find(
+            &events,
+            doc! {"stream_id": stream_id},
+            sort,
+            None,
+            raw_from_doc,
+        )
+        .await
+    }
+
+    async fn stream_ids(&mut self) -> Result<Vec<String>, StoreError> {
+        // An aggregation cursor rather than `distinct`, whose single answer document is capped
+        // at 16 MiB (about 400,000 ticket ids).
+        let cursor = self
+            .collections
+            .events
+            .aggregate([
+                doc! {"$group": {"_id": "$stream_id"}},
+                doc! {"$sort": {"_id": 1}},
+            ])
+            .session(&mut self.session)
+            .await
+            .map_err(unavailable)?;
+        drain(cursor, &mut self.session, |d| {
+            d.get_str("_id")
+                .map(str::to_owned)
+                .map_err(|e| StoreError::Corrupt {
+                    position: 0,
+                    reason: format!("an event's stream_id: {e}"),
+                })
+        })
+        .await
+    }
+
+    async fn stream_tips(&mut self) -> Result<HashMap<String, (u64, String)>, StoreError> {
+        let streams = self.collections.streams.clone();
+        let tips = self
+            .find(
+                &streams,
+                doc! {},
+                doc! {"_id": 1},
+                None,
+                stream_tip_from_doc,
+            )
+            .await?;
+        Ok(tips.into_iter().collect())
+    }
+
+    async fn ticket(&mut self, ticket_id: &str) -> Result<Option<TicketView>, StoreError> {
+        let tickets = self.collections.tickets.clone();
+        let found = self
+            .find(
+                &tickets,
+                doc! {"_id": ticket_id},
+                doc! {},
+                Some(1),
+                ticket_from_doc,
+            )
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn messages_of(&mut self, ticket_id: &str) -> Result<Vec<MessageView>, StoreError> {
+        let messages = self.collections.messages.clone();
+        let sort = doc! {"ticket_id": 1, "seq": 1};
+        self.find(
+            &messages,
+            doc! {"ticket_id": ticket_id},
+            sort,
+            None,
+            message_from_doc,
+        )
+        .await
+    }
+
+    async fn read_model_counts(&mut self) -> Result<(u64, u64), StoreError> {
+        let mut counts = [0u64; 2];
+        for (count, collection) in counts
+            .iter_mut()
+            .zip([&self.collections.tickets, &self.collections.messages])
+        {
+            let n = collection
+                .count_documents(doc! {})
+                .session(&mut self.session)
+                .await
+                .map_err(unavailable)?;
+            *count = n;
+        }
+        Ok((counts[0], counts[1]))
+    }
+
+    fn describe(&self) -> String {
+        format!("MongoDB database {}", self.name)
+    }
+}
+
+/// Rebuilds the read models of database `db_name` from its events: folds each ticket's stream
+/// through [`MemoryReadModel`] (the changes the inline projection applies) into fresh
+/// collections with the live ones' indexes, then renames them over the live `tickets` and
+/// `messages`. Until the rename the live read models are untouched, so a replay that fails or
+/// is killed leaves them as they were.
+///
+/// Every instance on the database must be stopped: an append committed during the rebuild
+/// would be missing from it. The counter is read before and after, and a replay that saw the
+/// log move is abandoned (the staging collections dropped) instead of swapped in.
+///
+/// `progress(done, total)` is called after each stream with the events folded so far.
+pub async fn replay(
+    uri: &str,
+    db_name: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ReplaySummary, StoreError> {
+    let db = super::majority_database(uri, db_name).await?;
+    let collections = Collections::new(&db);
+    require_store(&collections, db_name).await?;
+    let head = super::reader::head(&collections).await?;
+    let tickets: Collection<Document> = db.collection(TICKETS_REBUILD);
+    let messages: Collection<Document> = db.collection(MESSAGES_REBUILD);
+    drop_staging(&tickets, &messages).await?;
+    let built = rebuild(&collections, &tickets, &messages, head, &mut progress).await;
+    let moved = match &built {
+        Ok(_) => super::reader::head(&collections)
+            .await
+            .map(|now| now != head),
+        Err(_) => Ok(false),
+    };
+    match (built, moved) {
+        (Ok(summary), Ok(false)) => {
+            swap_in(&db, TICKETS_REBUILD, TICKETS).await?;
+            swap_in(&db, MESSAGES_REBUILD, MESSAGES).await?;
+            Ok(summary)
+        }
+        (Ok(_), Ok(true)) => {
+            drop_staging(&tickets, &messages).await?;
+            Err(StoreError::Unavailable(format!(
+                "events were appended to {db_name} during the replay: stop every ticketd \
+                 instance on this database and run it again (the read models were left as \
+                 they were)"
+            )))
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = drop_staging(&tickets, &messages).await;
+            Err(e)
+        }
+    }
+}
+
+async fn drop_staging(
+    tickets: &Collection<Document>,
+    messages: &Collection<Document>,
+) -> Result<(), StoreError> {
+    tickets.drop().await.map_err(unavailable)?;
+    messages.drop().await.map_err(unavailable)
+}
+
+/// Folds the events up to `head`, one stream at a time (memory holds one ticket), into
+/// `tickets` and `messages`. One cursor over the `(stream_id, version)` index brings every
+/// stream's events in order, rather than a query per ticket.
+async fn rebuild(
+    collections: &Collections,
+    tickets: &Collection<Document>,
+    messages: &Collection<Document>,
+    head: u64,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<ReplaySummary, StoreError> {
+    schema::read_model_indexes(tickets, messages).await?;
+    let mut cursor = collections
+        .events
+        .find(doc! {"_id": {"$lte": to_i64(head)?}})
+        .sort(doc! {"stream_id": 1, "version": 1})
+        .await
+        .map_err(unavailable)?;
+    let mut summary = ReplaySummary {
+        events: 0,
+        tickets: 0,
+        messages: 0,
+    };
+    let mut out = Output::new(tickets, messages);
+    let mut stream: Vec<EventEnvelope> = Vec::new();
+    while cursor.advance().await.map_err(unavailable)? {
+        let document: Document = cursor.deserialize_current().map_err(unavailable)?;
+        let envelope = raw_from_doc(&document)?.into_envelope()?;
+        if stream
+            .first()
+            .is_some_and(|first| first.stream_id != envelope.stream_id)
+        {
+            out.fold(&std::mem::take(&mut stream), &mut summary).await?;
+            progress(summary.events, head);
+        }
+        stream.push(envelope);
+    }
+    out.fold(&stream, &mut summary).await?;
+    out.flush().await?;
+    progress(summary.events, head);
+    Ok(summary)
+}
+
+/// The rebuilt documents on their way to the staging collections, written in batches.
+struct Output<'a> {
+    /// Where tickets go.
+    tickets: &'a Collection<Document>,
+    /// Where messages go.
+    messages: &'a Collection<Document>,
+    /// Ticket documents not yet written.
+    ticket_docs: Vec<Document>,
+    /// Message documents not yet written.
+    message_docs: Vec<Document>,
+}
+
+impl<'a> Output<'a> {
+    fn new(tickets: &'a Collection<Document>, messages: &'a Collection<Document>) -> Self {
+        Output {
+            tickets,
+            messages,
+            ticket_docs: Vec::new(),
+            message_docs: Vec::new(),
+        }
+    }
+
+    /// Folds one stream and queues its rows.
+    async fn fold(
+        &mut self,
+        stream: &[EventEnvelope],
+        summary: &mut ReplaySummary,
+    ) -> Result<(), StoreError> {
+        if stream.is_empty() {
+            return Ok(());
+        }
+        let model = MemoryReadModel::from_events(stream);
+        summary.events += stream.len() as u64;
+        summary.tickets += model.tickets.len() as u64;
+        summary.messages += model.messages.len() as u64;
+        for ticket in model.tickets.values() {
+            self.ticket_docs.push(super::docs::ticket_doc(ticket)?);
+        }
+        for message in model.messages.values() {
+            self.message_docs.push(super::docs::message_doc(message)?);
+        }
+        if self.ticket_docs.len() + self.message_docs.len() >= INSERT_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes every queued document.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        for (collection, documents) in [
+            (self.tickets, &mut self.ticket_docs),
+            (self.messages, &mut self.message_docs),
+        ] {
+            if !documents.is_empty() {
+                collection
+                    .insert_many(std::mem::take(documents))
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Renames collection `from` over `to`, dropping the old `to` in the same command.
+async fn swap_in(db: &Database, from: &str, to: &str) -> Result<(), StoreError> {
+    let name = db.name();
+    db.client()
+        .database("admin")
+        .run_command(doc! {
+            "renameCollection": format!("{name}.{from}"),
+            "to": format!("{name}.{to}"),
+            "dropTarget": true,
+        })
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}

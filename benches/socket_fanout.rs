@@ -22,8 +22,15 @@
 //! server memory per idle socket. The load generator runs on the same machine and shares its
 //! cores with the server.
 //!
+//! With `--heap` the server is `examples/ticketd_heap.rs` instead, the same server with a counting
+//! allocator, and the live heap per idle socket (bytes allocated and not freed) is shown beside
+//! the VmRSS figure: the difference is the allocator's own overhead. `--server PATH` measures
+//! another build of ticketd instead (to compare two builds).
+//!
 //! Run through `scripts/bench-sockets [--sockets 1000,10000] [--rate 200] [--duration 10]
-//! [--agents 10] [--tickets 100] [--connect-concurrency 200] [--post-connections 8]`. Every run is
+//! [--agents 10] [--tickets 100] [--connect-concurrency 200] [--post-connections 8] [--heap]
+//! [--server PATH]`.
+//! Every run is
 //! bounded in time; the server is killed and the data directory removed at the end, on error and
 //! on Ctrl-C.
 
@@ -93,11 +100,15 @@ struct Options {
     tickets: usize,
     connect_concurrency: usize,
     post_connections: usize,
+    /// Run the counting-allocator build and report the live heap per socket too.
+    heap: bool,
+    /// Another server binary to measure (to compare builds); the default is the release build.
+    server: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: cargo bench --bench socket_fanout -- [--sockets 1000,10000] [--rate 200] \
                      [--duration 10] [--agents 10] [--tickets 100] [--connect-concurrency 200] \
-                     [--post-connections 8]";
+                     [--post-connections 8] [--heap] [--server PATH]";
 
 fn parse_args() -> Result<Options, Error> {
     let mut options = Options {
@@ -108,6 +119,8 @@ fn parse_args() -> Result<Options, Error> {
         tickets: 100,
         connect_concurrency: 200,
         post_connections: 8,
+        heap: false,
+        server: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -117,6 +130,10 @@ fn parse_args() -> Result<Options, Error> {
         };
         // `cargo bench` appends `--bench` to every bench target's arguments.
         if name == "--bench" {
+            continue;
+        }
+        if name == "--heap" {
+            options.heap = true;
             continue;
         }
         let mut value = || {
@@ -168,6 +185,7 @@ fn parse_args() -> Result<Options, Error> {
             "--tickets" => options.tickets = number(value()?, 1..=10_000)?,
             "--connect-concurrency" => options.connect_concurrency = number(value()?, 1..=5_000)?,
             "--post-connections" => options.post_connections = number(value()?, 1..=256)?,
+            "--server" => options.server = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(USAGE.to_string()),
             _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
         }
@@ -204,6 +222,20 @@ impl Guard {
         self.dir.join("ticketd.log")
     }
 
+    /// Where `examples/ticketd_heap.rs` writes its live heap.
+    fn heap_path(&self) -> PathBuf {
+        self.dir.join("heap-bytes")
+    }
+
+    /// The live heap of the counting build, in bytes, as it last wrote it (every 100 ms).
+    fn heap_bytes(&self) -> Option<u64> {
+        std::fs::read_to_string(self.heap_path())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn spawn(&mut self, bin: &Path, port: u16) -> Result<u32, Error> {
         let log = File::create(self.log_path()).map_err(|e| format!("ticketd log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("ticketd log: {e}"))?;
@@ -218,6 +250,7 @@ impl Guard {
             .env("WEB_SERVER_PORT", port.to_string())
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            .env("TICKETD_HEAP_FILE", self.heap_path())
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log)
@@ -282,12 +315,17 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// `target/release/ticketd`, where `cargo build --release` put it.
-fn ticketd_bin() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_ticketd"))
-        .parent()
-        .map(|dir| dir.join("ticketd"))
-        .unwrap_or_default()
+/// `target/release/ticketd`, where `cargo build --release` put it, or with `heap` the counting
+/// build `target/release/examples/ticketd_heap`.
+fn ticketd_bin(heap: bool) -> PathBuf {
+    let Some(release) = Path::new(env!("CARGO_BIN_EXE_ticketd")).parent() else {
+        return PathBuf::new();
+    };
+    if heap {
+        release.join("examples").join("ticketd_heap")
+    } else {
+        release.join("ticketd")
+    }
 }
 
 /// A `/proc/<pid>/status` value in KiB (`VmRSS:`, `VmHWM:`).
@@ -730,6 +768,9 @@ struct RunResult {
     rss_before_kib: Option<u64>,
     rss_idle_kib: Option<u64>,
     rss_end_kib: Option<u64>,
+    /// Live heap bytes of the counting build (`--heap`) before connecting and when idle.
+    heap_before: Option<u64>,
+    heap_idle: Option<u64>,
     hwm_kib: Option<u64>,
     posts_scheduled: usize,
     posts_ok: u64,
@@ -758,14 +799,29 @@ impl RunResult {
         let (before, after) = (self.rss_before_kib?, self.rss_idle_kib?);
         (self.connected > 0).then(|| (after as f64 - before as f64) / self.connected as f64)
     }
+
+    /// Live heap growth per connected socket, KiB (`--heap` only).
+    fn heap_kib_per_socket(&self) -> Option<f64> {
+        let (before, after) = (self.heap_before?, self.heap_idle?);
+        (self.connected > 0)
+            .then(|| (after as f64 - before as f64) / 1024.0 / self.connected as f64)
+    }
 }
 
 async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error> {
-    let bin = ticketd_bin();
+    let bin = options
+        .server
+        .clone()
+        .unwrap_or_else(|| ticketd_bin(options.heap));
     if !bin.is_file() {
         return Err(format!(
-            "{} is missing: run scripts/bench-sockets, or `cargo build --release --bin ticketd` first",
-            bin.display()
+            "{} is missing: run scripts/bench-sockets, or `cargo build --release --bin ticketd{}` first",
+            bin.display(),
+            if options.heap {
+                " --example ticketd_heap"
+            } else {
+                ""
+            }
         ));
     }
     let agents = options.agents;
@@ -834,6 +890,7 @@ async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error>
     let capacity = (options.rate * options.duration.as_secs_f64()).ceil() as usize + 1;
     let shared = Arc::new(Shared::new(tickets, capacity));
     let rss_before_kib = status_kib(pid, "VmRSS:");
+    let heap_before = guard.heap_bytes();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let permits = Arc::new(Semaphore::new(options.connect_concurrency));
     let mut tasks = JoinSet::new();
@@ -890,6 +947,7 @@ async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error>
     );
     tokio::time::sleep(SETTLE).await;
     let rss_idle_kib = status_kib(pid, "VmRSS:");
+    let heap_idle = guard.heap_bytes();
 
     // Steady posting: post `n` is due at n / rate; any idle connection takes it.
     let posts_scheduled = (options.rate * options.duration.as_secs_f64()).floor() as usize;
@@ -1000,6 +1058,8 @@ async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error>
         rss_before_kib,
         rss_idle_kib,
         rss_end_kib,
+        heap_before,
+        heap_idle,
         hwm_kib,
         posts_scheduled,
         posts_ok,
@@ -1057,11 +1117,20 @@ fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
 
-fn print_table(results: &[RunResult]) {
+fn print_table(results: &[RunResult], heap: bool) {
+    // With `--heap`, the live heap per idle socket follows the VmRSS figure.
+    let heap_column = |text: &str| {
+        if heap {
+            format!(" {text:>9}")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:>8} {:>11} {:>8} {:>13} {:>8} {:>8} {:>9} {:>8} {:>8}",
+        "{:>8} {:>11}{} {:>8} {:>13} {:>8} {:>8} {:>9} {:>8} {:>8}",
         "sockets",
         "KiB/idle",
+        heap_column("heap KiB"),
         "posts/s",
         "deliveries/s",
         "p50 ms",
@@ -1075,10 +1144,14 @@ fn print_table(results: &[RunResult]) {
         let kib = r
             .idle_kib_per_socket()
             .map_or("?".to_string(), |k| format!("{k:.1}"));
+        let heap_kib = r
+            .heap_kib_per_socket()
+            .map_or("?".to_string(), |k| format!("{k:.1}"));
         println!(
-            "{:>8} {:>11} {:>8.0} {:>13.0} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8}",
+            "{:>8} {:>11}{} {:>8.0} {:>13.0} {:>8.2} {:>8.2} {:>9.2} {:>8.2} {:>8}",
             r.sockets + r.agents,
             kib,
+            heap_column(&heap_kib),
             r.posts_ok as f64 / r.post_seconds.max(f64::MIN_POSITIVE),
             r.events as f64 / r.delivery_seconds.max(f64::MIN_POSITIVE),
             ms(h.value_at_quantile(0.50)),
@@ -1109,6 +1182,16 @@ fn print_details(r: &RunResult) {
         mib(r.rss_end_kib),
         mib(r.hwm_kib)
     );
+    if let (Some(before), Some(idle)) = (r.heap_before, r.heap_idle) {
+        let per_socket = |k: Option<f64>| k.map_or("?".to_string(), |k| format!("{k:.1}"));
+        println!(
+            "  live heap (counting allocator): {} before connecting, {} idle: {} KiB per idle socket allocated, of {} KiB of VmRSS",
+            mib(Some(before / 1024)),
+            mib(Some(idle / 1024)),
+            per_socket(r.heap_kib_per_socket()),
+            per_socket(r.idle_kib_per_socket()),
+        );
+    }
     println!(
         "  posts: {} scheduled, {} acknowledged, {} failed, {} skipped (client queue full); POST p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         r.posts_scheduled,
@@ -1162,15 +1245,20 @@ async fn run(options: Options) -> Result<(), Error> {
     }
     println!();
     println!(
-        "ticketd Socket.IO fan-out ({} posts/s for {:.1} s over {} tickets, {} agent sockets; latency from POST sent to socket event; load generator on the same machine)",
+        "ticketd Socket.IO fan-out ({} posts/s for {:.1} s over {} tickets, {} agent sockets; latency from POST sent to socket event; load generator on the same machine{})",
         options.rate,
         options.duration.as_secs_f64(),
         options.tickets,
-        options.agents
+        options.agents,
+        match (&options.server, options.heap) {
+            (Some(path), _) => format!("; server: {}", path.display()),
+            (None, true) => "; server: examples/ticketd_heap (counting allocator)".to_string(),
+            (None, false) => String::new(),
+        }
     );
     println!("machine: {}", machine());
     println!();
-    print_table(&results);
+    print_table(&results, options.heap);
     for r in &results {
         print_details(r);
     }

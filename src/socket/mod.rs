@@ -7,13 +7,16 @@ mod authorize;
 pub mod broadcaster;
 
 use crate::app::AppState;
-use axum::extract::{OriginalUri, Request};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::header::{CONTENT_TYPE, SEC_WEBSOCKET_KEY};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
+use hyper::upgrade::OnUpgrade;
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
+use std::net::SocketAddr;
 
 /// The room every staff socket joins.
 pub const STAFF_ROOM: &str = "staff";
@@ -23,21 +26,37 @@ pub fn user_room(user_id: &str) -> String {
     format!("user:{user_id}")
 }
 
-/// The Socket.IO layer for the router, and the handle the broadcaster emits through.
+/// The Socket.IO layer for the router, and the handle the broadcaster emits through. Spawns
+/// the task that keeps the sockets' deadlines, so it must be called inside a Tokio runtime.
 pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
+    let (deadlines, commands) = authorize::Deadlines::new(state.config.socket_auth_timeout);
     let (layer, io) = SocketIo::builder()
-        .with_state(state)
+        .with_state(state.clone())
+        .with_state(deadlines)
         .max_payload(16 * 1024)
-        // Sockets mostly receive; their own frames are small `authorize` events.
-        .ws_read_buffer_size(1024)
+        // Sockets mostly receive; what they send is a handshake or an `authorize` event with a
+        // token (~350 bytes) and pongs. The read buffer starts at this size and grows to the
+        // largest frame read, then stays for the socket's life: 64 bytes keeps it near one
+        // token (~0.4 KiB) where 1,024 kept 1 KiB per socket; a bigger frame takes a few more
+        // reads (ADR 0013).
+        .ws_read_buffer_size(64)
         .build_layer();
     io.ns("/", authorize::on_connect.with(authorize::prepare));
+    state.spawn(authorize::run_deadlines(commands, io.clone()));
     (layer, io)
 }
 
-/// Gives a Socket.IO request its own copies of the URI and headers. A socket keeps its request
-/// parts for its whole life, and hyper's parts are slices of the connection's read buffer
-/// (8 KiB or more), which would otherwise stay alive once per idle socket.
+/// The request headers a Socket.IO transport reads after this middleware: the key of a
+/// WebSocket upgrade and the content type of a polling POST.
+const KEPT_HEADERS: [HeaderName; 2] = [SEC_WEBSOCKET_KEY, CONTENT_TYPE];
+
+/// Gives a Socket.IO request its own small copy of what the transports and our handlers read:
+/// the URI (a query `token`), the [`KEPT_HEADERS`], the client address ([`ConnectInfo`]) and
+/// hyper's upgrade handle. A socket keeps its request parts for its whole life, and hyper's
+/// parts are slices of the connection's read buffer (8 KiB or more), which would otherwise stay
+/// alive once per idle socket; the other headers and extensions (a browser sends a dozen
+/// headers) would cost about a kilobyte per socket that nothing reads. Handlers therefore see
+/// only these in `socket.req_parts()` (ADR 0013).
 pub async fn compact_request(request: Request, next: Next) -> Response {
     if !request.uri().path().starts_with("/socket.io/") {
         return next.run(request).await;
@@ -46,17 +65,23 @@ pub async fn compact_request(request: Request, next: Next) -> Response {
     if let Ok(uri) = parts.uri.to_string().parse::<Uri>() {
         parts.uri = uri;
     }
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.append(name.clone(), value);
-        }
-    }
+    let kept: Vec<_> = KEPT_HEADERS
+        .into_iter()
+        .filter_map(|name| {
+            let value = HeaderValue::from_bytes(parts.headers.get(&name)?.as_bytes()).ok()?;
+            Some((name, value))
+        })
+        .collect();
+    let mut headers = HeaderMap::with_capacity(kept.len());
+    headers.extend(kept);
     parts.headers = headers;
-    if let Some(OriginalUri(original)) = parts.extensions.remove::<OriginalUri>()
-        && let Ok(copy) = original.to_string().parse::<Uri>()
-    {
-        parts.extensions.insert(OriginalUri(copy));
+    let mut extensions = Extensions::new();
+    if let Some(info) = parts.extensions.remove::<ConnectInfo<SocketAddr>>() {
+        extensions.insert(info);
     }
+    if let Some(upgrade) = parts.extensions.remove::<OnUpgrade>() {
+        extensions.insert(upgrade);
+    }
+    parts.extensions = extensions;
     next.run(Request::from_parts(parts, body)).await
 }

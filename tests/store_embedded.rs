@@ -287,3 +287,70 @@ async fn a_damaged_event_row_is_reported_as_corrupt() {
     assert_eq!(listed.len(), 1);
     store.shutdown().await;
 }
+
+/// Under steady writes from many tasks, with the checkpoint thread copying pages back beside the
+/// writer and readers reading, the WAL file stays near its configured bound instead of growing
+/// with everything ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_bounded_under_steady_writes() {
+    const BOUND: i64 = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(
+        dir.path(),
+        EmbeddedOptions {
+            synchronous_full: false,
+            wal_autocheckpoint_bytes: BOUND,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .unwrap();
+    let customer = user("u1", UserRole::Customer);
+    let mut writers = Vec::new();
+    for _ in 0..16 {
+        let (store, customer) = (store.clone(), customer.clone());
+        writers.push(tokio::spawn(async move {
+            let ticket_id = new_id();
+            let opening = opened(&customer, SupportRole::General, IssueLevel::Normal);
+            store
+                .append(
+                    &ticket_id,
+                    ExpectedVersion::NoStream,
+                    vec![new_event(&customer, opening)],
+                )
+                .await
+                .unwrap();
+            for version in 1..=300 {
+                let message = posted(&customer, &new_id(), false);
+                store
+                    .append(
+                        &ticket_id,
+                        ExpectedVersion::Exact(version),
+                        vec![new_event(&customer, message)],
+                    )
+                    .await
+                    .unwrap();
+                if version % 10 == 0 {
+                    store.get_ticket(&ticket_id).await.unwrap();
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let wal = std::fs::metadata(dir.path().join("ticketd.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let db = std::fs::metadata(dir.path().join("ticketd.db"))
+        .unwrap()
+        .len();
+    assert!(
+        db > 3 * BOUND as u64,
+        "the test wrote more than the bound several times over ({db} bytes)"
+    );
+    assert!(
+        wal <= 2 * BOUND as u64,
+        "the WAL is {wal} bytes after writing a {db}-byte database; bound {BOUND}"
+    );
+    store.shutdown().await;
+}

@@ -40,6 +40,9 @@ pub struct EmbeddedOptions {
     pub synchronous_full: bool,
     /// How many read-only connections serve queries concurrently. Default 4.
     pub readers: usize,
+    /// WAL bytes between two of the writer's own checkpoints, and the size the WAL file is cut
+    /// back to. Default 64 MiB; tests make it small to see the WAL kept bounded.
+    pub wal_autocheckpoint_bytes: i64,
 }
 
 impl Default for EmbeddedOptions {
@@ -47,6 +50,7 @@ impl Default for EmbeddedOptions {
         EmbeddedOptions {
             synchronous_full: true,
             readers: 4,
+            wal_autocheckpoint_bytes: schema::WAL_AUTOCHECKPOINT_BYTES,
         }
     }
 }
@@ -86,6 +90,7 @@ impl EmbeddedStore {
         let lock = audit::lock_data_dir(dir)?;
         let path = dir.join(DB_FILE);
         let conn = schema::open_writer(&path, options.synchronous_full)?;
+        schema::set_wal_autocheckpoint(&conn, options.wal_autocheckpoint_bytes)?;
         let head = Arc::new(watch::Sender::new(0));
         let tickets = Arc::new(TicketCache::default());
         let writer = Writer::new(conn, Arc::clone(&head))?.with_ticket_cache(Arc::clone(&tickets));
@@ -93,7 +98,7 @@ impl EmbeddedStore {
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
         let thread = writer.spawn(queue, lock)?;
-        let checkpointer = checkpointer::spawn(&path)?;
+        let checkpointer = checkpointer::spawn(&path, head.subscribe())?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 path,

@@ -17,6 +17,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 /// up to 32 ticket-listing shapes plus a handful of others.
 const STATEMENT_CACHE: usize = 64;
 
+/// WAL bytes written between two of the writer's own checkpoints (see `open_writer`).
+pub(super) const WAL_AUTOCHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
+
 /// Migration `i` takes a database from version `i` to `i + 1`; never edit a shipped entry, append.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -122,16 +125,34 @@ pub(super) fn open_writer(path: &Path, synchronous_full: bool) -> Result<Connect
     // Savepoints (one per append in a batch) journal pages they touch; keep that in memory.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(sql_error)?;
-    // The checkpoint thread copies pages back beside the writer; the writer's own automatic
-    // checkpoint (kept at SQLite's default) then finds little left to do, and it is the one that
-    // lets the next commit restart the WAL from its beginning. Without it, under steady writes
-    // the WAL is never fully copied at a commit boundary and grows without end. After a
-    // restart the file is cut back to this size.
-    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
-        .map_err(sql_error)?;
+    // The checkpoint thread copies pages back beside the writer. The writer's own automatic
+    // checkpoint is still needed: it is the one that lets the next commit restart the WAL from
+    // its beginning (under steady writes the thread never finds the WAL fully copied at a commit
+    // boundary, and the file would grow without end). But it runs inside a commit, stalling
+    // every queued append, so it runs rarely: once per WAL_AUTOCHECKPOINT_BYTES written rather
+    // than SQLite's default of every 1,000 pages, which under load meant every few dozen
+    // milliseconds and one batch in ten taking over 5 ms. After a restart the file is cut back
+    // to journal_size_limit.
+    set_wal_autocheckpoint(&conn, WAL_AUTOCHECKPOINT_BYTES)?;
     migrate(&mut conn)?;
     super::audit::seal_unsealed(&mut conn)?;
     Ok(conn)
+}
+
+/// Lets the writer's own checkpoint run once per `bytes` of WAL, and cuts the WAL file back to
+/// that size after a restart.
+pub(super) fn set_wal_autocheckpoint(conn: &Connection, bytes: i64) -> Result<(), StoreError> {
+    let page_size: i64 = conn
+        .pragma_query_value(None, "page_size", |row| row.get(0))
+        .map_err(sql_error)?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        (bytes / page_size.max(512)).max(1),
+    )
+    .map_err(sql_error)?;
+    conn.pragma_update(None, "journal_size_limit", bytes)
+        .map_err(sql_error)
 }
 
 /// Opens a connection that can only read; it sees every transaction committed before each of

@@ -127,6 +127,8 @@ pub(super) struct Writer {
     head_tx: Arc<watch::Sender<u64>>,
     /// Tickets kept in memory for reads; told which ones each batch changed.
     tickets: Option<Arc<TicketCache>>,
+    /// Stream tips, so appends skip a lookup.
+    tips: StreamTips,
 }
 
 impl Writer {
@@ -144,6 +146,7 @@ impl Writer {
             last_recorded_at,
             head_tx,
             tickets: None,
+            tips: StreamTips::default(),
         })
     }
 
@@ -189,14 +192,14 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
         {
-            Ok(mut tx) => {
+            Ok(tx) => {
                 let mut broken = None;
                 for request in batch {
                     if broken.is_some() {
                         answers.push(unanswered(request));
                         continue;
                     }
-                    match execute(&mut tx, request, &mut head, stamp) {
+                    match execute(&tx, request, &mut head, &mut self.tips, stamp) {
                         Ok(answer) => answers.push(answer),
                         Err((answer, reason)) => {
                             answers.push(answer);
@@ -250,6 +253,8 @@ impl Writer {
                         tracing::error!(error = %e, "cannot reload the head after a failed commit")
                     }
                 }
+                // Tips learned in this batch were never committed.
+                self.tips.clear();
                 answers.into_iter().for_each(|a| a.fail(&reason));
             }
         }
@@ -258,32 +263,47 @@ impl Writer {
 
 /// Runs one request in its own savepoint. `Err` means the transaction itself is broken (a
 /// savepoint could not be opened or undone), which fails the whole batch. `head` is the last
-/// position and its global hash, as this batch has them so far.
+/// position and its global hash, as this batch has them so far; `tips` learns each stream's new
+/// tip once its request's savepoint is released.
 fn execute(
-    tx: &mut Transaction<'_>,
+    tx: &Transaction<'_>,
     request: Request,
     head: &mut (u64, String),
+    tips: &mut StreamTips,
     stamp: i64,
 ) -> Result<Answer, (Answer, String)> {
-    let mut savepoint = match tx.savepoint() {
-        Ok(savepoint) => savepoint,
-        Err(e) => return Err((unanswered(request), format!("savepoint: {e}"))),
+    // Prepared once and kept: three statements per request would otherwise be parsed anew each
+    // time, and the writer is the one thread every append waits for.
+    let savepoint = |sql: &str| -> Result<(), String> {
+        tx.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]))
+            .map(drop)
+            .map_err(|e| format!("savepoint: {e}"))
     };
+    if let Err(reason) = savepoint("SAVEPOINT request") {
+        return Err((unanswered(request), reason));
+    }
+    let mut new_tip = None;
     let (answer, new_head) = match request {
         Request::Append {
             stream_id,
             expected,
             events,
             reply,
-        } => match append(&savepoint, &stream_id, expected, events, head, stamp) {
-            Ok((envelopes, new_head)) => (Answer::Append(reply, Ok(envelopes)), Some(new_head)),
+        } => match append(tx, &stream_id, expected, events, head, tips, stamp) {
+            Ok((envelopes, new_head)) => {
+                new_tip = envelopes
+                    .last()
+                    .map(|e| (stream_id, (e.version, e.hash.clone())));
+                (Answer::Append(reply, Ok(envelopes)), Some(new_head))
+            }
             Err(e) => (Answer::Append(reply, Err(e)), None),
         },
         Request::SaveCheckpoint {
             name,
             position,
             reply,
-        } => match save_checkpoint(&savepoint, &name, position) {
+        } => match save_checkpoint(tx, &name, position) {
             Ok(()) => (Answer::SaveCheckpoint(reply, Ok(())), Some(head.clone())),
             Err(e) => (Answer::SaveCheckpoint(reply, Err(e)), None),
         },
@@ -292,14 +312,14 @@ fn execute(
             key,
             value,
             reply,
-        } => match super::links::save_link(&savepoint, &kind, &key, value.as_deref()) {
+        } => match super::links::save_link(tx, &kind, &key, value.as_deref()) {
             Ok(()) => (Answer::SaveLink(reply, Ok(())), Some(head.clone())),
             Err(e) => (Answer::SaveLink(reply, Err(e)), None),
         },
     };
     let closed = match new_head {
-        Some(_) => savepoint.commit(),
-        None => savepoint.rollback().and_then(|()| savepoint.commit()),
+        Some(_) => savepoint("RELEASE request"),
+        None => savepoint("ROLLBACK TO request").and_then(|()| savepoint("RELEASE request")),
     };
     match closed {
         Ok(()) => {
@@ -307,9 +327,39 @@ fn execute(
             if let Some(new_head) = new_head {
                 *head = new_head;
             }
+            if let Some((stream_id, tip)) = new_tip {
+                tips.insert(stream_id, tip);
+            }
             Ok(answer)
         }
-        Err(e) => Err((answer, format!("savepoint: {e}"))),
+        Err(reason) => Err((answer, reason)),
+    }
+}
+
+/// Each stream's version and last hash as the writer last wrote them, so an append does not
+/// look its stream up first. Only the writer changes streams, so the map is exact for every
+/// stream in it; it is emptied when a batch fails (its requests' tips were never committed) and
+/// when it grows past [`StreamTips::CAPACITY`], after which tips are read from the file again.
+#[derive(Default)]
+pub(super) struct StreamTips(std::collections::HashMap<String, (u64, String)>);
+
+impl StreamTips {
+    /// Streams remembered at most (about 150 bytes each).
+    const CAPACITY: usize = 100_000;
+
+    fn get(&self, stream_id: &str) -> Option<&(u64, String)> {
+        self.0.get(stream_id)
+    }
+
+    fn insert(&mut self, stream_id: String, tip: (u64, String)) {
+        if self.0.len() >= Self::CAPACITY && !self.0.contains_key(&stream_id) {
+            self.0.clear();
+        }
+        self.0.insert(stream_id, tip);
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
     }
 }
 
@@ -321,13 +371,19 @@ fn append(
     expected: ExpectedVersion,
     events: Vec<PreparedEvent>,
     head: &(u64, String),
+    tips: &StreamTips,
     recorded_at: i64,
 ) -> Result<(Vec<EventEnvelope>, (u64, String)), StoreError> {
-    if let Some(stored) = already_stored(conn, stream_id, expected, &events)? {
-        return Ok((stored, head.clone()));
-    }
-    let (actual, mut prev_hash) = stream_tip(conn, stream_id)?;
+    let (actual, mut prev_hash) = match tips.get(stream_id) {
+        Some(tip) => tip.clone(),
+        None => stream_tip(conn, stream_id)?,
+    };
     if actual != expected.as_u64() {
+        // A retry of an append that committed finds its stream moved on by its own events;
+        // only then is it worth looking the event ids up.
+        if let Some(stored) = already_stored(conn, stream_id, expected, &events)? {
+            return Ok((stored, head.clone()));
+        }
         return Err(StoreError::WrongExpectedVersion {
             stream_id: stream_id.to_owned(),
             expected: expected.as_u64(),
@@ -345,7 +401,8 @@ fn append(
     let mut envelopes = Vec::with_capacity(events.len());
     let (mut position, mut version) = (head.0, actual);
     let mut global_hash = head.1.clone();
-    for prepared in events {
+    let mut events = events.into_iter();
+    while let Some(prepared) = events.next() {
         position += 1;
         version += 1;
         let hash = prepared.pending_hash.finish(&Placement {
@@ -355,25 +412,34 @@ fn append(
             prev_hash: &prev_hash,
         });
         global_hash = chain::global_hash(&global_hash, &hash);
+        let inserted = insert.execute(params![
+            to_sql_int(position)?,
+            prepared.event.event_id,
+            stream_id,
+            to_sql_int(version)?,
+            recorded_at,
+            prepared.event.event.type_name(),
+            SCHEMA_VERSION,
+            prepared.actor_json,
+            prepared.event.correlation_id,
+            prepared.event.causation_id,
+            prepared.data_json,
+            prev_hash,
+            hash,
+            global_hash,
+        ]);
+        if let Err(e) = inserted {
+            // A retry that carries the stream's current version: its first event is the one
+            // already stored. Nothing of this request was written yet.
+            if version == actual + 1 && is_constraint(&e) {
+                let all: Vec<PreparedEvent> = std::iter::once(prepared).chain(events).collect();
+                if let Some(stored) = already_stored(conn, stream_id, expected, &all)? {
+                    return Ok((stored, head.clone()));
+                }
+            }
+            return Err(sql_error(e));
+        }
         let new = prepared.event;
-        insert
-            .execute(params![
-                to_sql_int(position)?,
-                new.event_id,
-                stream_id,
-                to_sql_int(version)?,
-                recorded_at,
-                new.event.type_name(),
-                SCHEMA_VERSION,
-                prepared.actor_json,
-                new.correlation_id,
-                new.causation_id,
-                prepared.data_json,
-                prev_hash,
-                hash,
-                global_hash,
-            ])
-            .map_err(sql_error)?;
         let envelope = EventEnvelope {
             event_id: new.event_id,
             stream_id: stream_id.to_owned(),
@@ -442,6 +508,10 @@ fn already_stored(
             actual: stream_tip(conn, stream_id)?.0,
         }),
     }
+}
+
+fn is_constraint(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
 
 /// The stream's current version and its last event's hash; 0 and empty when it does not exist.

@@ -478,6 +478,57 @@ async fn slash_commands_and_buttons_are_for_staff_only() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_escalate_button_and_close_with_a_reason_work_for_staff() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+
+    // The button moves the ticket one step up the ladder, GENERAL to TECHNICAL, and the
+    // support team's own role no longer sees the channel.
+    let clicked = fake.click(STAFF, &channel, &format!("escalate:{ticket}"));
+    fake.wait_until("the escalate answer", 20, |f| {
+        f.answer_to(&clicked).is_some()
+    })
+    .await;
+    assert_eq!(fake.answer_to(&clicked).unwrap()["data"]["flags"], 64);
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["support_role"],
+        "TECHNICAL"
+    );
+    fake.wait_until("the TECHNICAL overwrites", 20, |f| {
+        f.ticket_channels()
+            .iter()
+            .any(|c| c["id"] == channel && visible_roles(c) == ROLES[1..].to_vec())
+    })
+    .await;
+
+    // /close with a reason closes the ticket, and the transcript keeps the reason.
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "close",
+        json!([{"name": "reason", "type": 3, "value": "fixed by a restart"}]),
+    );
+    fake.wait_until("the close answer", 20, |f| f.answer_to(&asked).is_some())
+        .await;
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["status"],
+        "CLOSED"
+    );
+    let transcripts = format!("/channels/{TRANSCRIPTS}/messages");
+    fake.wait_until("the transcript", 20, |f| {
+        !f.calls_to("POST", &transcripts).is_empty()
+    })
+    .await;
+    let post = fake.calls_to("POST", &transcripts).remove(0).body;
+    let text = post["_files"][1]["content"].as_str().unwrap();
+    assert!(text.contains("fixed by a restart"), "{text}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outage_delays_work_but_everything_lands_once() {
     let fake = FakeDiscord::start().await;

@@ -46,6 +46,43 @@ pub struct Context {
     pub actor: Actor,
     /// The request id; ties the events to the request in logs and in the audit trail.
     pub correlation_id: String,
+    /// Set when the client sent an idempotency key: the seed every id of the command is
+    /// derived from, so a retry of the same request names the same events and the store answers
+    /// with the ones it already has instead of writing them twice (ADR 0014).
+    pub idempotency: Option<IdempotencySeed>,
+}
+
+/// What a client's idempotency key becomes: a hash of who sent it, to which ticket, and the key,
+/// so one user's key never meets another's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencySeed([u8; 32]);
+
+impl IdempotencySeed {
+    /// The seed of `key` sent by `user_id` for `ticket_id`.
+    pub fn new(user_id: &str, ticket_id: &str, key: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in ["ticketd idempotency v1", user_id, ticket_id, key] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        IdempotencySeed(hash.finalize().into())
+    }
+
+    /// A UUID (version 8) for the `what` of this request: the same for every retry.
+    pub fn id(&self, what: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(self.0)
+            .chain_update(what.as_bytes())
+            .finalize()
+            .into();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
 }
 
 type Slot = Arc<AsyncMutex<Option<Ticket>>>;
@@ -102,8 +139,12 @@ impl<S: EventStore> Executor<S> {
             }
             let new_events = decided
                 .into_iter()
-                .map(|event| NewEvent {
-                    event_id: uuid::Uuid::now_v7().to_string(),
+                .enumerate()
+                .map(|(i, event)| NewEvent {
+                    event_id: match &context.idempotency {
+                        Some(seed) => seed.id(&format!("event {i}")),
+                        None => uuid::Uuid::now_v7().to_string(),
+                    },
                     actor: context.actor.clone(),
                     correlation_id: context.correlation_id.clone(),
                     causation_id: context.correlation_id.clone(),
@@ -113,7 +154,10 @@ impl<S: EventStore> Executor<S> {
             let expected = ExpectedVersion::from_version(ticket.version);
             match self.store.append(ticket_id, expected, new_events).await {
                 Ok(stored) => {
-                    for envelope in &stored {
+                    // A retried request is answered with the events its first try stored,
+                    // which the state already holds.
+                    let known = ticket.version;
+                    for envelope in stored.iter().filter(|e| e.version > known) {
                         ticket.apply(&envelope.event);
                     }
                     break Ok(stored);

@@ -485,3 +485,73 @@ async fn a_long_history_comes_in_linked_pages_of_events() {
         .await;
     assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
 }
+
+/// Posts `content` to `ticket` with an `Idempotency-Key` header.
+async fn post_keyed(
+    server: &TestServer,
+    token: &str,
+    ticket: &str,
+    key: &str,
+    content: &str,
+) -> Reply {
+    let response = server
+        .client
+        .post(server.url(&format!("/api/v1/tickets/{ticket}/messages")))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({ "content": content }))
+        .send()
+        .await
+        .expect("post a message");
+    read(response).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_with_the_same_idempotency_key_is_not_doubled() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let bob = server.token("bob", "CUSTOMER");
+    let agent = server.token("agent", "AGENT");
+    let id = ticket(&server, &ann).await;
+    let path = format!("/api/v1/tickets/{id}/messages");
+
+    let (status, _, first) = post_keyed(&server, &ann, &id, "try-1", "hello").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // Others write in between; the retry still answers with the first message, unchanged.
+    server.post_message(&agent, &id, "an agent's answer").await;
+    let (status, _, again) = post_keyed(&server, &ann, &id, "try-1", "hello").await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    let (_, _, listed) = server.get(&path, &ann).await;
+    let texts: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["hello", "an agent's answer"], "posted once");
+
+    // Another key is another message; the same key from another user or on another ticket too.
+    let (_, _, other) = post_keyed(&server, &ann, &id, "try-2", "hello").await;
+    assert_ne!(other["id"], first["id"]);
+    let agents = post_keyed(&server, &agent, &id, "try-1", "hello").await.2;
+    assert_ne!(agents["id"], first["id"]);
+    let bobs_ticket = ticket(&server, &bob).await;
+    let bobs = post_keyed(&server, &bob, &bobs_ticket, "try-1", "hello")
+        .await
+        .2;
+    assert_ne!(bobs["id"], first["id"]);
+
+    // A retry that arrives after the ticket closed still gets its message, not a 409.
+    let (status, _, _) = server
+        .post_empty(&format!("/api/v1/tickets/{id}/close"), &ann)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, late) = post_keyed(&server, &ann, &id, "try-1", "hello").await;
+    assert_eq!((status, &late), (StatusCode::OK, &first));
+
+    // A key must be 1-200 visible ASCII characters.
+    let reply = post_keyed(&server, &ann, &bobs_ticket, &"k".repeat(201), "x").await;
+    assert_field_error(&reply, "header.Idempotency-Key", "invalid_header");
+    let reply = post_keyed(&server, &bob, &bobs_ticket, "has space", "x").await;
+    assert_field_error(&reply, "header.Idempotency-Key", "invalid_header");
+}

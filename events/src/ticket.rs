@@ -155,14 +155,16 @@ impl Ticket {
                 attachments,
                 internal,
             } => {
+                // A message already posted (a retry under the same idempotency key) stays as it
+                // is, even if the ticket has closed since.
+                if self.messages.contains_key(message_id) {
+                    return Ok(vec![]);
+                }
                 if closed {
                     return Err(TicketError::TicketClosed);
                 }
                 if *internal && !actor.is_staff() {
                     return Err(TicketError::Forbidden("only staff may post internal notes"));
-                }
-                if self.messages.contains_key(message_id) {
-                    return Ok(vec![]);
                 }
                 Ok(vec![TicketEvent::MessagePosted {
                     message_id: message_id.clone(),

@@ -161,6 +161,13 @@ fn rules_table() {
             Box::new(|r| *r == Ok(vec![])),
         ),
         (
+            "a retried post stays accepted after the ticket closed",
+            vec![opened(), posted("m1", &owner(), false), closed()],
+            owner(),
+            post("m1", false),
+            Box::new(|r| *r == Ok(vec![])),
+        ),
+        (
             "the author edits",
             vec![opened(), posted("m1", &owner(), false)],
             owner(),

@@ -265,6 +265,7 @@ impl Bridge {
         let context = CommandContext {
             actor,
             correlation_id: format!("discord:{source}"),
+            idempotency: None,
         };
         match self
             .state

@@ -233,6 +233,7 @@ impl Bridge {
         let context = CommandContext {
             actor,
             correlation_id: format!("discord:{correlation_id}"),
+            idempotency: None,
         };
         let done = match &command {
             Command::CloseTicket { .. } => "Ticket closed.",

@@ -2,6 +2,7 @@
 //! staff only; for a customer they do not exist.
 
 use crate::app::AppState;
+use crate::commands::IdempotencySeed;
 use crate::http::RequestId;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{Auth, Fields, Query, is_id, required_json_object};
@@ -44,14 +45,44 @@ async fn current_message(
     }
 }
 
+/// Longest `Idempotency-Key` taken, in bytes.
+const IDEMPOTENCY_KEY_MAX: usize = 200;
+
+/// The `Idempotency-Key` header, if any: 1–200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key)
+            if (1..=IDEMPOTENCY_KEY_MAX).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(key))
+        }
+        _ => Err(ApiError::field(
+            FieldError::new(
+                "header.Idempotency-Key",
+                "invalid_header",
+                format!(
+                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+                ),
+            )
+            .with_context(json!({"max_length": IDEMPOTENCY_KEY_MAX})),
+        )),
+    }
+}
+
 async fn send(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     auth: Auth,
     Path(ticket_id): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<MessageView>, ApiError> {
     state.limits.check_user(Route::PostMessage, &auth.0.id)?;
+    let key = idempotency_key(&headers)?;
     let mut fields = Fields::new(required_json_object(body).await?);
     let content = fields.string("content", limits::MESSAGE_MAX);
     let attachments = fields
@@ -62,7 +93,13 @@ async fn send(
     if !is_id(&ticket_id) {
         return Err(ApiError::NotFound("Ticket not found".into()));
     }
-    let message_id = uuid::Uuid::now_v7().to_string();
+    let mut context = context(&auth, &request_id);
+    context.idempotency = key.map(|key| IdempotencySeed::new(&auth.0.id, &ticket_id, key));
+    // A retry with the same key names the same message, so it is answered with the first one.
+    let message_id = match &context.idempotency {
+        Some(seed) => seed.id("message"),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
     let command = Command::PostMessage {
         message_id: message_id.clone(),
         content,
@@ -71,7 +108,7 @@ async fn send(
     };
     let outcome = state
         .executor
-        .execute(&ticket_id, &context(&auth, &request_id), &[command])
+        .execute(&ticket_id, &context, &[command])
         .await?;
     // The committed event already holds the whole message: no read needed to answer.
     let posted = outcome

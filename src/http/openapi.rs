@@ -278,6 +278,9 @@ fn document() -> Value {
             "post": {
                 "operationId": "postMessage", "summary": "Post a message (owner, staff; `internal`: staff only)",
                 "tags": ["messages"],
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "1–200 visible ASCII characters; a retry with the same key (same user, same ticket) answers with the message the first try posted instead of posting it again",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": false,
                     "properties": {"content": {"type": "string"}, "attachments": attachments.clone(),

@@ -32,6 +32,7 @@ pub(crate) fn context(auth: &Auth, request_id: &RequestId) -> Context {
     Context {
         actor: auth.0.actor(Via::Web),
         correlation_id: request_id.0.clone(),
+        idempotency: None,
     }
 }
 

@@ -182,7 +182,7 @@ impl Api {
     }
 }
 
-async fn read(resp: reqwest::Response) -> Reply {
+pub async fn read(resp: reqwest::Response) -> Reply {
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.expect("read the response body");

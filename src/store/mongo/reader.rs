@@ -31,16 +31,10 @@ pub(super) async fn read_stream(
     stream_id: &str,
     after_version: u64,
 ) -> Result<Vec<EventEnvelope>, StoreError> {
-    let cursor = c
-        .events
-        .find(doc! {"stream_id": stream_id, "version": {"$gt": to_i64(after_version)?}})
-        .sort(doc! {"stream_id": 1, "version": 1})
-        .await
-        .map_err(unavailable)?;
-    collect(cursor, envelope_from_doc).await
+    read_stream_page(c, stream_id, after_version, usize::MAX).await
 }
 
-/// Up to `limit` of a stream's events after a version, in order.
+/// Up to `limit` of a stream's events after a version, in order (`usize::MAX`: all of them).
 pub(super) async fn read_stream_page(
     c: &Collections,
     stream_id: &str,
@@ -50,14 +44,15 @@ pub(super) async fn read_stream_page(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let cursor = c
+    let find = c
         .events
         .find(doc! {"stream_id": stream_id, "version": {"$gt": to_i64(after_version)?}})
-        .sort(doc! {"stream_id": 1, "version": 1})
-        .limit(to_limit(limit))
-        .await
-        .map_err(unavailable)?;
-    collect(cursor, envelope_from_doc).await
+        .sort(doc! {"stream_id": 1, "version": 1});
+    let find = match limit {
+        usize::MAX => find,
+        limit => find.limit(to_limit(limit)),
+    };
+    collect(find.await.map_err(unavailable)?, envelope_from_doc).await
 }
 
 /// Up to `limit` events after a position, in position order, stopping before any hole: positions

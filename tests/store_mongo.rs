@@ -35,22 +35,7 @@ macro_rules! conformance {
     )+};
 }
 
-conformance!(
-    append_to_new_stream_and_read_back,
-    stale_expected_version_is_refused,
-    positions_are_gap_free_across_streams,
-    read_all_pages_after_a_position,
-    read_stream_after_a_version,
-    wait_beyond_wakes_on_commit,
-    checkpoints_start_at_zero_and_keep_the_last_save,
-    retried_append_is_idempotent,
-    read_models_follow_each_append,
-    ticket_listing_order_cursor_and_filters,
-    message_listing_order_cursor_and_visibility,
-    concurrent_appends_to_distinct_streams,
-    racing_appenders_on_one_stream_all_land,
-    links_keep_the_last_value_per_kind,
-);
+ticketd::conformance_suite!(conformance);
 
 /// An append whose caller gave up before the answer (a timeout, a dropped connection: the
 /// outcome is unknown to it) and that is then retried, by the same instance or by another, is

@@ -1,7 +1,8 @@
 //! What every store must do, written once as async functions over any store, so the embedded
 //! store and the MongoDB store are held to the same definition (the cqrs-es and eventually-rs
 //! way). Each function takes a fresh, empty store and panics with a message naming the broken
-//! rule. A store's integration test calls every function; see `tests/store_embedded.rs`.
+//! rule. A store's integration test runs every function through [`crate::conformance_suite`],
+//! so a case added here runs on every store; see `tests/store_embedded.rs`.
 
 use super::{Checkpoints, ReadModels, TicketFilter};
 use std::collections::BTreeSet;
@@ -13,6 +14,30 @@ use ticketd_events::{
     SupportRole, TicketEvent, TicketStatus, UserRole, Via,
 };
 use ticketd_projections::{MemoryReadModel, TicketView};
+
+/// Calls `$test!` with the name of every function of the suite; a store's test file defines
+/// `$test!` to turn each name into a test on a fresh store of its kind.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($test:ident) => {
+        $test!(
+            append_to_new_stream_and_read_back,
+            stale_expected_version_is_refused,
+            positions_are_gap_free_across_streams,
+            read_all_pages_after_a_position,
+            read_stream_after_a_version,
+            wait_beyond_wakes_on_commit,
+            checkpoints_start_at_zero_and_keep_the_last_save,
+            retried_append_is_idempotent,
+            read_models_follow_each_append,
+            ticket_listing_order_cursor_and_filters,
+            message_listing_order_cursor_and_visibility,
+            concurrent_appends_to_distinct_streams,
+            racing_appenders_on_one_stream_all_land,
+            links_keep_the_last_value_per_kind,
+        );
+    };
+}
 
 /// Everything the suite needs of a store.
 pub trait Store: EventStore + ReadModels + Checkpoints + 'static {}

@@ -355,6 +355,17 @@ impl FakeDiscord {
             .map(|c| c.body)
     }
 
+    /// Waits (up to 20 s) for the bot's answer to an interaction, and returns it.
+    pub async fn answer(&self, interaction: &str) -> Value {
+        self.wait_until(
+            &format!("the answer to interaction {interaction}"),
+            20,
+            |f| f.answer_to(interaction).is_some(),
+        )
+        .await;
+        self.answer_to(interaction).unwrap_or_default()
+    }
+
     fn handle(&self, method: &Method, path: &str, body: Value) -> (u16, Value) {
         let mut world = self.world.lock().unwrap();
         let unlimited = path == "/gateway" || path == "/gateway/bot" || path == "/users/@me";

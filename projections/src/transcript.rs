@@ -284,7 +284,18 @@ pub fn escape(text: &str) -> String {
 fn utc(epoch_ms: i64) -> String {
     let days = epoch_ms.div_euclid(86_400_000);
     let ms = epoch_ms.rem_euclid(86_400_000);
-    // Howard Hinnant's civil-from-days.
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60
+    )
+}
+
+/// The proleptic Gregorian date (year, month, day) of a day count since 1970-01-01, by Howard
+/// Hinnant's algorithm: transcripts and the audit timeline print dates without a date crate.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -294,12 +305,7 @@ fn utc(epoch_ms: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60
-    )
+    (year, month, day)
 }
 
 #[cfg(test)]

@@ -74,19 +74,21 @@ async fn emit<S: ReadModels>(
         Some(ticket) if fanout::message_needed(envelope).is_some() || is_message_post(envelope) => {
             ticket.clone()
         }
-        _ => match store.get_ticket(&envelope.stream_id).await? {
-            Some(ticket) => ticket,
-            None => return Ok(()),
-        },
+        _ => {
+            let Some(ticket) = store.get_ticket(&envelope.stream_id).await? else {
+                return Ok(());
+            };
+            if tickets.len() >= TICKET_CACHE {
+                tickets.clear();
+            }
+            tickets.insert(ticket.id.clone(), ticket.clone());
+            ticket
+        }
     };
     let message = match fanout::message_needed(envelope) {
         Some(id) => store.get_message(id).await?,
         None => None,
     };
-    if tickets.len() >= TICKET_CACHE {
-        tickets.clear();
-    }
-    tickets.insert(ticket.id.clone(), ticket.clone());
     let Some(delivery) = fanout::plan(envelope, &ticket, message.as_ref()) else {
         return Ok(());
     };

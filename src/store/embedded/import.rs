@@ -40,14 +40,7 @@ pub fn import(dir: &Path, events: &[EventEnvelope]) -> Result<(), StoreError> {
     let render = |e: serde_json::Error| StoreError::Unavailable(format!("serialize: {e}"));
     let mut tips: HashMap<&str, (u64, &str)> = HashMap::new();
     {
-        let mut insert = tx
-            .prepare(
-                "INSERT INTO events (position, event_id, stream_id, version, recorded_at, \
-                 event_type, schema_version, actor, correlation_id, causation_id, data, \
-                 prev_hash, hash, global_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )
-            .map_err(sql_error)?;
+        let mut insert = tx.prepare(super::schema::INSERT_EVENT).map_err(sql_error)?;
         for e in events {
             insert
                 .execute(params![

@@ -20,6 +20,13 @@ const STATEMENT_CACHE: usize = 64;
 /// WAL bytes written between two of the writer's own checkpoints (see `open_writer`).
 pub(super) const WAL_AUTOCHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
 
+/// Stores one event row, every column; the writer and `ticketd import` both write events
+/// through it, so they cannot disagree on the columns.
+pub(super) const INSERT_EVENT: &str = "INSERT INTO events (position, event_id, stream_id, \
+     version, recorded_at, event_type, schema_version, actor, correlation_id, causation_id, \
+     data, prev_hash, hash, global_hash) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
 /// Migration `i` takes a database from version `i` to `i + 1`; never edit a shipped entry, append.
 const MIGRATIONS: &[&str] = &[
     r#"

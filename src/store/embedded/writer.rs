@@ -8,6 +8,7 @@
 use super::projection::project;
 use super::reader::events_by_id;
 use super::rows::{sql_error, to_sql_int};
+use super::schema::INSERT_EVENT;
 use super::ticket_cache::TicketCache;
 use crate::store::prepared::PreparedEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -390,14 +391,7 @@ fn append(
             actual,
         });
     }
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO events (position, event_id, stream_id, version, recorded_at, \
-             event_type, schema_version, actor, correlation_id, causation_id, data, \
-             prev_hash, hash, global_hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )
-        .map_err(sql_error)?;
+    let mut insert = conn.prepare_cached(INSERT_EVENT).map_err(sql_error)?;
     let mut envelopes = Vec::with_capacity(events.len());
     let (mut position, mut version) = (head.0, actual);
     let mut global_hash = head.1.clone();

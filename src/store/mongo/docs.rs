@@ -136,28 +136,21 @@ fn read_raw(document: &Document, position: u64) -> Result<RawEvent, String> {
     if position == 0 {
         return Err("_id is not a positive int64".into());
     }
-    let text = |key: &str| {
-        document
-            .get_str(key)
-            .map(str::to_owned)
-            .map_err(|e| format!("{key}: {e}"))
-    };
-    let int = |key: &str| document.get_i64(key).map_err(|e| format!("{key}: {e}"));
     Ok(RawEvent {
         position,
-        event_id: text("event_id")?,
-        stream_id: text("stream_id")?,
-        version: unsigned(int("version")?, "version")?,
-        recorded_at: int("recorded_at")?,
-        event_type: text("event_type")?,
-        schema_version: int("schema_version")?,
-        actor: text("actor")?,
-        correlation_id: text("correlation_id")?,
-        causation_id: text("causation_id")?,
-        data: text("data")?,
-        prev_hash: text("prev_hash")?,
-        hash: text("hash")?,
-        global_hash: text("global_hash")?,
+        event_id: text(document, "event_id")?,
+        stream_id: text(document, "stream_id")?,
+        version: unsigned(int(document, "version")?, "version")?,
+        recorded_at: int(document, "recorded_at")?,
+        event_type: text(document, "event_type")?,
+        schema_version: int(document, "schema_version")?,
+        actor: text(document, "actor")?,
+        correlation_id: text(document, "correlation_id")?,
+        causation_id: text(document, "causation_id")?,
+        data: text(document, "data")?,
+        prev_hash: text(document, "prev_hash")?,
+        hash: text(document, "hash")?,
+        global_hash: text(document, "global_hash")?,
     })
 }
 
@@ -210,24 +203,17 @@ pub(super) fn ticket_from_doc(document: &Document) -> Result<TicketView, StoreEr
 }
 
 fn decode_ticket(document: &Document, position: u64) -> Result<TicketView, String> {
-    let text = |key: &str| {
-        document
-            .get_str(key)
-            .map(str::to_owned)
-            .map_err(|e| format!("{key}: {e}"))
-    };
-    let int = |key: &str| document.get_i64(key).map_err(|e| format!("{key}: {e}"));
     Ok(TicketView {
-        id: text("_id")?,
-        user_id: text("user_id")?,
-        topic: text("topic")?,
-        description: text("description")?,
-        status: vocabulary(&text("status")?)?,
-        created_at: int("created_at")?,
-        updated_at: int("updated_at")?,
-        user_role: vocabulary(&text("user_role")?)?,
-        support_role: vocabulary(&text("support_role")?)?,
-        issue_level: vocabulary(&text("issue_level")?)?,
+        id: text(document, "_id")?,
+        user_id: text(document, "user_id")?,
+        topic: text(document, "topic")?,
+        description: text(document, "description")?,
+        status: vocabulary(&text(document, "status")?)?,
+        created_at: int(document, "created_at")?,
+        updated_at: int(document, "updated_at")?,
+        user_role: vocabulary(&text(document, "user_role")?)?,
+        support_role: vocabulary(&text(document, "support_role")?)?,
+        issue_level: vocabulary(&text(document, "issue_level")?)?,
         position,
     })
 }
@@ -259,13 +245,6 @@ pub(super) fn message_from_doc(document: &Document) -> Result<MessageView, Store
 }
 
 fn decode_message(document: &Document, id: &str) -> Result<MessageView, String> {
-    let text = |key: &str| {
-        document
-            .get_str(key)
-            .map(str::to_owned)
-            .map_err(|e| format!("{key}: {e}"))
-    };
-    let int = |key: &str| document.get_i64(key).map_err(|e| format!("{key}: {e}"));
     let attachments = document
         .get_array("attachments")
         .map_err(|e| format!("attachments: {e}"))?
@@ -283,19 +262,32 @@ fn decode_message(document: &Document, id: &str) -> Result<MessageView, String> 
     };
     Ok(MessageView {
         id: id.to_owned(),
-        ticket_id: text("ticket_id")?,
-        author_id: text("author_id")?,
-        author_name: text("author_name")?,
-        content: text("content")?,
+        ticket_id: text(document, "ticket_id")?,
+        author_id: text(document, "author_id")?,
+        author_name: text(document, "author_name")?,
+        content: text(document, "content")?,
         attachments,
-        created_at: int("created_at")?,
-        updated_at: int("updated_at")?,
+        created_at: int(document, "created_at")?,
+        updated_at: int(document, "updated_at")?,
         internal: document
             .get_bool("internal")
             .map_err(|e| format!("internal: {e}"))?,
-        seq: unsigned(int("seq")?, "seq")?,
+        seq: unsigned(int(document, "seq")?, "seq")?,
         deleted_at,
     })
+}
+
+/// A string field, or what is wrong with it.
+fn text(document: &Document, key: &str) -> Result<String, String> {
+    document
+        .get_str(key)
+        .map(str::to_owned)
+        .map_err(|e| format!("{key}: {e}"))
+}
+
+/// An int64 field, or what is wrong with it.
+fn int(document: &Document, key: &str) -> Result<i64, String> {
+    document.get_i64(key).map_err(|e| format!("{key}: {e}"))
 }
 
 fn unsigned(value: i64, what: &str) -> Result<u64, String> {

@@ -304,6 +304,26 @@ async fn two_instances_on_one_database_answer_alike() {
         .await;
     assert_eq!(from_a.as_array().unwrap().len(), 22);
     assert_eq!(from_a, from_b);
+    // One Idempotency-Key retried on both instances at once opens one ticket.
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let api: Api = if i % 2 == 0 {
+            (*a).clone()
+        } else {
+            (*b).clone()
+        };
+        let token = ann.clone();
+        racers.spawn(async move { api.create_ticket_keyed(&token, "open-once", "Keyed").await });
+    }
+    let mut keyed = HashSet::new();
+    while let Some(done) = racers.join_next().await {
+        let (status, _, body) = done.expect("an opening task panicked");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        keyed.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(keyed.len(), 1, "one ticket for one key: {keyed:?}");
+    let (_, _, listed) = a.get("/api/v1/tickets", &ann).await;
+    assert_eq!(body_ids(&listed).len(), 2, "{listed}");
     a.stop().await;
     b.stop().await;
     mongo.drop_database().await;

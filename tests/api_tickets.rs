@@ -469,3 +469,76 @@ async fn next_links_keep_filters_with_awkward_characters() {
     let (items, _) = server.walk("/api/v1/tickets?limit=2", &odd).await;
     assert_eq!(ids(&items), mine);
 }
+
+/// The tickets `token` can list, newest first (at most 200).
+async fn listed_ids(server: &Api, token: &str) -> Vec<String> {
+    let (status, _, body) = server.get("/api/v1/tickets?limit=200", token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body_ids(&body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_open_with_the_same_idempotency_key_opens_one_ticket() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let bob = server.token("bob", "CUSTOMER");
+
+    let (status, _, first) = server.create_ticket_keyed(&ann, "open-1", "Printer").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let id = assert_uuid(&first["id"]);
+    // A retry answers with the ticket the first try opened, as it is now, whatever its body says.
+    server.post_message(&ann, &id, "more detail").await;
+    let (status, _, again) = server.create_ticket_keyed(&ann, "open-1", "Other").await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["topic"], "Printer");
+    assert_eq!(listed_ids(&server, &ann).await, [id], "opened once");
+
+    // Racing retries of one key all answer the same ticket, and only one is opened.
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (api, token) = ((*server).clone(), ann.clone());
+        racers.spawn(async move { api.create_ticket_keyed(&token, "open-race", "Race").await });
+    }
+    let mut raced = std::collections::HashSet::new();
+    while let Some(done) = racers.join_next().await {
+        let (status, _, body) = done.expect("a racing request panicked");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        raced.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        raced.len(),
+        1,
+        "racing retries answer one ticket: {raced:?}"
+    );
+    assert_eq!(listed_ids(&server, &ann).await.len(), 2);
+
+    // Another key is another ticket; the same key from another user too.
+    let other = server
+        .create_ticket_keyed(&ann, "open-2", "Printer")
+        .await
+        .2;
+    assert_ne!(other["id"], first["id"]);
+    let bobs = server
+        .create_ticket_keyed(&bob, "open-1", "Printer")
+        .await
+        .2;
+    assert_ne!(bobs["id"], first["id"]);
+    assert_eq!(bobs["user_id"], "bob");
+
+    // A bad key is a 400 and opens nothing.
+    let reply = server
+        .create_ticket_keyed(&ann, &"k".repeat(201), "x")
+        .await;
+    assert_field_error(&reply, "header.Idempotency-Key", "invalid_header");
+    let reply = server.create_ticket_keyed(&ann, "has space", "x").await;
+    assert_field_error(&reply, "header.Idempotency-Key", "invalid_header");
+    assert_eq!(listed_ids(&server, &ann).await.len(), 3);
+
+    // The key outlives a restart.
+    let dir = server.stop().await;
+    let server = TestServer::start_in(dir, &[]).await;
+    let (status, _, after) = server.create_ticket_keyed(&ann, "open-1", "Printer").await;
+    assert_eq!((status, &after["id"]), (StatusCode::OK, &first["id"]));
+    assert_eq!(listed_ids(&server, &ann).await.len(), 3);
+}

@@ -6,8 +6,8 @@ use crate::auth::{AuthError, Principal};
 use crate::http::error::{ApiError, FieldError};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value, json};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use ticketd_events::limits;
@@ -328,4 +328,34 @@ impl Query {
 /// Whether `id` looks like one of our ids (a UUID); others cannot exist, so they are 404.
 pub fn is_id(id: &str) -> bool {
     uuid::Uuid::try_parse(id).is_ok()
+}
+
+/// Longest `Idempotency-Key` taken, in bytes.
+const IDEMPOTENCY_KEY_MAX: usize = 200;
+
+/// The `Idempotency-Key` header, if any: 1–200 visible ASCII characters.
+/// The request's `Idempotency-Key`, if it sent one: a retry with the same key is answered
+/// with the first request's result instead of acting twice (ADR 0014).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key)
+            if (1..=IDEMPOTENCY_KEY_MAX).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Ok(Some(key))
+        }
+        _ => Err(ApiError::field(
+            FieldError::new(
+                "header.Idempotency-Key",
+                "invalid_header",
+                format!(
+                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+                ),
+            )
+            .with_context(json!({"max_length": IDEMPOTENCY_KEY_MAX})),
+        )),
+    }
 }

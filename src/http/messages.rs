@@ -5,7 +5,7 @@ use crate::app::AppState;
 use crate::commands::IdempotencySeed;
 use crate::http::RequestId;
 use crate::http::error::{ApiError, FieldError};
-use crate::http::extract::{Auth, Fields, Query, is_id, required_json_object};
+use crate::http::extract::{Auth, Fields, Query, idempotency_key, is_id, required_json_object};
 use crate::http::history;
 use crate::http::pagination::{Page, link_next};
 use crate::http::rate_limit::Route;
@@ -42,34 +42,6 @@ async fn current_message(
         _ => Err(ApiError::Internal(format!(
             "message {message_id} missing from the read model after a command"
         ))),
-    }
-}
-
-/// Longest `Idempotency-Key` taken, in bytes.
-const IDEMPOTENCY_KEY_MAX: usize = 200;
-
-/// The `Idempotency-Key` header, if any: 1–200 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(key)
-            if (1..=IDEMPOTENCY_KEY_MAX).contains(&key.len())
-                && key.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Ok(Some(key))
-        }
-        _ => Err(ApiError::field(
-            FieldError::new(
-                "header.Idempotency-Key",
-                "invalid_header",
-                format!(
-                    "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
-                ),
-            )
-            .with_context(json!({"max_length": IDEMPOTENCY_KEY_MAX})),
-        )),
     }
 }
 

@@ -221,6 +221,9 @@ fn document() -> Value {
         "/api/v1/tickets": {
             "post": {
                 "operationId": "createTicket", "summary": "Open a ticket", "tags": ["tickets"],
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "1–200 visible ASCII characters; a retry with the same key (same user) answers with the ticket the first try opened instead of opening another",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": false,
                     "properties": {"topic": {"type": "string"}, "description": {"type": "string"}},

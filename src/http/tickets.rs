@@ -1,21 +1,23 @@
 //! The ticket routes: open, list, read, re-route (staff), close and reopen.
 
 use crate::app::AppState;
-use crate::commands::Context;
+use crate::commands::{CommandError, Context, IdempotencySeed};
 use crate::http::RequestId;
 use crate::http::error::{ApiError, FieldError};
-use crate::http::extract::{Auth, Fields, Query, is_id, json_object, required_json_object};
+use crate::http::extract::{
+    Auth, Fields, Query, idempotency_key, is_id, json_object, required_json_object,
+};
 use crate::http::history;
 use crate::http::pagination::{Page, link_next};
 use crate::http::rate_limit::Route;
-use crate::store::{ReadModels, TicketFilter};
+use crate::store::{Links, ReadModels, TicketFilter};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use ticketd_events::{Command, IssueLevel, SupportRole, TicketStatus, Via, limits};
+use ticketd_events::{Command, IssueLevel, SupportRole, TicketError, TicketStatus, Via, limits};
 use ticketd_projections::TicketView;
 
 /// Routes under `/api/v1/tickets` that act on tickets themselves.
@@ -81,24 +83,63 @@ async fn run_command(
     })
 }
 
+/// The links kind that holds each `Idempotency-Key` of `POST /tickets` and the ticket it opened.
+const TICKET_KEYS: &str = "ticket-idempotency-key";
+
 async fn create(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     auth: Auth,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<TicketView>, ApiError> {
     state.limits.check_user(Route::CreateTicket, &auth.0.id)?;
+    let key = idempotency_key(&headers)?;
     let mut fields = Fields::new(required_json_object(body).await?);
     let topic = fields.string("topic", limits::TOPIC_MAX);
     let description = fields.string("description", limits::DESCRIPTION_MAX);
     fields.finish()?;
-    let ticket_id = uuid::Uuid::now_v7().to_string();
+    let fresh_id = uuid::Uuid::now_v7().to_string();
     let command = Command::OpenTicket {
         topic,
         description,
         email: auth.0.email.clone(),
     };
-    run_command(&state, &auth, &request_id, &ticket_id, &[command]).await
+    let Some(key) = key else {
+        return run_command(&state, &auth, &request_id, &fresh_id, &[command]).await;
+    };
+    // A hash of who sent which key: one user's key never meets another's, and the raw key is not
+    // stored. No ticket id exists yet, so the route stands in its place.
+    let ticket_key = IdempotencySeed::new(&auth.0.id, "POST /api/v1/tickets", key).id("ticket key");
+    // The key is claimed before the ticket is opened, so a retry (or a racing twin) finds the
+    // same ticket id, and the ticket keeps a time-ordered v7 id.
+    let ticket_id = state
+        .store
+        .claim_link(TICKET_KEYS, &ticket_key, &fresh_id)
+        .await?;
+    if ticket_id != fresh_id
+        && let Some(ticket) = state.store.get_ticket(&ticket_id).await?
+    {
+        return Ok(Json(ticket));
+    }
+    // The first try claimed the key but may have stopped before its ticket was stored: open it
+    // now, with the event ids that try used, so the store recognises an append it did finish.
+    let mut context = context(&auth, &request_id);
+    context.idempotency = Some(IdempotencySeed::new(&auth.0.id, &ticket_id, key));
+    match state
+        .executor
+        .execute(&ticket_id, &context, &[command])
+        .await
+    {
+        Ok(_) | Err(CommandError::Rejected(TicketError::TicketAlreadyExists)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let ticket = state.store.get_ticket(&ticket_id).await?;
+    ticket.map(Json).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "ticket {ticket_id} missing from the read model after a command"
+        ))
+    })
 }
 
 async fn list(

@@ -160,4 +160,8 @@ impl Links for Store {
     ) -> Result<(), StoreError> {
         delegate!(self, s => s.save_link(kind, key, value).await)
     }
+
+    async fn claim_link(&self, kind: &str, key: &str, value: &str) -> Result<String, StoreError> {
+        delegate!(self, s => s.claim_link(kind, key, value).await)
+    }
 }

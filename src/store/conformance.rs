@@ -35,6 +35,7 @@ macro_rules! conformance_suite {
             concurrent_appends_to_distinct_streams,
             racing_appenders_on_one_stream_all_land,
             links_keep_the_last_value_per_kind,
+            a_claimed_link_keeps_its_first_value,
         );
     };
 }
@@ -1074,5 +1075,54 @@ pub async fn links_keep_the_last_value_per_kind<S: super::Links>(store: S) {
         store.load_link("message", "t1").await.unwrap().as_deref(),
         Some("7"),
         "links are per kind"
+    );
+}
+
+/// A claim links a free key and answers its value; every later or racing claim of the same key
+/// answers the first value and changes nothing.
+pub async fn a_claimed_link_keeps_its_first_value<S: super::Links>(store: S) {
+    assert_eq!(
+        store.claim_link("ticket-key", "k1", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store
+            .claim_link("ticket-key", "k1", "second")
+            .await
+            .unwrap(),
+        "first",
+        "a second claim answers the first value"
+    );
+    assert_eq!(
+        store
+            .load_link("ticket-key", "k1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("first")
+    );
+    assert_eq!(
+        store.claim_link("other-kind", "k1", "other").await.unwrap(),
+        "other",
+        "claims are per kind"
+    );
+    let claims: Vec<String> = futures_util::future::join_all((0..8).map(|i| {
+        store.claim_link(
+            "ticket-key",
+            "k2",
+            ["a", "b", "c", "d", "e", "f", "g", "h"][i],
+        )
+    }))
+    .await
+    .into_iter()
+    .map(|claim| claim.unwrap())
+    .collect();
+    assert!(
+        claims.iter().all(|value| *value == claims[0]),
+        "racing claims agree on one value: {claims:?}"
+    );
+    assert_eq!(
+        store.load_link("ticket-key", "k2").await.unwrap().as_ref(),
+        Some(&claims[0])
     );
 }

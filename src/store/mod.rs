@@ -108,4 +108,14 @@ pub trait Links: Send + Sync {
         key: &str,
         value: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Links `key` to `value` unless it is linked already, atomically, and answers the value
+    /// that holds: `value` for the first claim, the first claim's value for every later one, so
+    /// racing claimants all agree on one.
+    fn claim_link(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }

@@ -148,6 +148,20 @@ impl Api {
         body
     }
 
+    /// `POST /api/v1/tickets` with an `Idempotency-Key` header; the answer whatever it is.
+    pub async fn create_ticket_keyed(&self, token: &str, key: &str, topic: &str) -> Reply {
+        let response = self
+            .client
+            .post(self.url("/api/v1/tickets"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"topic": topic, "description": "Sent with a key"}))
+            .send()
+            .await
+            .expect("open a ticket");
+        read(response).await
+    }
+
     /// Posts a message and returns it, asserting 200.
     pub async fn post_message(&self, token: &str, ticket_id: &str, content: &str) -> Value {
         let (status, _, body) = self

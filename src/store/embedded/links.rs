@@ -39,3 +39,20 @@ pub(super) fn save_link(
     };
     result.map(drop).map_err(sql_error)
 }
+
+/// Links `key` to `value` unless a link exists; answers the value that holds.
+pub(super) fn claim_link(
+    conn: &Connection,
+    kind: &str,
+    key: &str,
+    value: &str,
+) -> Result<String, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO links (kind, key, value) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (kind, key) DO NOTHING",
+    )
+    .and_then(|mut stmt| stmt.execute(params![kind, key, value]))
+    .map_err(sql_error)?;
+    load_link(conn, kind, key)?
+        .ok_or_else(|| StoreError::Unavailable(format!("link {kind}/{key} vanished in its claim")))
+}

@@ -360,4 +360,15 @@ impl Links for EmbeddedStore {
         })?;
         Self::answer(answer).await
     }
+
+    async fn claim_link(&self, kind: &str, key: &str, value: &str) -> Result<String, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Request::ClaimLink {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reply,
+        })?;
+        Self::answer(answer).await
+    }
 }

@@ -61,6 +61,17 @@ pub(super) enum Request {
         /// Gets the outcome once the batch is committed.
         reply: Reply<()>,
     },
+    /// Link a key unless it is linked already (see [`crate::store::Links::claim_link`]).
+    ClaimLink {
+        /// What the key names.
+        kind: String,
+        /// The key.
+        key: String,
+        /// The value to link if the key is free.
+        value: String,
+        /// Gets the value that holds once the batch is committed.
+        reply: Reply<String>,
+    },
 }
 
 /// A request's outcome, held until its batch commits: nothing is acknowledged before that.
@@ -71,6 +82,7 @@ enum Answer {
     ),
     SaveCheckpoint(Reply<()>, Result<(), StoreError>),
     SaveLink(Reply<()>, Result<(), StoreError>),
+    ClaimLink(Reply<String>, Result<String, StoreError>),
 }
 
 impl Answer {
@@ -100,6 +112,7 @@ impl Answer {
             Answer::Append(reply, result) => drop(reply.send(result)),
             Answer::SaveCheckpoint(reply, result) => drop(reply.send(result)),
             Answer::SaveLink(reply, result) => drop(reply.send(result)),
+            Answer::ClaimLink(reply, result) => drop(reply.send(result)),
         }
     }
 
@@ -109,6 +122,7 @@ impl Answer {
             Answer::Append(reply, _) => drop(reply.send(Err(error()))),
             Answer::SaveCheckpoint(reply, _) => drop(reply.send(Err(error()))),
             Answer::SaveLink(reply, _) => drop(reply.send(Err(error()))),
+            Answer::ClaimLink(reply, _) => drop(reply.send(Err(error()))),
         }
     }
 }
@@ -316,6 +330,15 @@ fn execute(
         } => match super::links::save_link(tx, &kind, &key, value.as_deref()) {
             Ok(()) => (Answer::SaveLink(reply, Ok(())), Some(head.clone())),
             Err(e) => (Answer::SaveLink(reply, Err(e)), None),
+        },
+        Request::ClaimLink {
+            kind,
+            key,
+            value,
+            reply,
+        } => match super::links::claim_link(tx, &kind, &key, &value) {
+            Ok(held) => (Answer::ClaimLink(reply, Ok(held)), Some(head.clone())),
+            Err(e) => (Answer::ClaimLink(reply, Err(e)), None),
         },
     };
     let closed = match new_head {
@@ -565,6 +588,7 @@ fn unanswered(request: Request) -> Answer {
         Request::Append { reply, .. } => Answer::Append(reply, not_run()),
         Request::SaveCheckpoint { reply, .. } => Answer::SaveCheckpoint(reply, not_run()),
         Request::SaveLink { reply, .. } => Answer::SaveLink(reply, not_run()),
+        Request::ClaimLink { reply, .. } => Answer::ClaimLink(reply, not_run()),
     }
 }
 

@@ -12,10 +12,9 @@
 //! clock: the holder always gives up first, as long as the instances' clocks agree to within
 //! the slack between renewing and expiring (renew at a third of `ttl` or more often).
 
-use super::docs::{DUPLICATE_KEY, to_i64, unavailable};
+use super::docs::{Failure, classify, to_i64, unavailable};
 use super::schema::LEASES;
 use bson::{Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::{Collection, Database};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ticketd_events::StoreError;
@@ -67,7 +66,7 @@ impl Lease {
             .await;
         match result {
             Ok(_) => Ok(Some(self.deadline(sent))),
-            Err(e) if is_duplicate(&e) => Ok(None),
+            Err(e) if matches!(classify(&e), Failure::Duplicate(_)) => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -126,13 +125,6 @@ impl Lease {
     fn ttl_ms(&self) -> Result<i64, StoreError> {
         to_i64(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX))
     }
-}
-
-fn is_duplicate(error: &mongodb::error::Error) -> bool {
-    matches!(
-        error.kind.as_ref(),
-        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY
-    ) || matches!(error.kind.as_ref(), ErrorKind::Command(c) if c.code == DUPLICATE_KEY)
 }
 
 fn now_ms() -> i64 {

@@ -407,4 +407,8 @@ impl Links for MongoStore {
     ) -> Result<(), StoreError> {
         reader::save_link(&self.inner.collections, kind, key, value).await
     }
+
+    async fn claim_link(&self, kind: &str, key: &str, value: &str) -> Result<String, StoreError> {
+        reader::claim_link(&self.inner.collections, kind, key, value).await
+    }
 }

@@ -3,7 +3,8 @@
 //! projector never acts on an event that a failover could still roll back.
 
 use super::docs::{
-    envelope_from_doc, message_from_doc, ticket_from_doc, to_i64, to_limit, unavailable,
+    Failure, classify, envelope_from_doc, message_from_doc, ticket_from_doc, to_i64, to_limit,
+    unavailable,
 };
 use super::schema::{Collections, EVENTS_COUNTER};
 use crate::store::TicketFilter;
@@ -259,4 +260,34 @@ pub(super) async fn save_link(
         None => c.links.delete_one(doc! {"_id": id}).await.map(drop),
     }
     .map_err(unavailable)
+}
+
+/// Links `key` to `value` unless a link exists; answers the value that holds. The insert is
+/// the atomic step: `_id` is unique, so of racing claimants one inserts and the others get a
+/// duplicate key and read the winner's value.
+pub(super) async fn claim_link(
+    c: &Collections,
+    kind: &str,
+    key: &str,
+    value: &str,
+) -> Result<String, StoreError> {
+    let id = doc! {"kind": kind, "key": key};
+    // Twice: a link removed between a lost insert and the read is claimed again, once.
+    for _ in 0..2 {
+        match c
+            .links
+            .insert_one(doc! {"_id": id.clone(), "value": value})
+            .await
+        {
+            Ok(_) => return Ok(value.to_owned()),
+            Err(e) if matches!(classify(&e), Failure::Duplicate(_)) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        if let Some(held) = load_link(c, kind, key).await? {
+            return Ok(held);
+        }
+    }
+    Err(StoreError::Unavailable(format!(
+        "link {kind}/{key} could not be claimed"
+    )))
 }

@@ -52,6 +52,10 @@ pub struct Context {
     pub idempotency: Option<IdempotencySeed>,
 }
 
+/// The links kind under which `POST /api/v1/tickets` keeps each idempotency key and the id of
+/// the ticket it claimed (ADR 0014).
+pub const TICKET_KEYS: &str = "ticket-idempotency-key";
+
 /// What a client's idempotency key becomes: a hash of who sent it, to which ticket, and the key,
 /// so one user's key never meets another's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +71,13 @@ impl IdempotencySeed {
             hash.update(part.as_bytes());
         }
         IdempotencySeed(hash.finalize().into())
+    }
+
+    /// The links key (under [`TICKET_KEYS`]) of `key` sent by `user_id` to open a ticket: a hash,
+    /// so one user's key never meets another's and the raw key is not stored. No ticket id exists
+    /// yet, so the route stands in its place.
+    pub fn ticket_key(user_id: &str, key: &str) -> String {
+        Self::new(user_id, "POST /api/v1/tickets", key).id("ticket key")
     }
 
     /// A UUID (version 8) for the `what` of this request: the same for every retry.

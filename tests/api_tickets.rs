@@ -542,3 +542,31 @@ async fn a_retried_open_with_the_same_idempotency_key_opens_one_ticket() {
     assert_eq!((status, &after["id"]), (StatusCode::OK, &first["id"]));
     assert_eq!(listed_ids(&server, &ann).await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_first_try_stopped_before_opening_is_finished_by_the_retry() {
+    use ticketd::commands::{IdempotencySeed, TICKET_KEYS};
+    use ticketd::store::{EmbeddedOptions, EmbeddedStore, Links};
+    // The first try claimed its key and stopped (a crash) before its ticket was stored.
+    let dir = tempfile::tempdir().unwrap();
+    let claimed = uuid::Uuid::now_v7().to_string();
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    let key = IdempotencySeed::ticket_key("ann", "open-1");
+    store.claim_link(TICKET_KEYS, &key, &claimed).await.unwrap();
+    store.shutdown().await;
+    drop(store);
+
+    let server = TestServer::start_in(dir, &[]).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let (status, _, opened) = server.create_ticket_keyed(&ann, "open-1", "Printer").await;
+    assert_eq!(status, StatusCode::OK, "{opened}");
+    assert_eq!(
+        opened["id"],
+        claimed.as_str(),
+        "the retry opens the claimed ticket"
+    );
+    assert_eq!(opened["topic"], "Printer");
+    let (status, _, again) = server.create_ticket_keyed(&ann, "open-1", "Printer").await;
+    assert_eq!((status, &again), (StatusCode::OK, &opened));
+    assert_eq!(listed_ids(&server, &ann).await, [claimed]);
+}

@@ -1,7 +1,7 @@
 //! The ticket routes: open, list, read, re-route (staff), close and reopen.
 
 use crate::app::AppState;
-use crate::commands::{CommandError, Context, IdempotencySeed};
+use crate::commands::{CommandError, Context, IdempotencySeed, TICKET_KEYS};
 use crate::http::RequestId;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{
@@ -83,9 +83,6 @@ async fn run_command(
     })
 }
 
-/// The links kind that holds each `Idempotency-Key` of `POST /tickets` and the ticket it opened.
-const TICKET_KEYS: &str = "ticket-idempotency-key";
-
 async fn create(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
@@ -108,14 +105,15 @@ async fn create(
     let Some(key) = key else {
         return run_command(&state, &auth, &request_id, &fresh_id, &[command]).await;
     };
-    // A hash of who sent which key: one user's key never meets another's, and the raw key is not
-    // stored. No ticket id exists yet, so the route stands in its place.
-    let ticket_key = IdempotencySeed::new(&auth.0.id, "POST /api/v1/tickets", key).id("ticket key");
     // The key is claimed before the ticket is opened, so a retry (or a racing twin) finds the
     // same ticket id, and the ticket keeps a time-ordered v7 id.
     let ticket_id = state
         .store
-        .claim_link(TICKET_KEYS, &ticket_key, &fresh_id)
+        .claim_link(
+            TICKET_KEYS,
+            &IdempotencySeed::ticket_key(&auth.0.id, key),
+            &fresh_id,
+        )
         .await?;
     if ticket_id != fresh_id
         && let Some(ticket) = state.store.get_ticket(&ticket_id).await?

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::http::rate_limit::RateLimits;
 use crate::store::Store;
 use std::ops::Deref;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
@@ -30,6 +31,9 @@ pub struct Inner {
     pub limits: RateLimits,
     /// Error webhooks: server errors and Discord bridge errors.
     pub alerts: Alerts,
+    /// How many sockets have a deadline pending (a token's expiry or the anonymous timeout):
+    /// the size of the deadline task's book, kept by that task and shown by `/readyz`.
+    pub socket_deadlines: Arc<AtomicUsize>,
     /// Background tasks to stop on shutdown.
     background: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -51,6 +55,7 @@ impl AppState {
             limits: RateLimits::new(config.rate_limits),
             executor: Executor::new(store.clone()),
             alerts,
+            socket_deadlines: Arc::new(AtomicUsize::new(0)),
             store,
             config,
             background: Mutex::new(Vec::new()),

@@ -110,6 +110,11 @@ async fn a_bad_token_gets_an_error_and_no_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_socket_leaves_no_deadline_behind() {
+    run_scenario("deadlines_follow_sockets", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_unauthorized_socket_is_dropped_by_the_server() {
     run_scenario("idle_disconnect", &[("SOCKET_AUTH_TIMEOUT_SECS", "1")]).await;
 }

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
+use std::sync::atomic::Ordering;
 use ticketd_events::EventStore;
 
 /// `/healthz` and `/readyz`.
@@ -20,12 +21,17 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers.
+/// Ready when the store answers. Also says how many sockets have a deadline pending (token
+/// expiry or anonymous timeout), which follows the connected sockets.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.head().await {
         Ok(head) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "position": head})),
+            Json(json!({
+                "status": "ready",
+                "position": head,
+                "socket_deadlines": state.socket_deadlines.load(Ordering::Relaxed),
+            })),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,

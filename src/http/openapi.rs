@@ -373,8 +373,9 @@ fn document() -> Value {
                 "responses": {
                     "200": ok("The store answers", json!({"type": "object",
                         "properties": {"status": {"type": "string", "const": "ready"},
-                                       "position": {"type": "integer", "description": "The last committed event"}},
-                        "required": ["status", "position"]})),
+                                       "position": {"type": "integer", "description": "The last committed event"},
+                                       "socket_deadlines": {"type": "integer", "description": "Sockets of this instance with a deadline pending: anonymous ones (the authorization timeout) and those whose token has an `exp`"}},
+                        "required": ["status", "position", "socket_deadlines"]})),
                     "503": error("The store cannot be used")
                 }
             }

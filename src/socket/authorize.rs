@@ -21,6 +21,8 @@ use socketioxide::socket::Sid;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -77,14 +79,16 @@ pub struct Deadlines {
 }
 
 impl Deadlines {
-    /// The handle, and the receiving end for [`run_deadlines`].
-    pub fn new(timeout: Duration) -> (Self, DeadlineCommands) {
+    /// The handle, and the receiving end for [`run_deadlines`], which keeps `gauge` at the
+    /// number of deadlines pending.
+    pub fn new(timeout: Duration, gauge: Arc<AtomicUsize>) -> (Self, DeadlineCommands) {
         let (commands, receiver) = mpsc::unbounded_channel();
         (
             Deadlines { commands, timeout },
             DeadlineCommands {
                 commands: receiver,
                 timeout,
+                gauge,
             },
         )
     }
@@ -95,6 +99,7 @@ impl Deadlines {
 pub struct DeadlineCommands {
     commands: mpsc::UnboundedReceiver<Command>,
     timeout: Duration,
+    gauge: Arc<AtomicUsize>,
 }
 
 /// Runs before the client is told it is connected: reads a handshake token, registers
@@ -286,6 +291,7 @@ pub async fn run_deadlines(commands: DeadlineCommands, io: SocketIo) {
     let DeadlineCommands {
         mut commands,
         timeout: auth_timeout,
+        gauge,
     } = commands;
     let mut pending: BTreeMap<Key, (u64, Due)> = BTreeMap::new();
     let alarm = tokio::time::sleep(Duration::ZERO);
@@ -322,6 +328,8 @@ pub async fn run_deadlines(commands: DeadlineCommands, io: SocketIo) {
                 }
             }
         }
+        // A disconnected socket whose entry stayed would show here (and in `/readyz`).
+        gauge.store(pending.len(), Ordering::Relaxed);
     }
 }
 

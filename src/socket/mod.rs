@@ -29,7 +29,10 @@ pub fn user_room(user_id: &str) -> String {
 /// The Socket.IO layer for the router, and the handle the broadcaster emits through. Spawns
 /// the task that keeps the sockets' deadlines, so it must be called inside a Tokio runtime.
 pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
-    let (deadlines, commands) = authorize::Deadlines::new(state.config.socket_auth_timeout);
+    let (deadlines, commands) = authorize::Deadlines::new(
+        state.config.socket_auth_timeout,
+        state.socket_deadlines.clone(),
+    );
     let (layer, io) = SocketIo::builder()
         .with_state(state.clone())
         .with_state(deadlines)

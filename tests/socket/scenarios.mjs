@@ -599,6 +599,37 @@ const scenarios = {
     expectNoErrors(good, late);
   },
 
+  /**
+   * A socket has a deadline pending while it is anonymous (the timeout) or holds a token with
+   * `exp`; a token without `exp` has none. A socket that goes away has its deadline forgotten at
+   * once, not when it would have been due (10 s from now for the anonymous one, an hour for the
+   * token): `/readyz` counts them.
+   */
+  async deadlines_follow_sockets() {
+    const alice = user('alice', 'CUSTOMER');
+    const expiring = user('erin', 'CUSTOMER', { exp: nowSecs() + 3600 });
+    const until = async (what, want) => {
+      const deadline = Date.now() + WAIT_MS;
+      for (;;) {
+        const got = (await expectStatus(200, 'GET', '/readyz', alice.token)).socket_deadlines;
+        if (got === want) return;
+        if (Date.now() > deadline) fail(`timed out waiting for ${what}: ${json(got)} pending, expected ${want}`);
+        await sleep(15);
+      }
+    };
+    await until('no deadline before any socket', 0);
+    const anonymous = connect('anonymous');
+    const expires = connect('token with exp (auth.token)', { auth: { token: expiring.token } });
+    const late = connect('authorizes after connecting, token without exp');
+    await connected(anonymous, expires, late);
+    await until('a deadline for each socket', 3);
+    const ack = await authorizeAck(late, { token: alice.token });
+    check(ack?.ok === true, `late authorize refused: ${short(ack)}`);
+    await until('the late socket to drop its anonymous timeout', 2);
+    for (const o of [anonymous, expires, late]) o.socket.disconnect();
+    await until("every closed socket's deadline to be forgotten", 0);
+  },
+
   /** After a reconnection the client, re-sending its handshake query token, still gets events. */
   async reconnect() {
     const alice = user('alice', 'CUSTOMER');

@@ -283,13 +283,10 @@ async fn two_instances_on_one_database_answer_alike() {
         );
     }
     // Racing posts through both instances to one ticket all land.
+    let instances: [Api; 2] = [(*a).clone(), (*b).clone()];
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
-        let api: Api = if i % 2 == 0 {
-            (*a).clone()
-        } else {
-            (*b).clone()
-        };
+        let api = instances[i % 2].clone();
         let (token, id) = (ann.clone(), id.clone());
         tasks.spawn(async move { api.post_message(&token, &id, &format!("race {i}")).await });
     }
@@ -307,11 +304,7 @@ async fn two_instances_on_one_database_answer_alike() {
     // One Idempotency-Key retried on both instances at once opens one ticket.
     let mut racers = tokio::task::JoinSet::new();
     for i in 0..6 {
-        let api: Api = if i % 2 == 0 {
-            (*a).clone()
-        } else {
-            (*b).clone()
-        };
+        let api = instances[i % 2].clone();
         let token = ann.clone();
         racers.spawn(async move { api.create_ticket_keyed(&token, "open-once", "Keyed").await });
     }

@@ -75,6 +75,11 @@ async fn run_command(
         .executor
         .execute(ticket_id, &context(auth, request_id), commands)
         .await?;
+    current_ticket(state, ticket_id).await
+}
+
+/// The ticket as it is right after a command on it.
+async fn current_ticket(state: &AppState, ticket_id: &str) -> Result<Json<TicketView>, ApiError> {
     let ticket = state.store.get_ticket(ticket_id).await?;
     ticket.map(Json).ok_or_else(|| {
         ApiError::Internal(format!(
@@ -115,13 +120,9 @@ async fn create(
             &fresh_id,
         )
         .await?;
-    if ticket_id != fresh_id
-        && let Some(ticket) = state.store.get_ticket(&ticket_id).await?
-    {
-        return Ok(Json(ticket));
-    }
-    // The first try claimed the key but may have stopped before its ticket was stored: open it
-    // now, with the event ids that try used, so the store recognises an append it did finish.
+    // A retry opens the claimed ticket again: "already exists" means an earlier try (or a racing
+    // twin) opened it. A first try that stopped between claim and open is finished here, with the
+    // event ids it used, so the store recognises an append it did finish.
     let mut context = context(&auth, &request_id);
     context.idempotency = Some(IdempotencySeed::new(&auth.0.id, &ticket_id, key));
     match state
@@ -132,12 +133,7 @@ async fn create(
         Ok(_) | Err(CommandError::Rejected(TicketError::TicketAlreadyExists)) => {}
         Err(e) => return Err(e.into()),
     }
-    let ticket = state.store.get_ticket(&ticket_id).await?;
-    ticket.map(Json).ok_or_else(|| {
-        ApiError::Internal(format!(
-            "ticket {ticket_id} missing from the read model after a command"
-        ))
-    })
+    current_ticket(&state, &ticket_id).await
 }
 
 async fn list(

@@ -59,24 +59,46 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
                 ticket_id,
             ],
         ),
-        Change::InsertMessage(m) => run(
-            "INSERT OR REPLACE INTO messages (id, ticket_id, author_id, author_name, content, \
-             attachments, created_at, updated_at, internal, seq, deleted_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                m.id,
-                m.ticket_id,
-                m.author_id,
-                m.author_name,
-                m.content,
-                attachments_json(&m.attachments)?,
-                m.created_at,
-                m.updated_at,
-                m.internal,
-                to_sql_int(m.seq)?,
-                m.deleted_at,
-            ],
-        ),
+        // The row takes its posting event's position as key: rows append at the table's end,
+        // and a ticket's messages are found through the events' stream index, the one page of
+        // the ticket a post writes (ADR 0003).
+        Change::InsertMessage(m) => {
+            let mut stmt = conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO messages (position, id, ticket_id, author_id, \
+                     author_name, content, attachments, created_at, updated_at, internal, seq, \
+                     deleted_at) \
+                     SELECT position, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+                     FROM events WHERE stream_id = ?2 AND version = ?10",
+                )
+                .map_err(sql_error)?;
+            let inserted = stmt
+                .execute(params![
+                    m.id,
+                    m.ticket_id,
+                    m.author_id,
+                    m.author_name,
+                    m.content,
+                    attachments_json(&m.attachments)?,
+                    m.created_at,
+                    m.updated_at,
+                    m.internal,
+                    to_sql_int(m.seq)?,
+                    m.deleted_at,
+                ])
+                .map_err(sql_error)?;
+            if inserted == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Corrupt {
+                    position: 0,
+                    reason: format!(
+                        "message {} has no posting event at version {} of ticket {}",
+                        m.id, m.seq, m.ticket_id
+                    ),
+                })
+            }
+        }
         Change::EditMessage {
             message_id,
             content,

@@ -259,6 +259,48 @@ pub(super) fn get_message(
         .transpose()
 }
 
+/// Which of a ticket's messages a query reads, in which order.
+#[derive(Clone, Copy)]
+enum MessagePage {
+    /// Live messages after a `seq`, oldest first.
+    After { include_internal: bool },
+    /// Live messages before a `seq`, newest first.
+    Before { include_internal: bool },
+    /// Every row, deleted ones and internal notes included, oldest first.
+    All,
+}
+
+/// The statement reading one [`MessagePage`] of ticket `?1` (bound to `seq` `?2` and limit `?3`
+/// where the page has them). A ticket's messages are found through the events'
+/// `(stream_id, version)` index: a message's `seq` is its posting event's version and its row is
+/// keyed by that event's position, so the read model needs no per-ticket index of its own and a
+/// post writes one page of its ticket, not two (ADR 0003). `CROSS JOIN` keeps the events index
+/// as the outer loop.
+fn message_page_sql(page: MessagePage) -> String {
+    let internal = |include: bool| if include { "" } else { " AND internal = 0" };
+    let (condition, order) = match page {
+        MessagePage::After { include_internal } => (
+            format!(
+                " AND e.version > ?2 AND deleted_at IS NULL{}",
+                internal(include_internal)
+            ),
+            "e.version LIMIT ?3",
+        ),
+        MessagePage::Before { include_internal } => (
+            format!(
+                " AND e.version < ?2 AND deleted_at IS NULL{}",
+                internal(include_internal)
+            ),
+            "e.version DESC LIMIT ?3",
+        ),
+        MessagePage::All => (String::new(), "e.version"),
+    };
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM events e CROSS JOIN messages m ON m.position = e.position \
+         WHERE e.stream_id = ?1{condition} ORDER BY {order}"
+    )
+}
+
 /// A ticket's live messages in posting order after `after_seq`.
 pub(super) fn list_messages(
     conn: &Connection,
@@ -267,18 +309,8 @@ pub(super) fn list_messages(
     limit: usize,
     include_internal: bool,
 ) -> Result<Vec<MessageView>, StoreError> {
-    let internal = if include_internal {
-        ""
-    } else {
-        " AND internal = 0"
-    };
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE ticket_id = ?1 AND deleted_at IS NULL AND seq > ?2{internal} \
-             ORDER BY seq LIMIT ?3"
-        ))
-        .map_err(sql_error)?;
+    let sql = message_page_sql(MessagePage::After { include_internal });
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
         .query_map(
             params![ticket_id, to_sql_int(after_seq)?, to_sql_limit(limit)],
@@ -297,22 +329,12 @@ pub(super) fn list_messages_newest_first(
     limit: usize,
     include_internal: bool,
 ) -> Result<Vec<MessageView>, StoreError> {
-    let internal = if include_internal {
-        ""
-    } else {
-        " AND internal = 0"
-    };
     let before = match before_seq {
         Some(seq) => to_sql_int(seq)?,
         None => i64::MAX,
     };
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE ticket_id = ?1 AND deleted_at IS NULL AND seq < ?2{internal} \
-             ORDER BY seq DESC LIMIT ?3"
-        ))
-        .map_err(sql_error)?;
+    let sql = message_page_sql(MessagePage::Before { include_internal });
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
         .query_map(
             params![ticket_id, before, to_sql_limit(limit)],
@@ -329,9 +351,7 @@ pub(super) fn all_messages_of(
     ticket_id: &str,
 ) -> Result<Vec<MessageView>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket_id = ?1 ORDER BY seq"
-        ))
+        .prepare_cached(&message_page_sql(MessagePage::All))
         .map_err(sql_error)?;
     let rows = stmt
         .query_map([ticket_id], message_from_row)
@@ -353,4 +373,52 @@ pub(super) fn load_checkpoint(conn: &Connection, name: &str) -> Result<u64, Stor
         position: 0,
         reason: format!("checkpoint {name} is negative ({position})"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each message page must walk the events' stream index and fetch message rows by key: a
+    /// scan, a sort or a temporary B-tree would make a page of a 10,000-message ticket cost the
+    /// whole ticket.
+    #[test]
+    fn a_page_of_messages_walks_the_stream_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::schema::open_writer(&dir.path().join("t.db"), true).unwrap();
+        let pages = [
+            MessagePage::After {
+                include_internal: false,
+            },
+            MessagePage::After {
+                include_internal: true,
+            },
+            MessagePage::Before {
+                include_internal: false,
+            },
+            MessagePage::Before {
+                include_internal: true,
+            },
+            MessagePage::All,
+        ];
+        for page in pages {
+            let sql = message_page_sql(page);
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let unbound = vec![Value::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(params_from_iter(unbound), |row| row.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(plan.len(), 2, "{sql}: {plan:?}");
+            assert!(
+                plan[0].starts_with("SEARCH e USING COVERING INDEX sqlite_autoindex_events_2"),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                plan[1].starts_with("SEARCH m USING INTEGER PRIMARY KEY"),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
 }

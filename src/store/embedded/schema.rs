@@ -101,6 +101,31 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
 "#,
+    // 4: a message's row is keyed by its posting event's position, and a ticket's messages are
+    // found through the events' (stream_id, version) index, so a post writes one page of its
+    // ticket instead of two (ADR 0003, "A post writes one page of its ticket").
+    r#"
+    CREATE TABLE messages_by_position (
+        position    INTEGER PRIMARY KEY,
+        id          TEXT    NOT NULL UNIQUE,
+        ticket_id   TEXT    NOT NULL,
+        author_id   TEXT    NOT NULL,
+        author_name TEXT    NOT NULL,
+        content     TEXT    NOT NULL,
+        attachments TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        internal    INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        deleted_at  INTEGER
+    );
+    INSERT INTO messages_by_position
+        SELECT e.position, m.id, m.ticket_id, m.author_id, m.author_name, m.content,
+               m.attachments, m.created_at, m.updated_at, m.internal, m.seq, m.deleted_at
+        FROM messages m JOIN events e ON e.stream_id = m.ticket_id AND e.version = m.seq;
+    DROP TABLE messages;
+    ALTER TABLE messages_by_position RENAME TO messages;
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -202,6 +227,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::params;
 
     #[test]
     fn a_new_file_gets_the_latest_schema_in_wal_mode() {
@@ -219,6 +245,71 @@ mod tests {
         drop(conn);
         // Reopening an up-to-date file must not try to create the tables again.
         open_writer(&path, false).unwrap();
+    }
+
+    #[test]
+    fn messages_of_a_version_3_file_are_rekeyed_by_their_posting_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..3] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 3).unwrap();
+            // Positions unlike versions, so a row keyed by the wrong one shows.
+            for (position, stream, version) in [(7, "t1", 2), (9, "t2", 2), (12, "t1", 3)] {
+                tx.execute(
+                    "INSERT INTO events (position, event_id, stream_id, version, recorded_at, \
+                     event_type, schema_version, actor, correlation_id, causation_id, data, \
+                     prev_hash, hash, global_hash) \
+                     VALUES (?1, ?1, ?2, ?3, 0, 'MessagePosted', 1, '{}', 'c', 'c', '{}', \
+                     'p', 'h', 'g')",
+                    params![position, stream, version],
+                )
+                .unwrap();
+            }
+            for (id, ticket, seq, deleted) in [
+                ("m1", "t1", 2, None),
+                ("m2", "t2", 2, None),
+                ("m3", "t1", 3, Some(5)),
+            ] {
+                tx.execute(
+                    "INSERT INTO messages VALUES (?1, ?2, 'a', 'Ann', 'hi ' || ?1, '[]', 1, 2, \
+                     0, ?3, ?4)",
+                    params![id, ticket, seq, deleted],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let conn = open_writer(&path, true).unwrap();
+        let rows: Vec<(i64, String, String, i64, Option<i64>)> = conn
+            .prepare("SELECT position, id, content, seq, deleted_at FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (7, "m1".into(), "hi m1".into(), 2, None),
+                (9, "m2".into(), "hi m2".into(), 2, None),
+                (12, "m3".into(), "hi m3".into(), 3, Some(5)),
+            ]
+        );
+        let old_index: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_by_ticket'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_index, 0, "the per-ticket message index is gone");
     }
 
     #[test]

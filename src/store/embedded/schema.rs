@@ -213,6 +213,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         StoreError::Unavailable(format!("database schema version {current} is not valid"))
     })?;
     for (from, sql) in (current..).zip(&MIGRATIONS[applied..]) {
+        // A migration that rewrites a table takes a while on a large file: say why start-up waits.
+        if from > 0 {
+            tracing::info!(from, to = from + 1, "migrating the database schema");
+        }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_error)?;

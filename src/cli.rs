@@ -38,11 +38,12 @@ pub enum Commands {
     /// is set, else DATA_DIR; reads only, may run beside the server). Exits 1 naming the first
     /// damaged event.
     Verify(StoreArgs),
-    /// Write every event, with its full envelope, as JSON lines (from MongoDB when MONGO_URI is
-    /// set, else from DATA_DIR; may run beside the server).
+    /// Write every event, with its full envelope, as JSON lines, then the links and checkpoints
+    /// (from MongoDB when MONGO_URI is set, else from DATA_DIR; may run beside the server).
     Export(ExportArgs),
     /// Load an export into an EMPTY store (MongoDB when MONGO_URI is set, else DATA_DIR, with
-    /// the server stopped) and rebuild the read models; refuses a store that has data.
+    /// the server stopped), with its links and checkpoints, and rebuild the read models;
+    /// refuses a store that has data.
     Import(ImportArgs),
 }
 

@@ -1,14 +1,17 @@
 //! Moving a store's history: `ticketd export` writes every event, with its full envelope, as one
-//! JSON line in position order; `ticketd import` checks such a file (positions gap-free from 1,
-//! versions gap-free per stream, every hash and both chains verifying) and loads it into an
-//! empty store, keeping event ids, versions, positions, times and hashes, and projects the read
-//! models from it. Either store can be the source or the target, so a team can move from the
-//! embedded file to MongoDB and back without losing a byte of history.
+//! JSON line in position order, then the store's links and checkpoints ([`Bookkeeping`]) as
+//! `{"link": …}` and `{"checkpoint": …}` lines; `ticketd import` checks such a file (positions
+//! gap-free from 1, versions gap-free per stream, every hash and both chains verifying, no
+//! checkpoint past the last event) and loads it into an empty store, keeping event ids,
+//! versions, positions, times and hashes, and projects the read models from it. Either store can
+//! be the source or the target, so a team can move from the embedded file to MongoDB and back
+//! without losing a byte of history, without its Discord bridge posting everything again, and
+//! without a retried ticket open opening a second ticket.
 
 use crate::config::Config;
-use crate::store::MongoStore;
 use crate::store::embedded::audit::AuditReader;
 use crate::store::embedded::import as embedded_import;
+use crate::store::{Bookkeeping, MongoStore};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use ticketd_events::{EventEnvelope, EventStore, StoreError, chain};
@@ -35,6 +38,37 @@ pub enum TransferError {
     },
 }
 
+/// A line of an export after its events.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum BookkeepingLine {
+    /// One link.
+    Link {
+        /// What the key names.
+        kind: String,
+        /// The key.
+        key: String,
+        /// What it is linked to.
+        value: String,
+    },
+    /// One projector's checkpoint.
+    Checkpoint {
+        /// The projector.
+        name: String,
+        /// The last position it finished.
+        position: u64,
+    },
+}
+
+/// A checked export: the events in position order and what the store kept beside them.
+#[derive(Debug, Default)]
+pub struct Export {
+    /// Every event, in position order.
+    pub events: Vec<EventEnvelope>,
+    /// The links and checkpoints.
+    pub bookkeeping: Bookkeeping,
+}
+
 /// Writes every event of `store` to `out`, one JSON envelope per line; returns how many.
 pub async fn export_from<S: EventStore>(
     store: &S,
@@ -53,11 +87,35 @@ pub async fn export_from<S: EventStore>(
 
 fn write_lines(events: &[EventEnvelope], out: &mut impl Write) -> Result<(), TransferError> {
     for envelope in events {
-        let line = serde_json::to_string(envelope)
-            .map_err(|e| StoreError::Unavailable(format!("serialize: {e}")))?;
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")?;
+        write_line(envelope, out)?;
     }
+    Ok(())
+}
+
+fn write_line(value: &impl serde::Serialize, out: &mut impl Write) -> Result<(), TransferError> {
+    let line = serde_json::to_string(value)
+        .map_err(|e| StoreError::Unavailable(format!("serialize: {e}")))?;
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Writes `bookkeeping` after the events, the last of which is `last_position`. A checkpoint
+/// read after the events (MongoDB has no snapshot across the pages) may have moved past them: it
+/// is written as `last_position`, since the events after it are not in this export.
+fn write_bookkeeping(
+    bookkeeping: Bookkeeping,
+    last_position: u64,
+    out: &mut impl Write,
+) -> Result<(), TransferError> {
+    for (kind, key, value) in bookkeeping.links {
+        write_line(&BookkeepingLine::Link { kind, key, value }, out)?;
+    }
+    for (name, position) in bookkeeping.checkpoints {
+        let position = position.min(last_position);
+        write_line(&BookkeepingLine::Checkpoint { name, position }, out)?;
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -66,7 +124,12 @@ fn write_lines(events: &[EventEnvelope], out: &mut impl Write) -> Result<(), Tra
 pub async fn export(config: &Config, out: &mut impl Write) -> Result<u64, TransferError> {
     if let Some(uri) = &config.mongo_uri {
         let store = MongoStore::connect(uri, &config.db_name).await?;
-        let exported = export_from(&store, out).await;
+        let exported = async {
+            let last = export_from(&store, out).await?;
+            write_bookkeeping(store.bookkeeping().await?, last, out)?;
+            Ok(last)
+        }
+        .await;
         store.shutdown().await;
         return exported;
     }
@@ -82,13 +145,16 @@ pub async fn export(config: &Config, out: &mut impl Write) -> Result<u64, Transf
         after = last.position;
         write_lines(&page, out)?;
     }
-    out.flush()?;
+    write_bookkeeping(reader.bookkeeping()?, after, out)?;
     Ok(after)
 }
 
 /// Reads an export and checks that it is whole and untampered.
-pub fn read_export(input: impl BufRead) -> Result<Vec<EventEnvelope>, TransferError> {
+pub fn read_export(input: impl BufRead) -> Result<Export, TransferError> {
     let mut events: Vec<EventEnvelope> = Vec::new();
+    let mut bookkeeping = Bookkeeping::default();
+    let mut links_seen = std::collections::HashSet::new();
+    let mut checkpoints_seen = std::collections::HashSet::new();
     let mut tips: std::collections::HashMap<String, (u64, String)> =
         std::collections::HashMap::new();
     let mut global = String::new();
@@ -103,8 +169,40 @@ pub fn read_export(input: impl BufRead) -> Result<Vec<EventEnvelope>, TransferEr
             line: line_no,
             reason,
         };
-        let envelope: EventEnvelope = serde_json::from_str(&line)
-            .map_err(|e| invalid(format!("not an event envelope: {e}")))?;
+        let envelope: EventEnvelope = match serde_json::from_str(&line) {
+            Ok(envelope) if bookkeeping == Bookkeeping::default() => envelope,
+            Ok(_) => {
+                return Err(invalid(
+                    "an event after the links and checkpoints: events come first".into(),
+                ));
+            }
+            Err(not_event) => match serde_json::from_str::<BookkeepingLine>(&line) {
+                Ok(BookkeepingLine::Link { kind, key, value }) => {
+                    if !links_seen.insert((kind.clone(), key.clone())) {
+                        return Err(invalid(format!("link {kind}/{key} appears twice")));
+                    }
+                    bookkeeping.links.push((kind, key, value));
+                    continue;
+                }
+                Ok(BookkeepingLine::Checkpoint { name, position }) => {
+                    let last = events.last().map_or(0, |e| e.position);
+                    if position > last {
+                        return Err(invalid(format!(
+                            "checkpoint {name} is at position {position}, past the last event \
+                             ({last})"
+                        )));
+                    }
+                    if !checkpoints_seen.insert(name.clone()) {
+                        return Err(invalid(format!("checkpoint {name} appears twice")));
+                    }
+                    bookkeeping.checkpoints.push((name, position));
+                    continue;
+                }
+                Err(_) => {
+                    return Err(invalid(format!("not an event envelope: {not_event}")));
+                }
+            },
+        };
         let expected_position = events.len() as u64 + 1;
         if envelope.position != expected_position {
             return Err(invalid(format!(
@@ -147,24 +245,29 @@ pub fn read_export(input: impl BufRead) -> Result<Vec<EventEnvelope>, TransferEr
         );
         events.push(envelope);
     }
-    Ok(events)
+    Ok(Export {
+        events,
+        bookkeeping,
+    })
 }
 
 /// Loads a checked export into the (empty) store `config` names; returns how many events.
-pub async fn import(config: &Config, events: &[EventEnvelope]) -> Result<u64, TransferError> {
+pub async fn import(config: &Config, export: Export) -> Result<u64, TransferError> {
+    let count = export.events.len() as u64;
     if let Some(uri) = &config.mongo_uri {
         let store = MongoStore::connect(uri, &config.db_name).await?;
-        let imported = store.import(events).await;
+        let imported = store.import(&export.events, &export.bookkeeping).await;
         store.shutdown().await;
         imported?;
     } else {
         let dir = config.data_dir.clone();
-        let events = events.to_vec();
-        tokio::task::spawn_blocking(move || embedded_import::import(&dir, &events))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        tokio::task::spawn_blocking(move || {
+            embedded_import::import(&dir, &export.events, &export.bookkeeping)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
     }
-    Ok(events.len() as u64)
+    Ok(count)
 }
 
 /// `ticketd export [--output FILE]`.
@@ -185,6 +288,6 @@ pub async fn export_command(config: &Config, output: Option<&Path>) -> Result<u6
 /// `ticketd import --input FILE`.
 pub async fn import_command(config: &Config, input: &Path) -> Result<u64, TransferError> {
     let file = std::io::BufReader::new(std::fs::File::open(input)?);
-    let events = read_export(file)?;
-    import(config, &events).await
+    let export = read_export(file)?;
+    import(config, export).await
 }

@@ -352,30 +352,6 @@ async fn answers(server: &Api, tickets: &[String]) -> Vec<Value> {
     out
 }
 
-/// Runs `ticketd <args>` over `data_dir` (and MongoDB when `mongo` is given); panics with its
-/// output unless it exits as `succeed` says.
-fn ticketd_cli(
-    data_dir: &std::path::Path,
-    mongo: Option<&TestMongo>,
-    args: &[&str],
-    succeed: bool,
-) -> String {
-    let cwd = tempfile::tempdir().unwrap();
-    let mut cmd = binary_command(data_dir, cwd.path());
-    if let Some(mongo) = mongo {
-        cmd.env("MONGO_URI", &mongo.uri).env("DB_NAME", &mongo.db);
-    }
-    let output = cmd.args(args).output().expect("run the ticketd binary");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(
-        output.status.success(),
-        succeed,
-        "ticketd {args:?} exited with {}:\n{stderr}",
-        output.status
-    );
-    stderr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_from_embedded_import_into_mongo_and_back_answers_alike() {
     let Some(mongo) = TestMongo::new("api_export_import") else {
@@ -414,6 +390,10 @@ async fn export_from_embedded_import_into_mongo_and_back_answers_alike() {
         .post_empty(&format!("/api/v1/tickets/{}/close", tickets[1]), &agent)
         .await;
     assert_eq!(status, StatusCode::OK);
+    // A ticket opened with an Idempotency-Key: its key moves with the store.
+    let (status, _, keyed) = embedded.create_ticket_keyed(&ann, "open-1", "keyed").await;
+    assert_eq!(status, StatusCode::OK, "{keyed}");
+    tickets.push(keyed["id"].as_str().unwrap().to_owned());
     let before = answers(&embedded, &tickets).await;
     let data_dir = embedded.stop().await;
 
@@ -427,7 +407,17 @@ async fn export_from_embedded_import_into_mongo_and_back_answers_alike() {
         true,
     );
     let lines = std::fs::read_to_string(&export).unwrap();
-    assert_eq!(lines.lines().count(), 3 * 5 + 4, "one line per event");
+    assert_eq!(
+        lines.lines().count(),
+        3 * 5 + 4 + 1 + 1,
+        "one line per event, then one for the ticket key"
+    );
+    let events_only = |text: &str| -> String {
+        text.lines()
+            .filter(|l| !l.starts_with(r#"{"link""#) && !l.starts_with(r#"{"checkpoint""#))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
 
     ticketd_cli(
         data_dir.path(),
@@ -452,6 +442,12 @@ async fn export_from_embedded_import_into_mongo_and_back_answers_alike() {
         before,
         "MongoDB answers like the embedded store did"
     );
+    let (status, _, retried) = on_mongo.create_ticket_keyed(&ann, "open-1", "keyed").await;
+    assert_eq!(
+        (status, &retried["id"]),
+        (StatusCode::OK, &keyed["id"]),
+        "a retried open answers the moved ticket"
+    );
     // The imported store carries on: the next event chains to the imported ones.
     on_mongo
         .post_message(&ann, &tickets[0], "after the move")
@@ -469,8 +465,13 @@ async fn export_from_embedded_import_into_mongo_and_back_answers_alike() {
     );
     let exported_back = std::fs::read_to_string(&back).unwrap();
     assert!(
-        exported_back.starts_with(&lines),
+        events_only(&exported_back).starts_with(&events_only(&lines)),
         "MongoDB keeps every byte of the history"
+    );
+    let key_line = lines.lines().last().unwrap();
+    assert!(
+        exported_back.lines().any(|l| l == key_line),
+        "and the ticket key: {key_line}"
     );
     let fresh_dir = tempfile::tempdir().unwrap();
     ticketd_cli(
@@ -486,6 +487,10 @@ async fn export_from_embedded_import_into_mongo_and_back_answers_alike() {
         answers(&on_mongo, &tickets).await,
         "the embedded store answers like MongoDB after the move back"
     );
+    let (status, _, retried) = embedded_again
+        .create_ticket_keyed(&ann, "open-1", "keyed")
+        .await;
+    assert_eq!((status, &retried["id"]), (StatusCode::OK, &keyed["id"]));
     ticketd_cli(
         embedded_again.data_dir(),
         None,

@@ -119,3 +119,15 @@ pub trait Links: Send + Sync {
         value: &str,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }
+
+/// What a store keeps beside its events that a move between stores must carry: the links
+/// (Discord channels and messages, ticket idempotency keys) and the projectors' checkpoints.
+/// Without them the Discord bridge of a moved store would post every ticket again and a
+/// retried ticket open would open a second ticket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bookkeeping {
+    /// Every link, as `(kind, key, value)`.
+    pub links: Vec<(String, String, String)>,
+    /// Every projector checkpoint, as `(name, position)`.
+    pub checkpoints: Vec<(String, u64)>,
+}

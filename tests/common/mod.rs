@@ -539,6 +539,30 @@ pub fn binary_command(data_dir: &Path, cwd: &Path) -> Command {
     cmd
 }
 
+/// Runs `ticketd <args>` over `data_dir` (and MongoDB when `mongo` is given); panics with its
+/// output unless it exits as `succeed` says.
+pub fn ticketd_cli(
+    data_dir: &std::path::Path,
+    mongo: Option<&TestMongo>,
+    args: &[&str],
+    succeed: bool,
+) -> String {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = binary_command(data_dir, cwd.path());
+    if let Some(mongo) = mongo {
+        cmd.env("MONGO_URI", &mongo.uri).env("DB_NAME", &mongo.db);
+    }
+    let output = cmd.args(args).output().expect("run the ticketd binary");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.success(),
+        succeed,
+        "ticketd {args:?} exited with {}:\n{stderr}",
+        output.status
+    );
+    stderr
+}
+
 impl BinaryServer {
     /// Starts `ticketd serve` over `data_dir` and waits until `/healthz` answers 200.
     pub async fn spawn(data_dir: &Path) -> Self {

@@ -123,7 +123,7 @@ impl MongoStore {
     /// True when the store holds no event, ticket, message or checkpoint (an import's target).
     pub async fn is_empty(&self) -> Result<bool, StoreError> {
         let c = &self.inner.collections;
-        for collection in [&c.events, &c.tickets, &c.messages, &c.checkpoints] {
+        for collection in [&c.events, &c.tickets, &c.messages, &c.checkpoints, &c.links] {
             let found = collection
                 .find_one(bson::doc! {})
                 .await
@@ -135,10 +135,62 @@ impl MongoStore {
         Ok(reader::head(c).await? == 0)
     }
 
+    /// Every link and checkpoint (see `ticketd export`).
+    pub async fn bookkeeping(&self) -> Result<crate::store::Bookkeeping, StoreError> {
+        use futures_util::TryStreamExt;
+        let c = &self.inner.collections;
+        let corrupt = |what: String| StoreError::Corrupt {
+            position: 0,
+            reason: what,
+        };
+        let mut links = Vec::new();
+        let mut cursor = c
+            .links
+            .find(bson::doc! {})
+            .sort(bson::doc! {"_id.kind": 1, "_id.key": 1})
+            .await
+            .map_err(docs::unavailable)?;
+        while let Some(d) = cursor.try_next().await.map_err(docs::unavailable)? {
+            let field = |path: &str| -> Result<String, StoreError> {
+                let value = match path.split_once('.') {
+                    Some((outer, inner)) => d.get_document(outer).and_then(|o| o.get_str(inner)),
+                    None => d.get_str(path),
+                };
+                value
+                    .map(str::to_owned)
+                    .map_err(|e| corrupt(format!("links document {d}: {path}: {e}")))
+            };
+            links.push((field("_id.kind")?, field("_id.key")?, field("value")?));
+        }
+        let mut checkpoints = Vec::new();
+        let mut cursor = c
+            .checkpoints
+            .find(bson::doc! {})
+            .sort(bson::doc! {"_id": 1})
+            .await
+            .map_err(docs::unavailable)?;
+        while let Some(d) = cursor.try_next().await.map_err(docs::unavailable)? {
+            let name = d
+                .get_str("_id")
+                .map_err(|e| corrupt(format!("checkpoints document {d}: _id: {e}")))?;
+            let position = d
+                .get_i64("position")
+                .ok()
+                .and_then(|p| u64::try_from(p).ok())
+                .ok_or_else(|| corrupt(format!("checkpoint {name}: no valid position")))?;
+            checkpoints.push((name.to_owned(), position));
+        }
+        Ok(crate::store::Bookkeeping { links, checkpoints })
+    }
+
     /// Loads exported events, in position order, into an empty store, keeping every field of
-    /// their envelopes, and projects them into the read models. Not for a live store: nothing
-    /// else may append while it runs.
-    pub async fn import(&self, events: &[EventEnvelope]) -> Result<(), StoreError> {
+    /// their envelopes, and projects them into the read models; then the exported links and
+    /// checkpoints. Not for a live store: nothing else may append while it runs.
+    pub async fn import(
+        &self,
+        events: &[EventEnvelope],
+        bookkeeping: &crate::store::Bookkeeping,
+    ) -> Result<(), StoreError> {
         if !self.is_empty().await? {
             return Err(StoreError::Unavailable(
                 "the MongoDB database is not empty: import only loads into an empty store".into(),
@@ -197,6 +249,18 @@ impl MongoStore {
                 .await
                 .map_err(docs::unavailable)?;
             self.inner.head.send_replace(last.position);
+        }
+        for (kind, key, value) in &bookkeeping.links {
+            c.links
+                .insert_one(bson::doc! {"_id": {"kind": kind, "key": key}, "value": value})
+                .await
+                .map_err(docs::unavailable)?;
+        }
+        for (name, position) in &bookkeeping.checkpoints {
+            c.checkpoints
+                .insert_one(bson::doc! {"_id": name, "position": docs::to_i64(*position)?})
+                .await
+                .map_err(docs::unavailable)?;
         }
         Ok(())
     }

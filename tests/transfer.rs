@@ -151,4 +151,15 @@ async fn an_import_refuses_bookkeeping_that_does_not_fit_its_events() {
         &["import", "--input", export.to_str().unwrap()],
         true,
     );
+    // So does a file of events only, as earlier versions wrote them.
+    let events_only = files.path().join("events-only.jsonl");
+    std::fs::write(&events_only, format!("{event}\n")).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let said = ticketd_cli(
+        target.path(),
+        None,
+        &["import", "--input", events_only.to_str().unwrap()],
+        true,
+    );
+    assert!(said.contains("1 events loaded"), "{said}");
 }

@@ -8,6 +8,19 @@ use common::*;
 use reqwest::StatusCode;
 use ticketd::store::{Checkpoints, EmbeddedOptions, EmbeddedStore};
 
+/// Runs `ticketd import --input file` into a fresh data directory, which it hands back with
+/// what the command said; panics unless it exits as `succeed` says.
+fn import_fresh(file: &std::path::Path, succeed: bool) -> (tempfile::TempDir, String) {
+    let target = tempfile::tempdir().unwrap();
+    let said = ticketd_cli(
+        target.path(),
+        None,
+        &["import", "--input", file.to_str().unwrap()],
+        succeed,
+    );
+    (target, said)
+}
+
 /// The ids of the tickets `token` lists.
 async fn listed_ids(server: &TestServer, token: &str) -> Vec<String> {
     let (status, _, body) = server.get("/api/v1/tickets", token).await;
@@ -61,13 +74,7 @@ async fn a_moved_store_keeps_its_ticket_keys_and_checkpoints() {
         r#"{"checkpoint":{"name":"discord","position":2}}"#
     );
 
-    let target = tempfile::tempdir().unwrap();
-    ticketd_cli(
-        target.path(),
-        None,
-        &["import", "--input", export_arg],
-        true,
-    );
+    let (target, _) = import_fresh(&export, true);
     let store = EmbeddedStore::open(target.path(), EmbeddedOptions::default()).unwrap();
     assert_eq!(
         store
@@ -130,13 +137,7 @@ async fn an_import_refuses_bookkeeping_that_does_not_fit_its_events() {
     for (i, (file_lines, why)) in cases.into_iter().enumerate() {
         let bad = files.path().join(format!("bad-{i}.jsonl"));
         std::fs::write(&bad, file_lines.join("\n") + "\n").unwrap();
-        let target = tempfile::tempdir().unwrap();
-        let said = ticketd_cli(
-            target.path(),
-            None,
-            &["import", "--input", bad.to_str().unwrap()],
-            false,
-        );
+        let (target, said) = import_fresh(&bad, false);
         assert!(said.contains(why), "case {i}: expected {why:?} in {said}");
         assert!(
             !target.path().join("ticketd.db").exists(),
@@ -144,22 +145,10 @@ async fn an_import_refuses_bookkeeping_that_does_not_fit_its_events() {
         );
     }
     // The file as exported loads, so each refusal above came from its one change.
-    let target = tempfile::tempdir().unwrap();
-    ticketd_cli(
-        target.path(),
-        None,
-        &["import", "--input", export.to_str().unwrap()],
-        true,
-    );
+    import_fresh(&export, true);
     // So does a file of events only, as earlier versions wrote them.
     let events_only = files.path().join("events-only.jsonl");
     std::fs::write(&events_only, format!("{event}\n")).unwrap();
-    let target = tempfile::tempdir().unwrap();
-    let said = ticketd_cli(
-        target.path(),
-        None,
-        &["import", "--input", events_only.to_str().unwrap()],
-        true,
-    );
+    let (_, said) = import_fresh(&events_only, true);
     assert!(said.contains("1 events loaded"), "{said}");
 }

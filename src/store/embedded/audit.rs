@@ -123,32 +123,7 @@ impl AuditReader {
 
     /// Every link and checkpoint, in the same snapshot as the events (see `ticketd export`).
     pub fn bookkeeping(&self) -> Result<crate::store::Bookkeeping, StoreError> {
-        let links = self
-            .conn
-            .prepare("SELECT kind, key, value FROM links ORDER BY kind, key")
-            .map_err(sql_error)?
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .map_err(sql_error)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql_error)?;
-        let checkpoints = self
-            .conn
-            .prepare("SELECT name, position FROM checkpoints ORDER BY name")
-            .map_err(sql_error)?
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })
-            .map_err(sql_error)?
-            .map(|row| {
-                let (name, position) = row.map_err(sql_error)?;
-                let position = u64::try_from(position).map_err(|_| StoreError::Corrupt {
-                    position: 0,
-                    reason: format!("checkpoint {name} is negative ({position})"),
-                })?;
-                Ok((name, position))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(crate::store::Bookkeeping { links, checkpoints })
+        reader::bookkeeping(&self.conn)
     }
 
     /// Up to `limit` rows after `after_position`, in position order.

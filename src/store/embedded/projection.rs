@@ -19,10 +19,10 @@ pub(super) fn project(conn: &Connection, envelope: &EventEnvelope) -> Result<(),
 }
 
 pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError> {
-    let run = |sql: &str, args: &[&dyn ToSql]| -> Result<(), StoreError> {
+    // Answers how many rows the statement changed.
+    let run = |sql: &str, args: &[&dyn ToSql]| -> Result<usize, StoreError> {
         let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
-        stmt.execute(args).map_err(sql_error)?;
-        Ok(())
+        stmt.execute(args).map_err(sql_error)
     };
     match change {
         Change::InsertTicket(t) => run(
@@ -63,17 +63,13 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
         // and a ticket's messages are found through the events' stream index, the one page of
         // the ticket a post writes (ADR 0003).
         Change::InsertMessage(m) => {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO messages (position, id, ticket_id, author_id, \
-                     author_name, content, attachments, created_at, updated_at, internal, seq, \
-                     deleted_at) \
-                     SELECT position, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
-                     FROM events WHERE stream_id = ?2 AND version = ?10",
-                )
-                .map_err(sql_error)?;
-            let inserted = stmt
-                .execute(params![
+            let inserted = run(
+                "INSERT OR REPLACE INTO messages (position, id, ticket_id, author_id, \
+                 author_name, content, attachments, created_at, updated_at, internal, seq, \
+                 deleted_at) \
+                 SELECT position, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+                 FROM events WHERE stream_id = ?2 AND version = ?10",
+                params![
                     m.id,
                     m.ticket_id,
                     m.author_id,
@@ -85,19 +81,18 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
                     m.internal,
                     to_sql_int(m.seq)?,
                     m.deleted_at,
-                ])
-                .map_err(sql_error)?;
-            if inserted == 1 {
-                Ok(())
-            } else {
-                Err(StoreError::Corrupt {
+                ],
+            )?;
+            if inserted != 1 {
+                return Err(StoreError::Corrupt {
                     position: 0,
                     reason: format!(
                         "message {} has no posting event at version {} of ticket {}",
                         m.id, m.seq, m.ticket_id
                     ),
-                })
+                });
             }
+            Ok(inserted)
         }
         Change::EditMessage {
             message_id,
@@ -122,6 +117,7 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
             params![deleted_at, message_id],
         ),
     }
+    .map(drop)
 }
 
 fn attachments_json(attachments: &[String]) -> Result<String, StoreError> {

@@ -7,7 +7,7 @@ use super::rows::{
     ticket_from_row, to_sql_int, to_sql_limit,
 };
 use super::schema::open_reader;
-use crate::store::TicketFilter;
+use crate::store::{Bookkeeping, TicketFilter};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use std::path::PathBuf;
@@ -368,11 +368,37 @@ pub(super) fn load_checkpoint(conn: &Connection, name: &str) -> Result<u64, Stor
         .query_row([name], |row| row.get(0))
         .optional()
         .map_err(sql_error)?;
-    let position = position.unwrap_or(0);
+    checkpoint_position(name, position.unwrap_or(0))
+}
+
+fn checkpoint_position(name: &str, position: i64) -> Result<u64, StoreError> {
     u64::try_from(position).map_err(|_| StoreError::Corrupt {
         position: 0,
         reason: format!("checkpoint {name} is negative ({position})"),
     })
+}
+
+/// Every link and checkpoint (what `ticketd export` carries beside the events).
+pub(super) fn bookkeeping(conn: &Connection) -> Result<Bookkeeping, StoreError> {
+    let links = conn
+        .prepare("SELECT kind, key, value FROM links ORDER BY kind, key")
+        .map_err(sql_error)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .map_err(sql_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_error)?;
+    let checkpoints = conn
+        .prepare("SELECT name, position FROM checkpoints ORDER BY name")
+        .map_err(sql_error)?
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))
+        .map_err(sql_error)?
+        .map(|row| {
+            let (name, position) = row.map_err(sql_error)?;
+            let position = checkpoint_position(&name, position)?;
+            Ok((name, position))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Bookkeeping { links, checkpoints })
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ const MIGRATIONS: &[&str] = &[
 "#,
     // 4: a message's row is keyed by its posting event's position, and a ticket's messages are
     // found through the events' (stream_id, version) index, so a post writes one page of its
-    // ticket instead of two (ADR 0003, "A post writes one page of its ticket").
+    // ticket instead of two (ADR 0003, "Revisited a third time").
     r#"
     CREATE TABLE messages_by_position (
         position    INTEGER PRIMARY KEY,

@@ -137,50 +137,7 @@ impl MongoStore {
 
     /// Every link and checkpoint (see `ticketd export`).
     pub async fn bookkeeping(&self) -> Result<crate::store::Bookkeeping, StoreError> {
-        use futures_util::TryStreamExt;
-        let c = &self.inner.collections;
-        let corrupt = |what: String| StoreError::Corrupt {
-            position: 0,
-            reason: what,
-        };
-        let mut links = Vec::new();
-        let mut cursor = c
-            .links
-            .find(bson::doc! {})
-            .sort(bson::doc! {"_id.kind": 1, "_id.key": 1})
-            .await
-            .map_err(docs::unavailable)?;
-        while let Some(d) = cursor.try_next().await.map_err(docs::unavailable)? {
-            let field = |path: &str| -> Result<String, StoreError> {
-                let value = match path.split_once('.') {
-                    Some((outer, inner)) => d.get_document(outer).and_then(|o| o.get_str(inner)),
-                    None => d.get_str(path),
-                };
-                value
-                    .map(str::to_owned)
-                    .map_err(|e| corrupt(format!("links document {d}: {path}: {e}")))
-            };
-            links.push((field("_id.kind")?, field("_id.key")?, field("value")?));
-        }
-        let mut checkpoints = Vec::new();
-        let mut cursor = c
-            .checkpoints
-            .find(bson::doc! {})
-            .sort(bson::doc! {"_id": 1})
-            .await
-            .map_err(docs::unavailable)?;
-        while let Some(d) = cursor.try_next().await.map_err(docs::unavailable)? {
-            let name = d
-                .get_str("_id")
-                .map_err(|e| corrupt(format!("checkpoints document {d}: _id: {e}")))?;
-            let position = d
-                .get_i64("position")
-                .ok()
-                .and_then(|p| u64::try_from(p).ok())
-                .ok_or_else(|| corrupt(format!("checkpoint {name}: no valid position")))?;
-            checkpoints.push((name.to_owned(), position));
-        }
-        Ok(crate::store::Bookkeeping { links, checkpoints })
+        reader::bookkeeping(&self.inner.collections).await
     }
 
     /// Loads exported events, in position order, into an empty store, keeping every field of

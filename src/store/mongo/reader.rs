@@ -7,7 +7,7 @@ use super::docs::{
     unavailable,
 };
 use super::schema::{Collections, EVENTS_COUNTER};
-use crate::store::TicketFilter;
+use crate::store::{Bookkeeping, TicketFilter};
 use bson::{Document, doc};
 use mongodb::Cursor;
 use ticketd_events::{EventEnvelope, StoreError};
@@ -209,6 +209,49 @@ pub(super) async fn load_checkpoint(c: &Collections, name: &str) -> Result<u64, 
         position: 0,
         reason: format!("checkpoint {name} is negative ({position})"),
     })
+}
+
+/// Every link and checkpoint (what `ticketd export` carries beside the events).
+pub(super) async fn bookkeeping(c: &Collections) -> Result<Bookkeeping, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        position: 0,
+        reason,
+    };
+    let cursor = c
+        .links
+        .find(doc! {})
+        .sort(doc! {"_id.kind": 1, "_id.key": 1})
+        .await
+        .map_err(unavailable)?;
+    let links = collect(cursor, |d| {
+        let text = |value: Result<&str, _>| {
+            value
+                .map(str::to_owned)
+                .map_err(|e| corrupt(format!("links document {d}: {e}")))
+        };
+        let id = |field: &str| text(d.get_document("_id").and_then(|id| id.get_str(field)));
+        Ok((id("kind")?, id("key")?, text(d.get_str("value"))?))
+    })
+    .await?;
+    let cursor = c
+        .checkpoints
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .map_err(unavailable)?;
+    let checkpoints = collect(cursor, |d| {
+        let name = d
+            .get_str("_id")
+            .map_err(|e| corrupt(format!("checkpoints document {d}: {e}")))?;
+        let position = d
+            .get_i64("position")
+            .ok()
+            .and_then(|p| u64::try_from(p).ok())
+            .ok_or_else(|| corrupt(format!("checkpoint {name}: no valid position")))?;
+        Ok((name.to_owned(), position))
+    })
+    .await?;
+    Ok(Bookkeeping { links, checkpoints })
 }
 
 /// Records a projector's checkpoint.

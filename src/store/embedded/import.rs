@@ -1,7 +1,7 @@
 //! `ticketd import` into the embedded store: exported envelopes written as they are (ids,
 //! versions, positions, times and hashes kept) into an empty data directory, with the read
-//! models projected from them and the exported links and checkpoints, all in one transaction. Runs with the server stopped: it takes
-//! the directory's lock like `ticketd replay` does.
+//! models projected from them and the exported links and checkpoints, all in one transaction.
+//! Runs with the server stopped: it takes the directory's lock like `ticketd replay` does.
 
 use super::audit::lock_data_dir;
 use super::projection::project;

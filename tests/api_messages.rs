@@ -555,3 +555,26 @@ async fn a_retried_post_with_the_same_idempotency_key_is_not_doubled() {
     let reply = post_keyed(&server, &bob, &bobs_ticket, "has space", "x").await;
     assert_field_error(&reply, "header.Idempotency-Key", "invalid_header");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_never_brings_back_a_message_deleted_since() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let id = ticket(&server, &ann).await;
+    let path = format!("/api/v1/tickets/{id}/messages");
+
+    let (status, _, first) = post_keyed(&server, &ann, &id, "k", "to be deleted").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let message = first["id"].as_str().unwrap();
+    let (status, _, _) = server.delete(&format!("{path}/{message}"), &ann).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let reply = post_keyed(&server, &ann, &id, "k", "to be deleted").await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "NOT_FOUND");
+    assert_eq!(reply.2["message"], "Message not found");
+    let (_, _, listed) = server.get(&path, &ann).await;
+    assert_eq!(listed, json!([]), "the deleted message stays deleted");
+    let agent = server.token("agent", "AGENT");
+    let (_, _, seen_by_staff) = server.get(&path, &agent).await;
+    assert_eq!(seen_by_staff, json!([]));
+}

@@ -156,9 +156,14 @@ impl Ticket {
                 internal,
             } => {
                 // A message already posted (a retry under the same idempotency key) stays as it
-                // is, even if the ticket has closed since.
-                if self.messages.contains_key(message_id) {
-                    return Ok(vec![]);
+                // is, even if the ticket has closed since; once deleted, a retry must not bring
+                // it back, so it answers as any deleted message does.
+                if let Some(message) = self.messages.get(message_id) {
+                    return if message.deleted {
+                        Err(TicketError::MessageNotFound)
+                    } else {
+                        Ok(vec![])
+                    };
                 }
                 if closed {
                     return Err(TicketError::TicketClosed);

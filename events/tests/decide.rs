@@ -119,6 +119,26 @@ fn rules_table() {
             Box::new(|r| *r == Ok(vec![posted("m1", &owner(), false)])),
         ),
         (
+            "a retried post of a message already there decides nothing",
+            vec![opened(), posted("m1", &owner(), false)],
+            owner(),
+            post("m1", false),
+            Box::new(|r| *r == Ok(vec![])),
+        ),
+        (
+            "a retried post of a message deleted since does not bring it back",
+            vec![
+                opened(),
+                posted("m1", &owner(), false),
+                TicketEvent::MessageDeleted {
+                    message_id: "m1".into(),
+                },
+            ],
+            owner(),
+            post("m1", false),
+            Box::new(|r| *r == Err(TicketError::MessageNotFound)),
+        ),
+        (
             "a stranger may not post",
             vec![opened()],
             stranger(),

@@ -345,6 +345,35 @@ async fn bad_queries_are_400_with_the_parameter() {
         .get(&format!("{TICKETS}?cursor=definitely-not-a-cursor"), &ann)
         .await;
     assert_field_error(&reply, "query.cursor", "invalid_query");
+    // Numbers past what a store keeps are the client's mistake on every listing, not a 503.
+    let ticket = server.create_ticket(&ann, "t", "d").await;
+    let id = ticket["id"].as_str().unwrap();
+    for listing in [
+        TICKETS.to_string(),
+        format!("{TICKETS}/{id}/messages"),
+        format!("{TICKETS}/{id}/events"),
+    ] {
+        for cursor in ["9223372036854775808", "18446744073709551615", "-1"] {
+            let reply = server
+                .get(&format!("{listing}?cursor={cursor}"), &admin)
+                .await;
+            assert_eq!(
+                reply.0,
+                StatusCode::BAD_REQUEST,
+                "{listing} {cursor}: {}",
+                reply.2
+            );
+            assert_field_error(&reply, "query.cursor", "invalid_query");
+        }
+        let reply = server
+            .get(&format!("{listing}?cursor=9223372036854775807"), &admin)
+            .await;
+        assert_eq!(
+            reply.0,
+            StatusCode::OK,
+            "{listing}: the largest cursor is a page"
+        );
+    }
     // A filter outside its vocabulary names the parameter; the docs allow either type
     // (`invalid_query`, or `invalid_value` whose context lists the allowed values).
     let filters = [
@@ -441,7 +470,41 @@ async fn every_bad_token_is_401() {
             sign_claims(&with(json!({"role": "customer"})), SECRET),
         ),
         ("numeric id", sign_claims(&with(json!({"id": 5})), SECRET)),
+        // RFC 7519: the current time must be before `exp`.
+        (
+            "exp this second",
+            sign_claims(&with(json!({"exp": now})), SECRET),
+        ),
+        (
+            "over 8 KiB",
+            sign_claims(&with(json!({"pad": "x".repeat(21_000)})), SECRET),
+        ),
+        (
+            "a space inside the header value",
+            format!(" {}", sign_claims(&claims(), SECRET)),
+        ),
     ];
+    let bad_emails = [
+        "<script>@x.io",
+        "a..b@x.io",
+        ".a@x.io",
+        "a.@x.io",
+        "a@x.io>",
+        "a\"b@x.io",
+        "a(b)@x.io",
+        "Ann <a@x.io>",
+        "a@[127.0.0.1]",
+    ];
+    let tokens: Vec<(String, String)> = tokens
+        .into_iter()
+        .map(|(what, token)| (what.to_string(), token))
+        .chain(bad_emails.iter().map(|email| {
+            (
+                format!("email {email:?}"),
+                sign_claims(&with(json!({ "email": email })), SECRET),
+            )
+        }))
+        .collect();
     for (what, token) in &tokens {
         let auth = format!("Bearer {token}");
         for (method, path) in [(Method::GET, TICKETS), (Method::POST, TICKETS)] {
@@ -689,4 +752,79 @@ async fn every_response_carries_a_request_id() {
             "x-request-id {rid} repeated (status {status}, body {body})"
         );
     }
+}
+
+/// Sends `request` byte for byte (`Connection: close` in it) and returns the status and the
+/// body of the answer, for what an HTTP client library would refuse to send.
+async fn on_the_wire(server: &TestServer, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("send the request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers and closes within 10 s")
+    .expect("read the answer");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "not in the JSON envelope: {text}"
+    );
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_that_are_not_utf8_are_400_in_the_envelope() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    for path in [
+        "/api/v1/tickets/%FF",
+        "/api/v1/tickets/%C3%28/messages",
+        "/api/v1/tickets/%FF/events",
+        "/console/%FF/app.js",
+    ] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ann}\r\nConnection: close\r\n\r\n"
+        );
+        let (status, body) = on_the_wire(&server, request.as_bytes()).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "BAD_REQUEST", "{path}: {body}");
+        assert_eq!(body["errors"][0]["location"], "path", "{path}: {body}");
+        assert_eq!(body["errors"][0]["type"], "invalid_path", "{path}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_is_reported_as_malformed_not_too_large() {
+    let server = TestServer::start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    for chunks in [
+        "zz\r\n{}\r\n0\r\n\r\n",
+        "5\r\n{\"topic\":1}\r\n0\r\n\r\n",
+        "2\r\n{}0\r\n\r\n",
+    ] {
+        let request = format!(
+            "POST {TICKETS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ann}\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+             Connection: close\r\n\r\n{chunks}"
+        );
+        let (status, body) = on_the_wire(&server, request.as_bytes()).await;
+        assert_eq!(status, 400, "{chunks:?}: {body}");
+        assert_eq!(body["errors"][0]["location"], "body", "{chunks:?}: {body}");
+        assert_eq!(body["errors"][0]["type"], "malformed", "{chunks:?}: {body}");
+    }
+    let (_, _, list) = server.get(TICKETS, &ann).await;
+    assert_eq!(list, json!([]), "nothing was opened");
 }

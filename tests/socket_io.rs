@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{SECRET, TestServer};
+use common::{BinaryServer, SECRET, TestServer};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -32,11 +32,17 @@ async fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
     let mut settings = vec![("RATE_LIMITS", "off")];
     settings.extend_from_slice(env);
     let server = TestServer::start_with(&settings).await;
+    run_scenario_against(&server.base, scenario).await;
+}
 
+/// Runs `scenario` against the server at `base`; panics with the script's output unless it
+/// exits 0.
+async fn run_scenario_against(base: &str, scenario: &str) {
+    let dir = socket_dir();
     let child = tokio::process::Command::new("node")
         .arg(dir.join("scenarios.mjs"))
         .arg(scenario)
-        .env("BASE_URL", &server.base)
+        .env("BASE_URL", base)
         .env("JWT_SECRET", SECRET)
         .env("NODE_NO_WARNINGS", "1")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -132,4 +138,47 @@ async fn an_expired_token_stops_the_events_with_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_arrive_in_stream_order_and_never_twice() {
     run_scenario("stream_order", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reauthorization_ends_the_earlier_one() {
+    run_scenario("reauthorize_refused", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_events_with_any_name_get_an_error_and_keep_the_socket() {
+    run_scenario("odd_event_names", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_refused_by_rest_are_refused_on_the_socket() {
+    run_scenario("token_rules", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_reaches_the_log_even_at_trace_level() {
+    let data = tempfile::tempdir().unwrap();
+    let server = BinaryServer::spawn_with(data.path(), &[("RUST_LOG", "trace")]).await;
+    run_scenario_against(&server.base, "tokens_everywhere").await;
+    let log = server.log_text();
+    // The run was logged in depth (our own debug lines included), so an absent token means it
+    // was kept out, not that nothing was written.
+    assert!(
+        log.contains("socket authorized"),
+        "no socket was logged:\n{log}"
+    );
+    // Every JWT starts with the base64 of `{"`; the marker is a token that is not a JWT.
+    for secret in ["eyJ", "LOGMARKER", SECRET] {
+        let leaks: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains(secret))
+            .take(3)
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "{secret:?} reached the log {} time(s), e.g.:\n{}",
+            log.matches(secret).count(),
+            leaks.join("\n")
+        );
+    }
 }

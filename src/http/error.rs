@@ -18,7 +18,8 @@ pub struct FieldError {
     /// What is wrong, for a person.
     pub message: String,
     /// What is wrong, for a program: `missing`, `type`, `empty`, `too_long`, `unknown_field`,
-    /// `invalid_value`, `invalid_url`, `too_many`, `json_invalid`, `too_large`, `invalid_query`.
+    /// `invalid_value`, `invalid_url`, `too_many`, `json_invalid`, `too_large`, `malformed`,
+    /// `timeout`, `invalid_query`, `invalid_header`, `invalid_path`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The limit or the allowed values, when there is one.

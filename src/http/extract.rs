@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::http::error::{ApiError, FieldError};
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -48,18 +49,27 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// Path parameters, like axum's `Path`, with its refusals (a segment that is not valid UTF-8)
+/// answered in our envelope instead of the framework's plain text.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError::field(FieldError::new(
+            "path",
+            "invalid_path",
+            "A segment of the path is not valid percent-encoded UTF-8",
+        ))
+    }
+}
+
 /// Reads a JSON object body of at most [`BODY_LIMIT`] bytes. An empty body is `None`.
 pub async fn json_object(body: Body) -> Result<Option<Map<String, Value>>, ApiError> {
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
-        ApiError::field(
-            FieldError::new(
-                "body",
-                "too_large",
-                format!("Body is larger than {BODY_LIMIT} bytes"),
-            )
-            .with_context(json!({"limit": BODY_LIMIT})),
-        )
-    })?;
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|e| body_read_error(e.into_inner()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -75,6 +85,33 @@ pub async fn json_object(body: Body) -> Result<Option<Map<String, Value>>, ApiEr
                 .with_context(json!({"line": e.line(), "column": e.column()})),
         )),
     }
+}
+
+/// Why a body could not be read: too large, too slow, or broken on the wire (a malformed
+/// chunked encoding, a connection closed mid-body). Only the first is about its size.
+fn body_read_error(cause: axum::BoxError) -> ApiError {
+    if cause.is::<http_body_util::LengthLimitError>() {
+        return ApiError::field(
+            FieldError::new(
+                "body",
+                "too_large",
+                format!("Body is larger than {BODY_LIMIT} bytes"),
+            )
+            .with_context(json!({"limit": BODY_LIMIT})),
+        );
+    }
+    if cause.is::<tower_http::timeout::TimeoutError>() {
+        return ApiError::field(FieldError::new(
+            "body",
+            "timeout",
+            "The body did not arrive in time",
+        ));
+    }
+    ApiError::field(FieldError::new(
+        "body",
+        "malformed",
+        "The body could not be read: its transfer encoding is malformed or it ended early",
+    ))
 }
 
 /// Like [`json_object`], but a body is required.

@@ -5,11 +5,12 @@
 
 use crate::app::AppState;
 use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::Path;
 use crate::http::extract::{Auth, Query, is_id};
 use crate::http::pagination::{Page, link_next};
 use crate::http::rate_limit::Route;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;

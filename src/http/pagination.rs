@@ -46,13 +46,23 @@ impl Page {
         };
         let cursor = match query.get("cursor") {
             None | Some("") => None,
-            Some(text) => Some(text.parse::<u64>().map_err(|_| {
-                ApiError::field(FieldError::new(
-                    "query.cursor",
-                    "invalid_query",
-                    "cursor is not one this server gave out",
-                ))
-            })?),
+            // Cursors are positions and versions, which both stores keep as signed 64-bit
+            // integers: anything larger was never given out and is the client's mistake.
+            Some(text) => Some(
+                text.parse::<u64>()
+                    .ok()
+                    .filter(|&cursor| i64::try_from(cursor).is_ok())
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            FieldError::new(
+                                "query.cursor",
+                                "invalid_query",
+                                "cursor is not one this server gave out",
+                            )
+                            .with_context(json!({"max": i64::MAX})),
+                        )
+                    })?,
+            ),
         };
         Ok(Page { limit, cursor })
     }

@@ -4,6 +4,7 @@ use crate::app::AppState;
 use crate::commands::{CommandError, Context, IdempotencySeed, TICKET_KEYS};
 use crate::http::RequestId;
 use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::Path;
 use crate::http::extract::{
     Auth, Fields, Query, idempotency_key, is_id, json_object, required_json_object,
 };
@@ -12,7 +13,7 @@ use crate::http::pagination::{Page, link_next};
 use crate::http::rate_limit::Route;
 use crate::store::{Links, ReadModels, TicketFilter};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};

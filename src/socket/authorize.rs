@@ -153,8 +153,9 @@ async fn on_disconnect(socket: SocketRef, State(deadlines): State<Deadlines>) {
     }
 }
 
-/// Every event the client emits: `authorize` is heard, anything else is ignored (unanswered,
-/// as an event without a handler is).
+/// Every event the client emits: `authorize` is heard; anything else is answered with an
+/// `error` event (and a refusal as the ack, when one is asked for), so a client that misspells
+/// an event learns it instead of waiting.
 async fn on_event(
     socket: SocketRef,
     Event(event): Event,
@@ -165,6 +166,20 @@ async fn on_event(
 ) {
     if event == "authorize" {
         on_authorize(socket, data, ack, state, deadlines).await;
+        return;
+    }
+    let message = unknown_event(&event);
+    let _ = ack.send(&json!({ "ok": false, "error": message }));
+    let _ = socket.emit("error", &json!({ "message": message }));
+}
+
+/// Names are echoed back only while short, so an answer never grows with what a client sends.
+fn unknown_event(event: &str) -> String {
+    const SHOWN: usize = 64;
+    if event.chars().count() <= SHOWN {
+        format!("Unknown event {event:?}; a client may only emit `authorize`")
+    } else {
+        "Unknown event; a client may only emit `authorize`".to_string()
     }
 }
 
@@ -191,6 +206,23 @@ async fn on_authorize(
             }));
         }
         Err(message) => {
+            // A socket that asked to be someone else and failed is nobody: keeping the earlier
+            // user's events flowing would let a client believe its new token works. It gets the
+            // anonymous timeout from now to authorize again; an anonymous socket keeps the
+            // timeout it has, so failed attempts cannot extend it.
+            let now = current(&socket);
+            if now.authorized {
+                socket.leave_all();
+                let ended = Authorization {
+                    generation: now.generation + 1,
+                    authorized: false,
+                    expires_at: None,
+                    ..now
+                };
+                let at = Instant::now() + deadlines.timeout;
+                arm(&socket, &deadlines, ended, at, Due::Timeout);
+                debug!(sid = %socket.id, "socket authorization ended by a refused token");
+            }
             let _ = ack.send(&json!({ "ok": false, "error": message }));
             let _ = socket.emit("error", &json!({ "message": message }));
         }

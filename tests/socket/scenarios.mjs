@@ -795,6 +795,109 @@ scenarios.two_instances = async () => {
   expectNoErrors(cB, sB, sA);
 };
 
+/**
+ * A refused re-authorization ends the earlier one: the socket gets the refusal and no more of
+ * the first user's events, until a good token authorizes it again.
+ */
+scenarios.reauthorize_refused = async () => {
+  const alice = user('alice', 'CUSTOMER');
+  const agent = user('bob', 'AGENT');
+  const ticket = await rest.createTicket(alice, 'Who am I');
+  const o = connect('alice, then a bad token', { auth: { token: alice.token } });
+  await connected(o);
+  const m1 = await rest.post(agent, ticket, 'seen while authorized');
+  await expectNext(o, 'message', m1);
+
+  const ack = await authorizeAck(o, { token: sign(alice.claims, 'not-the-secret') });
+  check(ack?.ok === false, `a forged re-authorization was acknowledged: ${short(ack)}`);
+  await expectErrorEvent(o);
+  await rest.post(agent, ticket, 'must not reach the socket');
+  await expectNothingMore([o]);
+
+  const again = await authorizeAck(o, { token: alice.token });
+  check(again?.ok === true, `a good token after the refusal was refused: ${short(again)}`);
+  const m3 = await rest.post(agent, ticket, 'seen again');
+  await expectNext(o, 'message', m3);
+  await expectNothingMore([o]);
+};
+
+/**
+ * Events the server does not know, whatever their names (accents, emoji, escaped quotes), are
+ * answered with an `error` event and leave the socket connected and receiving.
+ */
+scenarios.odd_event_names = async () => {
+  const alice = user('alice', 'CUSTOMER');
+  const ticket = await rest.createTicket(alice, 'Odd names');
+  const o = connect('alice', { auth: { token: alice.token } });
+  await connected(o);
+  const names = ['café', '😀', 'a"b', 'back\\slash', 'tab\tname', 'no_such_event'];
+  for (const name of names) o.socket.emit(name, { token: alice.token });
+  await waitFor(`${o.name} to get ${names.length} error events`, () => errorEvents(o).length >= names.length);
+  for (const e of errorEvents(o)) keysExactly(e.data, ['message'], `${o.name}: error event`);
+  check(o.disconnects.length === 0, `${o.name} was disconnected: ${short(o.disconnects)}`);
+  const m = await rest.post(alice, ticket, 'still connected');
+  await expectNext(o, 'message', m);
+  check(o.disconnects.length === 0, `${o.name} was disconnected: ${short(o.disconnects)}`);
+};
+
+/** Tokens the REST API refuses are refused on the socket too, in the handshake and later. */
+scenarios.token_rules = async () => {
+  const alice = user('alice', 'CUSTOMER');
+  const agent = user('bob', 'AGENT');
+  const ticket = await rest.createTicket(alice, 'Strict tokens');
+  const refused = [
+    ['exp is this second', sign({ ...alice.claims, exp: nowSecs() })],
+    ['a space before it', ` ${alice.token}`],
+    ['a newline after it', `${alice.token}\n`],
+    ['over 8 KiB', sign({ ...alice.claims, pad: 'x'.repeat(9000) })],
+    ['an email with markup', sign({ ...alice.claims, email: '<script>@x.io' })],
+    ['an email with two dots', sign({ ...alice.claims, email: 'a..b@x.io' })],
+    ['an email with a stray quote', sign({ ...alice.claims, email: 'a"b@x.io' })],
+  ];
+  const handshakes = refused.map(([what, token]) => connect(`handshake: ${what}`, { auth: { token } }));
+  const later = connect('authorize event');
+  const control = connect('agent (control)', { auth: { token: agent.token } });
+  await connected(control, later, ...handshakes);
+  for (const o of handshakes) await expectErrorEvent(o);
+  for (const [what, token] of refused) {
+    const ack = await authorizeAck(later, { token });
+    check(ack?.ok === false, `authorize with a token with ${what} was acknowledged: ${short(ack)}`);
+  }
+  const m = await rest.post(agent, ticket, 'for the control only');
+  await expectNext(control, 'message', m);
+  await expectNothingMore([control, later, ...handshakes]);
+  for (const o of [later, ...handshakes]) check(ticketEvents(o).length === 0, `${o.name} received ticket events`);
+};
+
+/**
+ * Sends good and bad tokens through every door (REST header, handshake `query.token` and
+ * `auth.token`, the `authorize` event; over long-polling and WebSocket) and checks they worked
+ * as they should. The Rust side runs this at RUST_LOG=trace and searches the log for them.
+ */
+scenarios.tokens_everywhere = async () => {
+  const alice = user('alice', 'CUSTOMER');
+  const forged = sign(alice.claims, 'not-the-secret');
+  const marker = 'not-a-jwt-LOGMARKER';
+  const ticket = await rest.createTicket(alice, 'Tokens on every door');
+  await expectStatus(401, 'GET', '/api/v1/tickets', forged);
+  await expectStatus(401, 'GET', '/api/v1/tickets', marker);
+  for (const transports of [['polling'], ['websocket']]) {
+    const how = transports[0];
+    const byQuery = connect(`${how}: query.token`, { transports, query: { token: alice.token } });
+    const byAuth = connect(`${how}: auth.token`, { transports, auth: { token: alice.token } });
+    const refused = connect(`${how}: forged auth.token`, { transports, auth: { token: forged } });
+    const byEvent = connect(`${how}: authorize event`, { transports });
+    await connected(byQuery, byAuth, refused, byEvent);
+    await expectErrorEvent(refused);
+    check((await authorizeAck(byEvent, { token: marker }))?.ok === false, `${how}: the marker was taken`);
+    check((await authorizeAck(byEvent, { token: forged }))?.ok === false, `${how}: a forged token was taken`);
+    check((await authorizeAck(byEvent, { token: alice.token }))?.ok === true, `${how}: a good token was refused`);
+    const m = await rest.post(alice, ticket, `over ${how}`);
+    for (const o of [byQuery, byAuth, byEvent]) await expectNext(o, 'message', m);
+    for (const o of [byQuery, byAuth, refused, byEvent]) o.socket.disconnect();
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Main
 

@@ -243,43 +243,63 @@ impl Config {
                 })
                 .transpose()
         };
-        let discord = match (get("DISCORD_BOT_TOKEN"), id("GUILD_ID")?) {
+        // Every Discord setting is checked whether or not the bridge is on, so a typo is found
+        // the day it is made rather than the day the bridge is switched on.
+        let guild_id = id("GUILD_ID")?;
+        let transcript_channel_id = id("TRANSCRIPT_CHANNEL_ID")?;
+        let category_ids = [
+            id("GENERAL_TICKET_CATEGORY_ID")?,
+            id("URGENT_TICKET_CATEGORY_ID")?,
+            id("CRITICAL_TICKET_CATEGORY_ID")?,
+        ];
+        let role_ids = [
+            id("SUPPORT_TEAM_ROLE_ID")?,
+            id("DEVELOPER_ROLE_ID")?,
+            id("MANAGER_ROLE_ID")?,
+            id("ADMIN_ROLE_ID")?,
+        ];
+        let api_url = match get("DISCORD_API_URL") {
+            None => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_string())
+            }
+            Some(_) => {
+                return Err(invalid("DISCORD_API_URL", "expected an http(s) URL"));
+            }
+        };
+        let channel_grace = match get("DISCORD_CHANNEL_GRACE_SECS") {
+            None => std::time::Duration::from_secs(300),
+            Some(v) => std::time::Duration::from_secs(v.parse().map_err(|_| {
+                invalid(
+                    "DISCORD_CHANNEL_GRACE_SECS",
+                    "expected a whole number of seconds",
+                )
+            })?),
+        };
+        let discord = match (get("DISCORD_BOT_TOKEN"), guild_id) {
             (Some(token), Some(guild_id)) => Some(DiscordConfig {
                 bot_token: Secret::new(token),
                 guild_id,
-                transcript_channel_id: id("TRANSCRIPT_CHANNEL_ID")?,
-                category_ids: [
-                    id("GENERAL_TICKET_CATEGORY_ID")?,
-                    id("URGENT_TICKET_CATEGORY_ID")?,
-                    id("CRITICAL_TICKET_CATEGORY_ID")?,
-                ],
-                role_ids: [
-                    id("SUPPORT_TEAM_ROLE_ID")?,
-                    id("DEVELOPER_ROLE_ID")?,
-                    id("MANAGER_ROLE_ID")?,
-                    id("ADMIN_ROLE_ID")?,
-                ],
-                api_url: match get("DISCORD_API_URL") {
-                    None => None,
-                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                        Some(url.trim_end_matches('/').to_string())
-                    }
-                    Some(_) => {
-                        return Err(invalid("DISCORD_API_URL", "expected an http(s) URL"));
-                    }
-                },
+                transcript_channel_id,
+                category_ids,
+                role_ids,
+                api_url,
                 internal_prefix: get("DISCORD_INTERNAL_PREFIX").unwrap_or_else(|| "!note".into()),
-                channel_grace: match get("DISCORD_CHANNEL_GRACE_SECS") {
-                    None => std::time::Duration::from_secs(300),
-                    Some(v) => std::time::Duration::from_secs(v.parse().map_err(|_| {
-                        invalid(
-                            "DISCORD_CHANNEL_GRACE_SECS",
-                            "expected a whole number of seconds",
-                        )
-                    })?),
-                },
+                channel_grace,
             }),
-            _ => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "GUILD_ID",
+                    "is required when DISCORD_BOT_TOKEN is set (or unset both: no bridge)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "DISCORD_BOT_TOKEN",
+                    "is required when GUILD_ID is set (or unset both: no bridge)",
+                ));
+            }
+            (None, None) => None,
         };
         Ok(Config {
             port,
@@ -478,5 +498,43 @@ mod tests {
         .unwrap();
         assert!(!c.rate_limits);
         assert_eq!(c.cors_origins, ["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn discord_settings_are_checked_while_the_bridge_is_off() {
+        for (name, bad) in [
+            ("TRANSCRIPT_CHANNEL_ID", "abc"),
+            ("URGENT_TICKET_CATEGORY_ID", "12x"),
+            ("ADMIN_ROLE_ID", "-1"),
+            ("DISCORD_API_URL", "ftp://x"),
+            ("DISCORD_CHANNEL_GRACE_SECS", "soon"),
+        ] {
+            let err = config(&[("JWT_SECRET_KEY", "dev"), (name, bad)]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { name: n, .. } if n == name),
+                "{name}={bad}: {err}"
+            );
+        }
+        let half = config(&[("JWT_SECRET_KEY", "dev"), ("DISCORD_BOT_TOKEN", "t")]).unwrap_err();
+        assert!(matches!(
+            half,
+            ConfigError::Invalid {
+                name: "GUILD_ID",
+                ..
+            }
+        ));
+        let half = config(&[("JWT_SECRET_KEY", "dev"), ("GUILD_ID", "1")]).unwrap_err();
+        assert!(matches!(
+            half,
+            ConfigError::Invalid {
+                name: "DISCORD_BOT_TOKEN",
+                ..
+            }
+        ));
+        let off = config(&[("JWT_SECRET_KEY", "dev"), ("TRANSCRIPT_CHANNEL_ID", "42")]).unwrap();
+        assert!(
+            off.discord.is_none(),
+            "a good id alone does not switch the bridge on"
+        );
     }
 }

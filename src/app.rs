@@ -6,7 +6,7 @@ use crate::alerts::Alerts;
 use crate::auth::Verifier;
 use crate::commands::Executor;
 use crate::config::Config;
-use crate::http::rate_limit::RateLimits;
+use crate::rate_limit::RateLimits;
 use crate::store::Store;
 use std::ops::Deref;
 use std::sync::atomic::AtomicUsize;

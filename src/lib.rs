@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod discord;
 pub mod http;
+pub mod rate_limit;
 pub mod socket;
 pub mod store;
 pub mod telemetry;

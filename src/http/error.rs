@@ -134,6 +134,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::rate_limit::Limited> for ApiError {
+    fn from(limited: crate::rate_limit::Limited) -> Self {
+        ApiError::RateLimited {
+            per_minute: limited.per_minute,
+            retry_after_secs: limited.retry_after_secs,
+        }
+    }
+}
+
 impl From<TicketError> for ApiError {
     fn from(e: TicketError) -> Self {
         match e {

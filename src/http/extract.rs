@@ -42,7 +42,7 @@ impl FromRequestParts<AppState> for Auth {
                 .map(|c| c.0.ip())
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             match state.limits.check_anonymous(addr) {
-                Err(limited) => limited,
+                Err(limited) => limited.into(),
                 Ok(()) => ApiError::Unauthorized(e.to_string()),
             }
         })

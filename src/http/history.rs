@@ -8,7 +8,7 @@ use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::Path;
 use crate::http::extract::{Auth, Query, is_id};
 use crate::http::pagination::{Page, link_next};
-use crate::http::rate_limit::Route;
+use crate::rate_limit::Route;
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;

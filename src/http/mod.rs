@@ -10,7 +10,6 @@ mod history;
 mod messages;
 mod openapi;
 pub mod pagination;
-pub mod rate_limit;
 mod tickets;
 
 use crate::app::AppState;

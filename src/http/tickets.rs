@@ -10,7 +10,7 @@ use crate::http::extract::{
 };
 use crate::http::history;
 use crate::http::pagination::{Page, link_next};
-use crate::http::rate_limit::Route;
+use crate::rate_limit::Route;
 use crate::store::{Links, ReadModels, TicketFilter};
 use axum::body::Body;
 use axum::extract::State;

@@ -238,8 +238,11 @@ fn authorize(socket: &SocketRef, state: &AppState, token: &str) -> Result<Princi
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    if state.limits.check_socket_authorize(addr).is_err() {
-        return Err("Too many authorization attempts; try again later".into());
+    if let Err(limited) = state.limits.check_socket_authorize(addr) {
+        return Err(format!(
+            "Too many authorization attempts; try again in {} s",
+            limited.retry_after_secs
+        ));
     }
     let principal = state
         .verifier

@@ -1,8 +1,8 @@
-//! Rate limits per user per route, at the seed's quotas (GCRA through governor: a burst of the
-//! quota, then one request per 60 s / quota). Requests without a valid token are limited per
-//! client address so that guessing tokens is slow too.
-
-use crate::http::error::ApiError;
+//! Rate limits per user per route, at the API specification's quotas (GCRA through governor: a
+//! burst of the quota, then one request per 60 s / quota). Requests without a valid token are
+//! limited per client address so that guessing tokens is slow too. A refusal is a [`Limited`],
+//! which each transport answers its own way: HTTP with a 429 envelope and `Retry-After`, the
+//! socket with an `error` event.
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::net::IpAddr;
@@ -11,15 +11,15 @@ use std::num::NonZeroU32;
 /// The routes with their own quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    /// POST /tickets: 3 per minute (seed).
+    /// POST /tickets: 3 per minute (API specification).
     CreateTicket,
-    /// GET /tickets: 30 per minute (seed).
+    /// GET /tickets: 30 per minute (API specification).
     ListTickets,
-    /// GET /tickets/{id}: 30 per minute (seed).
+    /// GET /tickets/{id}: 30 per minute (API specification).
     GetTicket,
-    /// POST /tickets/{id}/messages: 15 per minute (seed).
+    /// POST /tickets/{id}/messages: 15 per minute (API specification).
     PostMessage,
-    /// GET /tickets/{id}/messages: 15 per minute (seed).
+    /// GET /tickets/{id}/messages: 15 per minute (API specification).
     ListMessages,
     /// PATCH a message: 15 per minute, like posting one.
     EditMessage,
@@ -97,8 +97,8 @@ impl RateLimits {
         }
     }
 
-    /// Counts one request of `user_id` on `route`; 429 when over the quota.
-    pub fn check_user(&self, route: Route, user_id: &str) -> Result<(), ApiError> {
+    /// Counts one request of `user_id` on `route`; refused when over the quota.
+    pub fn check_user(&self, route: Route, user_id: &str) -> Result<(), Limited> {
         if !self.enabled {
             return Ok(());
         }
@@ -116,8 +116,8 @@ impl RateLimits {
             })
     }
 
-    /// Counts one request without a valid token from `addr`; 429 when over the quota.
-    pub fn check_anonymous(&self, addr: IpAddr) -> Result<(), ApiError> {
+    /// Counts one request without a valid token from `addr`; refused when over the quota.
+    pub fn check_anonymous(&self, addr: IpAddr) -> Result<(), Limited> {
         if !self.enabled {
             return Ok(());
         }
@@ -129,8 +129,8 @@ impl RateLimits {
         })
     }
 
-    /// Counts one socket authorization attempt from `addr`; 429 when over the quota.
-    pub fn check_socket_authorize(&self, addr: IpAddr) -> Result<(), ApiError> {
+    /// Counts one socket authorization attempt from `addr`; refused when over the quota.
+    pub fn check_socket_authorize(&self, addr: IpAddr) -> Result<(), Limited> {
         if !self.enabled {
             return Ok(());
         }
@@ -155,9 +155,18 @@ impl RateLimits {
     }
 }
 
-fn limited(per_minute: u32, wait: std::time::Duration) -> ApiError {
+/// A request over its quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    /// The quota that was exceeded, per minute.
+    pub per_minute: u32,
+    /// Whole seconds until the next request would pass (at least 1).
+    pub retry_after_secs: u64,
+}
+
+fn limited(per_minute: u32, wait: std::time::Duration) -> Limited {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError::RateLimited {
+    Limited {
         per_minute,
         retry_after_secs: secs.max(1),
     }
@@ -174,13 +183,13 @@ mod tests {
             assert!(limits.check_user(Route::CreateTicket, "ann").is_ok());
         }
         match limits.check_user(Route::CreateTicket, "ann") {
-            Err(ApiError::RateLimited {
+            Err(Limited {
                 per_minute: 3,
                 retry_after_secs,
             }) => {
                 assert!((1..=20).contains(&retry_after_secs))
             }
-            other => panic!("expected a 429, got {other:?}"),
+            other => panic!("expected a refusal, got {other:?}"),
         }
         assert!(limits.check_user(Route::CreateTicket, "bob").is_ok());
         assert!(limits.check_user(Route::GetTicket, "ann").is_ok());

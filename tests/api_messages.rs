@@ -494,16 +494,16 @@ async fn post_keyed(
     key: &str,
     content: &str,
 ) -> Reply {
-    let response = server
-        .client
-        .post(server.url(&format!("/api/v1/tickets/{ticket}/messages")))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&json!({ "content": content }))
-        .send()
+    server
+        .send(
+            server
+                .client
+                .post(server.url(&format!("/api/v1/tickets/{ticket}/messages")))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&json!({ "content": content })),
+        )
         .await
-        .expect("post a message");
-    read(response).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ pub mod extract;
 mod health;
 mod history;
 mod messages;
-mod openapi;
+pub mod openapi;
 pub mod pagination;
 mod tickets;
 

@@ -1,14 +1,23 @@
 //! The OpenAPI 3.1 document of the REST API, served at `GET /api/v1/openapi.json` without a
 //! token. The schemas of the Ticket, Message and EventEnvelope objects are generated from the
 //! very types the handlers serialize; the paths table follows docs/api.md.
+//!
+//! The document is exactly as strict as the server, no looser and no narrower: clients generate
+//! code from it and property-based testers (`scripts/api-fuzz`) derive requests from it, so every
+//! value it allows must be taken and every answer the server can give must be listed. Limits and
+//! vocabularies therefore come from the constants the handlers check against, and the patterns
+//! below mirror the parsers they stand for. The black-box tests check every answer they get
+//! against this document (`tests/common/contract.rs`).
 
 use crate::app::AppState;
+use crate::http::history::EVENTS_PAGE;
+use crate::http::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
 use axum::Router;
 use axum::response::Json;
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use std::sync::LazyLock;
-use ticketd_events::EventEnvelope;
+use ticketd_events::{EventEnvelope, IssueLevel, SupportRole, TicketStatus, UserRole, limits};
 use ticketd_projections::{MessageView, TicketView};
 
 /// `GET /api/v1/openapi.json`.
@@ -17,10 +26,15 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn openapi() -> Json<Value> {
-    Json(DOCUMENT.clone())
+    Json(document().clone())
 }
 
-static DOCUMENT: LazyLock<Value> = LazyLock::new(document);
+/// The document as served; the tests' harness checks answers against this very value.
+pub fn document() -> &'static Value {
+    &DOCUMENT
+}
+
+static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
 
 /// Moves a generated schema's `$defs` into `schemas` and points its `$ref`s there.
 fn component(schemas: &mut Map<String, Value>, name: &str, mut schema: Value) {
@@ -29,12 +43,44 @@ fn component(schemas: &mut Map<String, Value>, name: &str, mut schema: Value) {
         if let Some(Value::Object(defs)) = object.remove("$defs") {
             for (def, mut value) in defs {
                 rewrite_refs(&mut value);
+                close_objects(&mut value, false);
                 schemas.entry(def).or_insert(value);
             }
         }
     }
     rewrite_refs(&mut schema);
+    close_objects(&mut schema, false);
     schemas.insert(name.to_string(), schema);
+}
+
+/// Marks every generated object as having no keys but its own: the server sends nothing else,
+/// and a key it started sending must reach the document too. `unevaluatedProperties` rather than
+/// `additionalProperties`, so that the keys a `oneOf` branch adds (an event's `type` and `data`
+/// beside its envelope) count; the branches themselves are left open for the same reason.
+fn close_objects(schema: &mut Value, branch: bool) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if !branch && object.contains_key("properties") && !object.contains_key("additionalProperties")
+    {
+        object.insert("unevaluatedProperties".into(), Value::Bool(false));
+    }
+    for (key, value) in object.iter_mut() {
+        match key.as_str() {
+            "properties" => value
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|p| p.values_mut())
+                .for_each(|v| close_objects(v, false)),
+            "items" => close_objects(value, false),
+            "oneOf" | "anyOf" | "allOf" => value
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .for_each(|v| close_objects(v, true)),
+            _ => {}
+        }
+    }
 }
 
 fn rewrite_refs(value: &mut Value) {
@@ -56,6 +102,73 @@ fn rewrite_refs(value: &mut Value) {
     }
 }
 
+/// Every `type` a field error can have: what `FieldError::new` is called with across `src/http`.
+const FIELD_ERROR_TYPES: &[&str] = &[
+    "missing",
+    "type",
+    "empty",
+    "too_long",
+    "unknown_field",
+    "invalid_value",
+    "invalid_url",
+    "too_many",
+    "json_invalid",
+    "too_large",
+    "malformed",
+    "timeout",
+    "invalid_query",
+    "invalid_header",
+    "invalid_path",
+];
+
+/// The characters Rust's `char::is_whitespace` (Unicode `White_Space`) matches, as a regex
+/// class body. ECMA-262's `\s` is close but not the same (it has U+FEFF, lacks U+0085).
+const WHITE_SPACE: &str =
+    r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// A text field: the handlers refuse one that is empty or only white space (`empty`).
+fn not_blank() -> String {
+    format!("[^{WHITE_SPACE}]")
+}
+
+/// `limits::is_http_url`: `http://` or `https://`, a host not starting with `:` and without `@`,
+/// and no white space or control character anywhere (Unicode `White_Space`, category `Cc`).
+fn http_url() -> String {
+    let bad = r"\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+    format!(r"^https?://[^/?#:@{bad}][^/?#@{bad}]*([/?#][^{bad}]*)?$")
+}
+
+/// The decimal numerals of 0..=`max` as Rust's integer parsers read them (an optional `+`, any
+/// number of leading zeros), or the empty string, which the server takes as "no cursor".
+fn numeral_up_to(max: u64) -> String {
+    let digits = max.to_string();
+    let n = digits.len();
+    let mut alternatives = Vec::new();
+    if n > 1 {
+        alternatives.push(format!("[0-9]{{1,{}}}", n - 1));
+    }
+    // Numerals of `n` digits below `max`: its first `i` digits, a smaller one, then any.
+    for (i, digit) in digits.bytes().map(|b| b - b'0').enumerate() {
+        let lowest = u8::from(i == 0 && n > 1);
+        if digit > lowest {
+            let smaller = if digit - 1 == lowest {
+                lowest.to_string()
+            } else {
+                format!("[{lowest}-{}]", digit - 1)
+            };
+            let rest = n - i - 1;
+            let any = if rest == 0 {
+                String::new()
+            } else {
+                format!("[0-9]{{{rest}}}")
+            };
+            alternatives.push(format!("{}{smaller}{any}", &digits[..i]));
+        }
+    }
+    alternatives.push(digits);
+    format!(r"^(\+?0*({}))?$", alternatives.join("|"))
+}
+
 fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
@@ -64,40 +177,93 @@ fn body_of(schema: Value) -> Value {
     json!({"content": {"application/json": {"schema": schema}}})
 }
 
+/// Every answer carries `x-request-id`.
+fn request_id() -> Value {
+    json!({"$ref": "#/components/headers/RequestId"})
+}
+
 fn ok(description: &str, schema: Value) -> Value {
     let mut response = body_of(schema);
     response["description"] = json!(description);
+    response["headers"] = json!({"x-request-id": request_id()});
     response
 }
 
-fn error(description: &str) -> Value {
-    ok(description, reference("Error"))
+fn no_content(description: &str) -> Value {
+    json!({"description": description, "headers": {"x-request-id": request_id()}})
 }
 
-/// The responses of an authenticated route: `answers` plus 400, 401, 403, 404, 409, 429, 500, 503
-/// as listed (`codes`).
+/// The response of one error status, its envelope with that status's `error` code.
+fn failure(code: u16) -> Option<Value> {
+    let (description, schema) = match code {
+        400 => (
+            "Invalid body, query, header or path; `errors` lists each field",
+            "BadRequest",
+        ),
+        401 => (
+            "Missing, malformed, expired or wrongly signed token",
+            "Unauthorized",
+        ),
+        403 => (
+            "Another user's ticket, a staff-only command, or (customers) another user's tickets in a listing",
+            "Forbidden",
+        ),
+        404 => ("Unknown ticket or message", "NotFound"),
+        409 => (
+            "The ticket's state does not allow the command (closed, or not closed for reopen)",
+            "Conflict",
+        ),
+        429 => (
+            "Over the route's quota; `Retry-After` says when to retry",
+            "RateLimited",
+        ),
+        500 => (
+            "A fault of ours; `request_id` matches the log line",
+            "InternalError",
+        ),
+        503 => (
+            "The store cannot take the request now; retry later",
+            "Unavailable",
+        ),
+        _ => return None,
+    };
+    let mut response = ok(description, reference(schema));
+    if code == 429 {
+        response["headers"]["Retry-After"] = json!({"required": true,
+            "description": "Seconds until a request would pass",
+            "schema": {"type": "integer", "minimum": 0}});
+    }
+    Some(response)
+}
+
+/// The responses of a route: `answers` plus the error statuses in `codes`, exactly those the
+/// route's handler can give.
 fn responses(answers: Value, codes: &[u16]) -> Value {
     let mut map = answers.as_object().cloned().unwrap_or_default();
     for code in codes {
-        let value = match code {
-            400 => ok("Invalid body or query", reference("BadRequest")),
-            401 => error("Missing, malformed, expired or wrongly signed token"),
-            403 => error("Another user's ticket, or a staff-only command"),
-            404 => error("Unknown ticket, message or route"),
-            409 => error("The ticket's state does not allow the command"),
-            429 => error("Over the route's quota; `Retry-After` says when to retry"),
-            500 => error("A fault of ours; `request_id` matches the log line"),
-            503 => error("The store cannot take the request now"),
-            _ => continue,
-        };
-        map.insert(code.to_string(), value);
+        if let Some(response) = failure(*code) {
+            map.insert(code.to_string(), response);
+        }
     }
     Value::Object(map)
 }
 
+/// An error envelope whose `error` is `code`.
+fn envelope(code: &str, description: &str) -> Value {
+    json!({
+        "description": description,
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "error": {"type": "string", "const": code},
+            "message": {"type": "string", "minLength": 1}
+        },
+        "required": ["error", "message"]
+    })
+}
+
 fn path_param(name: &str, description: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description,
-           "schema": {"type": "string"}})
+           "schema": {"type": "string", "minLength": 1}})
 }
 
 fn query_param(name: &str, description: &str, schema: Value) -> Value {
@@ -106,26 +272,33 @@ fn query_param(name: &str, description: &str, schema: Value) -> Value {
 }
 
 fn ticket_id() -> Value {
-    path_param("ticket_id", "The ticket id (UUID v7)")
+    path_param(
+        "ticket_id",
+        "The ticket id (a UUID v7); any other text is 404",
+    )
 }
 
 fn message_id() -> Value {
-    path_param("message_id", "The message id (UUID v7)")
+    path_param(
+        "message_id",
+        "The message id (a UUID v7); any other text is 404",
+    )
 }
 
-fn limit() -> Value {
+fn limit(default: usize, max: usize) -> Value {
     query_param(
         "limit",
-        "Page size, 1–200 (default 50)",
-        json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+        &format!("Page size, 1–{max} (default {default})"),
+        json!({"type": "integer", "minimum": 1, "maximum": max, "default": default}),
     )
 }
 
 fn cursor() -> Value {
     query_param(
         "cursor",
-        "Opaque; take it from the `Link` header's `rel=\"next\"` URL",
-        json!({"type": "string"}),
+        "Take it from the `Link` header's `rel=\"next\"` URL; empty means the first page. \
+         Anything else is a 400 at `query.cursor`",
+        json!({"type": "string", "pattern": numeral_up_to(i64::MAX as u64)}),
     )
 }
 
@@ -133,13 +306,37 @@ fn as_of() -> Value {
     query_param(
         "as_of",
         "Answer with the state at this instant, epoch milliseconds",
-        json!({"type": "integer", "minimum": 0}),
+        json!({"type": "integer", "minimum": 0, "maximum": i64::MAX}),
     )
 }
 
+/// A query filter over a closed vocabulary; empty means no filter.
+fn filter(name: &str, values: &[&str]) -> Value {
+    let mut allowed: Vec<&str> = values.to_vec();
+    allowed.push("");
+    query_param(
+        name,
+        "Filter (empty: none); another value is a 400 of type `invalid_value`",
+        enum_names(&allowed),
+    )
+}
+
+/// `extract::idempotency_key`: 1–200 bytes, each visible ASCII.
+fn idempotency_key(description: &str) -> Value {
+    json!({"name": "Idempotency-Key", "in": "header", "required": false,
+           "description": description,
+           "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"}})
+}
+
 fn link_header() -> Value {
-    json!({"Link": {"description": "`<…>; rel=\"next\"` when there is more",
-                     "schema": {"type": "string"}}})
+    json!({"x-request-id": request_id(),
+           "Link": {"description": "`<…>; rel=\"next\"` when there is more",
+                    "schema": {"type": "string", "pattern": "^<[^>]+>; rel=\"next\"$"}}})
+}
+
+fn page_of(description: &str, item: &str) -> Value {
+    json!({"description": description, "headers": link_header(),
+           "content": {"application/json": {"schema": array_of(item)}}})
 }
 
 fn array_of(name: &str) -> Value {
@@ -150,7 +347,32 @@ fn enum_names(values: &[&str]) -> Value {
     json!({"type": "string", "enum": values})
 }
 
-fn document() -> Value {
+fn names<T: Copy + std::fmt::Display>(all: &[T]) -> Vec<String> {
+    all.iter().map(ToString::to_string).collect()
+}
+
+/// A required text field: 1–`max` characters, not only white space.
+fn text(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": not_blank()})
+}
+
+/// An optional text field; `null` counts as absent.
+fn optional_text(max: usize) -> Value {
+    json!({"type": ["string", "null"], "minLength": 1, "maxLength": max, "pattern": not_blank()})
+}
+
+/// `attachments`: absent, `null`, or at most 10 absolute http(s) links.
+fn attachments() -> Value {
+    json!({"type": ["array", "null"], "maxItems": limits::ATTACHMENTS_MAX,
+           "items": {"type": "string", "maxLength": limits::ATTACHMENT_URL_MAX,
+                     "pattern": http_url()}})
+}
+
+fn json_body(required: bool, schema: Value) -> Value {
+    json!({"required": required, "content": {"application/json": {"schema": schema}}})
+}
+
+fn build() -> Value {
     let mut schemas = Map::new();
     component(
         &mut schemas,
@@ -170,28 +392,51 @@ fn document() -> Value {
     schemas.insert(
         "Error".into(),
         json!({
-            "description": "The seed's error envelope.",
+            "description": "The error envelope of the original API specification.",
             "type": "object",
             "properties": {
-                "error": {"type": "string", "description": "UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, CONFLICT, RATELIMIT, INTERNAL_SERVER_ERROR or SERVICE_UNAVAILABLE"},
-                "message": {"type": "string"},
-                "request_id": {"type": "string", "description": "On a 500 only"}
+                "error": enum_names(&["BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND",
+                    "METHOD_NOT_ALLOWED", "CONFLICT", "RATELIMIT", "INTERNAL_SERVER_ERROR",
+                    "SERVICE_UNAVAILABLE"]),
+                "message": {"type": "string", "minLength": 1},
+                "request_id": {"type": "string", "description": "On a 500 only"},
+                "errors": {"description": "On a 400 only", "type": "array",
+                           "items": reference("FieldError")}
             },
             "required": ["error", "message"]
         }),
     );
+    for (name, code, description) in [
+        ("Unauthorized", "UNAUTHORIZED", "401"),
+        ("Forbidden", "FORBIDDEN", "403"),
+        ("NotFound", "NOT_FOUND", "404"),
+        ("MethodNotAllowed", "METHOD_NOT_ALLOWED", "405"),
+        ("Conflict", "CONFLICT", "409"),
+        ("RateLimited", "RATELIMIT", "429"),
+        ("Unavailable", "SERVICE_UNAVAILABLE", "503"),
+    ] {
+        schemas.insert(
+            name.into(),
+            envelope(code, &format!("The {description} envelope.")),
+        );
+    }
+    let mut internal = envelope("INTERNAL_SERVER_ERROR", "The 500 envelope.");
+    internal["properties"]["request_id"] =
+        json!({"type": "string", "minLength": 1, "description": "Matches the log line"});
+    internal["required"] = json!(["error", "message", "request_id"]);
+    schemas.insert("InternalError".into(), internal);
     schemas.insert(
         "FieldError".into(),
         json!({
             "description": "One invalid field.",
-            "type": "object",
+            "type": "object", "additionalProperties": false,
             "properties": {
-                "location": {"type": "string", "description": "The field, `query.<name>`, or `body`"},
-                "message": {"type": "string"},
-                "type": enum_names(&["missing", "type", "empty", "too_long", "unknown_field",
-                    "invalid_value", "invalid_url", "too_many", "json_invalid", "too_large",
-                    "invalid_query"]),
-                "context": {"description": "The limit or the allowed values, when there is one (else null)"}
+                "location": {"type": "string",
+                    "description": "The field (`topic`, `attachments[2]`; an unknown field as the body spells it, even empty), `query.<name>`, `query`, `header.<name>` or `body`"},
+                "message": {"type": "string", "minLength": 1},
+                "type": enum_names(FIELD_ERROR_TYPES),
+                "context": {"type": ["object", "null"],
+                    "description": "The limit or the allowed values, when there is one"}
             },
             "required": ["location", "message", "type", "context"]
         }),
@@ -200,48 +445,61 @@ fn document() -> Value {
         "BadRequest".into(),
         json!({
             "description": "The 400 envelope with its field errors.",
-            "type": "object",
+            "type": "object", "additionalProperties": false,
             "properties": {
                 "error": {"type": "string", "const": "BAD_REQUEST"},
-                "message": {"type": "string"},
-                "errors": array_of("FieldError")
+                "message": {"type": "string", "minLength": 1},
+                "errors": {"type": "array", "minItems": 1, "items": reference("FieldError")}
             },
             "required": ["error", "message", "errors"]
         }),
     );
 
-    let roles = ["TEMP_USER", "CUSTOMER", "AGENT", "ADMIN"];
-    let attachments = json!({"type": "array", "items": {"type": "string", "format": "uri"}});
-    let authed = [400, 401, 403, 404, 429, 500, 503];
-    let writes = [400, 401, 403, 404, 409, 429, 500, 503];
+    let roles = names(UserRole::ALL);
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    let support_roles = names(SupportRole::ALL);
+    let support_roles: Vec<&str> = support_roles.iter().map(String::as_str).collect();
+    let issue_levels = names(IssueLevel::ALL);
+    let issue_levels: Vec<&str> = issue_levels.iter().map(String::as_str).collect();
+    let statuses = names(TicketStatus::ALL);
+    let statuses: Vec<&str> = statuses.iter().map(String::as_str).collect();
+
+    // What each kind of route can answer besides its success.
+    let create = [400, 401, 429, 500, 503];
+    let list = [400, 401, 403, 429, 500, 503];
+    let read = [400, 401, 403, 404, 429, 500, 503];
+    let write = [400, 401, 403, 404, 409, 429, 500, 503];
     let ticket_ok = json!({"200": ok("The ticket", reference("Ticket"))});
     let message_ok = json!({"200": ok("The message", reference("Message"))});
+    // `null` counts as absent; at least one of the two must be given.
+    let routing = |values: &[&str]| {
+        let mut allowed: Vec<Value> = values.iter().map(|v| json!(v)).collect();
+        allowed.push(Value::Null);
+        json!({"type": ["string", "null"], "enum": allowed})
+    };
 
     let paths = json!({
         "/api/v1/tickets": {
             "post": {
                 "operationId": "createTicket", "summary": "Open a ticket", "tags": ["tickets"],
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false,
-                    "description": "1–200 visible ASCII characters; a retry with the same key (same user) answers with the ticket the first try opened instead of opening another",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "parameters": [idempotency_key("1–200 visible ASCII characters; a retry with the same key (same user) answers with the ticket the first try opened instead of opening another; another value is a 400 of type `invalid_header`")],
+                "requestBody": json_body(true, json!({
                     "type": "object", "additionalProperties": false,
-                    "properties": {"topic": {"type": "string"}, "description": {"type": "string"}},
-                    "required": ["topic", "description"]}}}},
-                "responses": responses(ticket_ok.clone(), &[400, 401, 429, 500, 503])
+                    "properties": {"topic": text(limits::TOPIC_MAX),
+                                   "description": text(limits::DESCRIPTION_MAX)},
+                    "required": ["topic", "description"]})),
+                "responses": responses(ticket_ok.clone(), &create)
             },
             "get": {
                 "operationId": "listTickets", "summary": "List tickets, newest first (customers: their own)",
                 "tags": ["tickets"],
-                "parameters": [limit(), cursor(),
-                    query_param("status", "Filter", enum_names(&["OPEN", "CLOSED"])),
-                    query_param("issue_level", "Filter", json!({"type": "string"})),
-                    query_param("support_role", "Filter", json!({"type": "string"})),
-                    query_param("user_id", "Filter (staff)", json!({"type": "string"}))],
-                "responses": responses(json!({"200": {
-                    "description": "A page of tickets", "headers": link_header(),
-                    "content": {"application/json": {"schema": array_of("Ticket")}}}}),
-                    &[400, 401, 429, 500, 503])
+                "parameters": [limit(DEFAULT_LIMIT, MAX_LIMIT), cursor(),
+                    filter("status", &statuses),
+                    filter("issue_level", &issue_levels),
+                    filter("support_role", &support_roles),
+                    query_param("user_id", "Filter by opener (empty: none). A TEMP_USER or CUSTOMER may only give their own id: another is a 403",
+                        json!({"type": "string"}))],
+                "responses": responses(json!({"200": page_of("A page of tickets", "Ticket")}), &list)
             }
         },
         "/api/v1/tickets/{ticket_id}": {
@@ -249,31 +507,36 @@ fn document() -> Value {
             "get": {
                 "operationId": "getTicket", "summary": "Read a ticket (owner, staff)", "tags": ["tickets"],
                 "parameters": [as_of()],
-                "responses": responses(ticket_ok.clone(), &authed)
+                "responses": responses(ticket_ok.clone(), &read)
             },
             "patch": {
                 "operationId": "updateTicket", "summary": "Re-route a ticket (staff)", "tags": ["tickets"],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": false, "minProperties": 1,
-                    "properties": {"support_role": {"type": "string"}, "issue_level": {"type": "string"}}}}}},
-                "responses": responses(ticket_ok.clone(), &writes)
+                "requestBody": json_body(true, json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"support_role": routing(&support_roles),
+                                   "issue_level": routing(&issue_levels)},
+                    "anyOf": [
+                        {"required": ["support_role"], "properties": {"support_role": {"type": "string"}}},
+                        {"required": ["issue_level"], "properties": {"issue_level": {"type": "string"}}}
+                    ]})),
+                "responses": responses(ticket_ok.clone(), &write)
             }
         },
         "/api/v1/tickets/{ticket_id}/close": {
             "parameters": [ticket_id()],
             "post": {
                 "operationId": "closeTicket", "summary": "Close a ticket (owner, staff)", "tags": ["tickets"],
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {
+                "requestBody": json_body(false, json!({
                     "type": "object", "additionalProperties": false,
-                    "properties": {"reason": {"type": "string"}}}}}},
-                "responses": responses(ticket_ok.clone(), &writes)
+                    "properties": {"reason": optional_text(limits::REASON_MAX)}})),
+                "responses": responses(ticket_ok.clone(), &write)
             }
         },
         "/api/v1/tickets/{ticket_id}/reopen": {
             "parameters": [ticket_id()],
             "post": {
                 "operationId": "reopenTicket", "summary": "Reopen a ticket (staff)", "tags": ["tickets"],
-                "responses": responses(ticket_ok, &writes)
+                "responses": responses(ticket_ok, &write)
             }
         },
         "/api/v1/tickets/{ticket_id}/messages": {
@@ -281,39 +544,36 @@ fn document() -> Value {
             "post": {
                 "operationId": "postMessage", "summary": "Post a message (owner, staff; `internal`: staff only)",
                 "tags": ["messages"],
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false,
-                    "description": "1–200 visible ASCII characters; a retry with the same key (same user, same ticket) answers with the message the first try posted instead of posting it again",
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "parameters": [idempotency_key("1–200 visible ASCII characters; a retry with the same key (same user, same ticket) answers with the message the first try posted instead of posting it again; another value is a 400 of type `invalid_header`")],
+                "requestBody": json_body(true, json!({
                     "type": "object", "additionalProperties": false,
-                    "properties": {"content": {"type": "string"}, "attachments": attachments.clone(),
-                                   "internal": {"type": "boolean"}},
-                    "required": ["content"]}}}},
-                "responses": responses(message_ok.clone(), &writes)
+                    "properties": {"content": text(limits::MESSAGE_MAX), "attachments": attachments(),
+                                   "internal": {"type": ["boolean", "null"]}},
+                    "required": ["content"]})),
+                "responses": responses(message_ok.clone(), &write)
             },
             "get": {
                 "operationId": "listMessages", "summary": "List messages, oldest first (`order=desc`: newest first)",
                 "tags": ["messages"],
-                "parameters": [limit(), cursor(), as_of(),
-                    query_param("order", "asc (default) or desc", enum_names(&["asc", "desc"]))],
-                "responses": responses(json!({"200": {
-                    "description": "A page of messages", "headers": link_header(),
-                    "content": {"application/json": {"schema": array_of("Message")}}}}), &authed)
+                "parameters": [limit(DEFAULT_LIMIT, MAX_LIMIT), cursor(), as_of(),
+                    query_param("order", "asc (default; also when empty) or desc; another value is a 400 of type `invalid_query`",
+                        enum_names(&["asc", "desc", ""]))],
+                "responses": responses(json!({"200": page_of("A page of messages", "Message")}), &read)
             }
         },
         "/api/v1/tickets/{ticket_id}/messages/{message_id}": {
             "parameters": [ticket_id(), message_id()],
             "patch": {
                 "operationId": "editMessage", "summary": "Edit a message (author, staff)", "tags": ["messages"],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "requestBody": json_body(true, json!({
                     "type": "object", "additionalProperties": false,
-                    "properties": {"content": {"type": "string"}, "attachments": attachments},
-                    "required": ["content"]}}}},
-                "responses": responses(message_ok, &writes)
+                    "properties": {"content": text(limits::MESSAGE_MAX), "attachments": attachments()},
+                    "required": ["content"]})),
+                "responses": responses(message_ok, &write)
             },
             "delete": {
                 "operationId": "deleteMessage", "summary": "Delete a message (author, staff)", "tags": ["messages"],
-                "responses": responses(json!({"204": {"description": "Deleted"}}), &writes)
+                "responses": responses(json!({"204": no_content("Deleted")}), &write)
             }
         },
         "/api/v1/tickets/{ticket_id}/events": {
@@ -321,35 +581,29 @@ fn document() -> Value {
             "get": {
                 "operationId": "ticketEvents", "summary": "The ticket's events in stream order (ADMIN)",
                 "tags": ["history"],
-                "parameters": [query_param(
-                    "limit",
-                    "Page size, 1–1000 (default 1000)",
-                    json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}),
-                ), cursor()],
-                "responses": responses(json!({"200": {
-                    "description": "A page of the events", "headers": link_header(),
-                    "content": {"application/json": {"schema": array_of("EventEnvelope")}}}}), &authed)
+                "parameters": [limit(EVENTS_PAGE, EVENTS_PAGE), cursor()],
+                "responses": responses(json!({"200": page_of("A page of the events", "EventEnvelope")}), &read)
             }
         },
         "/api/v1/dev/token": {
             "post": {
                 "operationId": "devToken", "summary": "Sign a token (DEVELOPMENT only; 404 in PRODUCTION)",
                 "tags": ["development"], "security": [],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "requestBody": json_body(true, json!({
                     "type": "object", "additionalProperties": false,
-                    "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "properties": {"username": text(64),
                                    "role": enum_names(&roles),
-                                   "id": {"type": "string", "maxLength": 64}},
-                    "required": ["username", "role"]}}}},
+                                   "id": optional_text(64)},
+                    "required": ["username", "role"]})),
                 "responses": responses(json!({"200": ok("The token", json!({
-                    "type": "object",
+                    "type": "object", "additionalProperties": false,
                     "properties": {
-                        "token": {"type": "string"},
-                        "user": {"type": "object", "properties": {
-                            "id": {"type": "string"}, "username": {"type": "string"},
-                            "email": {"type": "string"}, "role": enum_names(&roles)},
+                        "token": {"type": "string", "minLength": 1},
+                        "user": {"type": "object", "additionalProperties": false, "properties": {
+                            "id": {"type": "string", "minLength": 1}, "username": {"type": "string", "minLength": 1},
+                            "email": {"type": "string", "minLength": 1}, "role": enum_names(&roles)},
                             "required": ["id", "username", "email", "role"]},
-                        "expires_in": {"type": "integer", "description": "Seconds"}
+                        "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds"}
                     },
                     "required": ["token", "user", "expires_in"]}))}), &[400, 404, 429, 500])
             }
@@ -363,7 +617,7 @@ fn document() -> Value {
         "/healthz": {
             "get": {
                 "operationId": "healthz", "summary": "Liveness", "tags": ["meta"], "security": [],
-                "responses": {"200": ok("Alive", json!({"type": "object",
+                "responses": {"200": ok("Alive", json!({"type": "object", "additionalProperties": false,
                     "properties": {"status": {"type": "string", "const": "ok"}}, "required": ["status"]}))}
             }
         },
@@ -371,12 +625,12 @@ fn document() -> Value {
             "get": {
                 "operationId": "readyz", "summary": "Readiness", "tags": ["meta"], "security": [],
                 "responses": {
-                    "200": ok("The store answers", json!({"type": "object",
+                    "200": ok("The store answers", json!({"type": "object", "additionalProperties": false,
                         "properties": {"status": {"type": "string", "const": "ready"},
-                                       "position": {"type": "integer", "description": "The last committed event"},
-                                       "socket_deadlines": {"type": "integer", "description": "Sockets of this instance with a deadline pending: anonymous ones (the authorization timeout) and those whose token has an `exp`"}},
+                                       "position": {"type": "integer", "minimum": 0, "description": "The last committed event"},
+                                       "socket_deadlines": {"type": "integer", "minimum": 0, "description": "Sockets of this instance with a deadline pending: anonymous ones (the authorization timeout) and those whose token has an `exp`"}},
                         "required": ["status", "position", "socket_deadlines"]})),
-                    "503": error("The store cannot be used")
+                    "503": ok("The store cannot be used", reference("Unavailable"))
                 }
             }
         }
@@ -387,17 +641,102 @@ fn document() -> Value {
         "info": {
             "title": "ticketd REST API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Event-sourced support tickets. Every response carries `x-request-id`. See docs/api.md."
+            "description": "Event-sourced support tickets. Every response carries `x-request-id`. \
+                A known path with another method is a 405 `METHOD_NOT_ALLOWED` envelope, an \
+                unknown path a 404 `NOT_FOUND` one. See docs/api.md."
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {
             "schemas": schemas,
+            "headers": {
+                "RequestId": {"required": true, "description": "This request's id, in every log line about it",
+                    "schema": {"type": "string", "minLength": 1}}
+            },
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                     "description": "HS256; claims `id`, `username`, `email`, `role`"}
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        matcher(pattern)(text)
+    }
+
+    /// Reads `pattern` as a JSON Schema validator does, compiled once.
+    fn matcher(pattern: &str) -> impl Fn(&str) -> bool {
+        let validator = jsonschema::validator_for(&json!({"type": "string", "pattern": pattern}))
+            .expect("the pattern compiles");
+        move |text| validator.is_valid(&json!(text))
+    }
+
+    /// The cursor pattern takes exactly what `str::parse::<u64>` takes up to the bound.
+    #[test]
+    fn numerals_up_to_a_bound_are_what_the_parser_takes() {
+        for max in [0u64, 1, 7, 9, 10, 19, 20, 99, 100, 101, 205, 1000] {
+            let pattern = numeral_up_to(max);
+            let allows = matcher(&pattern);
+            assert!(allows(""), "{pattern}: empty");
+            for n in 0..=1100u64 {
+                for text in [n.to_string(), format!("+{n}"), format!("00{n}")] {
+                    assert_eq!(allows(&text), n <= max, "{pattern}: {text}");
+                }
+            }
+            for bad in ["+", "-0", " 1", "1 ", "0x1", "1e3", "١"] {
+                assert!(!allows(bad), "{pattern}: {bad}");
+            }
+        }
+        let cursor = numeral_up_to(i64::MAX as u64);
+        assert!(matches(&cursor, "9223372036854775807"));
+        assert!(matches(&cursor, "0009223372036854775807"));
+        assert!(matches(&cursor, "8999999999999999999"));
+        assert!(!matches(&cursor, "9223372036854775808"));
+        assert!(!matches(&cursor, "9300000000000000000"));
+        assert!(!matches(&cursor, "10000000000000000000"));
+    }
+
+    #[test]
+    fn text_must_have_something_besides_white_space() {
+        let pattern = not_blank();
+        for blank in ["", " ", "\t\n", "\u{85}\u{a0}\u{3000}", "\u{2028}\u{200a}"] {
+            assert!(!matches(&pattern, blank), "{blank:?}");
+            assert!(blank.trim().is_empty());
+        }
+        for text in ["a", " a ", "\u{feff}", "\u{200b}"] {
+            assert!(matches(&pattern, text), "{text:?}");
+            assert!(!text.trim().is_empty());
+        }
+    }
+
+    #[test]
+    fn the_url_pattern_is_is_http_url() {
+        let pattern = http_url();
+        for url in [
+            "http://example.com/a.png",
+            "https://cdn.example.com:8443/x?y=1#z",
+            "https://x",
+            "https://x/@y",
+            "javascript:alert(1)",
+            "ftp://example.com/x",
+            "https://",
+            "https:///path",
+            "https://:80/",
+            "https://user@evil.example/",
+            "https://exa mple.com/",
+            "https://example.com/\u{7f}",
+            "https://example.com/\u{3000}",
+            "HTTPS://example.com/",
+            "data:text/html,hi",
+            "//example.com/x",
+        ] {
+            assert_eq!(matches(&pattern, url), limits::is_http_url(url), "{url}");
+        }
+    }
 }

@@ -1,8 +1,11 @@
 //! The one harness every black-box test uses: a real `ticketd` server on a loopback port, either
 //! in-process (`TestServer`, through `ticketd::run`) or as the real binary in a subprocess
 //! (`BinaryServer`, for the kill -9 test), plus a small HTTP client that hands back
-//! `(status, headers, json)` and helpers that check the seed's error envelope.
+//! `(status, headers, json)` and helpers that check the seed's error envelope. Every answer the
+//! client hands back has been checked against the OpenAPI document (`contract`).
 #![allow(dead_code)]
+
+pub mod contract;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, StatusCode};
@@ -79,11 +82,25 @@ impl Api {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
+        self.send(req).await
+    }
+
+    /// Sends a request built on `self.client` and reads the answer, failing the test when the
+    /// answer is not one the OpenAPI document lists for it. Every helper goes through here.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let request = request.build().expect("build the request");
+        let method = request.method().clone();
+        let url = request.url().to_string();
+        let resp = self
+            .client
+            .execute(request)
             .await
-            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
-        read(resp).await
+            .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+        let reply = read(resp).await;
+        if let Err(e) = contract::check(&method, &url, &reply) {
+            panic!("{method} {url}: the answer breaks the OpenAPI document: {e}");
+        }
+        reply
     }
 
     /// Sends a request with exactly these headers and raw body bytes.
@@ -101,11 +118,7 @@ impl Api {
         if let Some(body) = body {
             req = req.body(body);
         }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("request to {path} failed: {e}"));
-        read(resp).await
+        self.send(req).await
     }
 
     /// GET with a bearer token.
@@ -150,16 +163,14 @@ impl Api {
 
     /// `POST /api/v1/tickets` with an `Idempotency-Key` header; the answer whatever it is.
     pub async fn create_ticket_keyed(&self, token: &str, key: &str, topic: &str) -> Reply {
-        let response = self
-            .client
-            .post(self.url("/api/v1/tickets"))
-            .bearer_auth(token)
-            .header("Idempotency-Key", key)
-            .json(&json!({"topic": topic, "description": "Sent with a key"}))
-            .send()
-            .await
-            .expect("open a ticket");
-        read(response).await
+        self.send(
+            self.client
+                .post(self.url("/api/v1/tickets"))
+                .bearer_auth(token)
+                .header("Idempotency-Key", key)
+                .json(&json!({"topic": topic, "description": "Sent with a key"})),
+        )
+        .await
     }
 
     /// Posts a message and returns it, asserting 200.
@@ -196,7 +207,7 @@ impl Api {
     }
 }
 
-pub async fn read(resp: reqwest::Response) -> Reply {
+async fn read(resp: reqwest::Response) -> Reply {
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.expect("read the response body");

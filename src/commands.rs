@@ -5,6 +5,7 @@
 //! Decided state is cached per ticket so a busy ticket with 10,000 messages is not re-read for
 //! every command.
 
+use crate::store::Links;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -228,6 +229,46 @@ impl<S: EventStore> Executor<S> {
             .is_some_and(|slot| Arc::strong_count(slot) <= 1)
         {
             slots.remove(ticket_id);
+        }
+    }
+}
+
+impl<S: EventStore + Links> Executor<S> {
+    /// Opens a ticket as `context`'s actor, with `open` (an [`Command::OpenTicket`]), and answers
+    /// its id. Without a key it is a new ticket. With the client's idempotency key, the key is
+    /// first claimed in the store's links (atomically on both stores), so a retry, or a twin
+    /// racing on any instance, opens nothing more and answers the ticket the first try opened;
+    /// a first try that stopped between the claim and the open is finished by the retry, with
+    /// the event ids it used, so the store recognises an append it did finish (ADR 0014).
+    pub async fn open_ticket(
+        &self,
+        context: &Context,
+        open: Command,
+        key: Option<&str>,
+    ) -> Result<String, CommandError> {
+        // A fresh v7 id keeps tickets in time order, whether or not a key claims it.
+        let fresh_id = uuid::Uuid::now_v7().to_string();
+        let Some(key) = key else {
+            self.execute(&fresh_id, context, &[open]).await?;
+            return Ok(fresh_id);
+        };
+        let user_id = context.actor.id.as_str();
+        let ticket_id = self
+            .store
+            .claim_link(
+                TICKET_KEYS,
+                &IdempotencySeed::ticket_key(user_id, key),
+                &fresh_id,
+            )
+            .await?;
+        let context = Context {
+            idempotency: Some(IdempotencySeed::new(user_id, &ticket_id, key)),
+            ..context.clone()
+        };
+        // "Already exists" means an earlier try (or a racing twin) opened it.
+        match self.execute(&ticket_id, &context, &[open]).await {
+            Ok(_) | Err(CommandError::Rejected(TicketError::TicketAlreadyExists)) => Ok(ticket_id),
+            Err(e) => Err(e),
         }
     }
 }

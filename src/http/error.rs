@@ -85,6 +85,11 @@ impl ApiError {
     pub fn field(error: FieldError) -> Self {
         ApiError::BadRequest(vec![error])
     }
+
+    /// The 404 of a ticket that does not exist (or whose id cannot be one of ours).
+    pub fn ticket_not_found() -> Self {
+        ApiError::NotFound("Ticket not found".into())
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -146,7 +151,7 @@ impl From<crate::rate_limit::Limited> for ApiError {
 impl From<TicketError> for ApiError {
     fn from(e: TicketError) -> Self {
         match e {
-            TicketError::TicketNotFound => ApiError::NotFound("Ticket not found".into()),
+            TicketError::TicketNotFound => ApiError::ticket_not_found(),
             TicketError::MessageNotFound => ApiError::NotFound("Message not found".into()),
             TicketError::Forbidden(why) => ApiError::Forbidden(capitalize(why)),
             TicketError::TicketAlreadyExists => ApiError::Conflict("Ticket already exists".into()),

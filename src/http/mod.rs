@@ -2,6 +2,7 @@
 //! gives every request an id, logs it, and turns every 500 (panics included) into the seed's
 //! envelope carrying that id.
 
+mod access;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -11,6 +12,7 @@ mod messages;
 pub mod openapi;
 pub mod pagination;
 mod tickets;
+mod write;
 
 use crate::app::AppState;
 use crate::config::ServerMode;

@@ -1,5 +1,8 @@
-//! ticketd, the server: configuration, the command executor, the embedded store and the REST API
-//! over one event stream. `main` is a thin command line over [`run`], which tests call too.
+//! ticketd, the server: configuration, the command executor, the stores (embedded SQLite and
+//! MongoDB), and the doors onto one event stream: the REST API, Socket.IO and the Discord
+//! bridge, with the followers (the socket broadcaster, the bridge) reading the log. `main` is a
+//! thin command line over [`run`], which tests call too; the auditing commands live in
+//! [`audit`], moving a store's history in [`transfer`].
 
 pub mod alerts;
 pub mod app;

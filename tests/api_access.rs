@@ -16,10 +16,9 @@ fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn customers_cannot_touch_another_users_ticket() {
+async fn customers_cannot_touch_another_users_ticket(store: &Backend) {
     for role in CUSTOMER_ROLES {
-        let server = TestServer::start().await;
+        let server = store.start().await;
         let owner = server.token("owner", "CUSTOMER");
         let other = server.token("other", role);
         let ticket = server.create_ticket(&owner, "Mine", "Private").await;
@@ -90,9 +89,8 @@ async fn customers_cannot_touch_another_users_ticket() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn customers_list_only_their_own_tickets() {
-    let server = TestServer::start().await;
+async fn customers_list_only_their_own_tickets(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let gus = server.token("gus", "TEMP_USER");
     let a1 = id_of(&server.create_ticket(&ann, "a1", "d").await);
@@ -127,10 +125,9 @@ async fn customers_list_only_their_own_tickets() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_see_and_act_on_every_ticket() {
+async fn staff_see_and_act_on_every_ticket(store: &Backend) {
     for role in STAFF_ROLES {
-        let server = TestServer::start().await;
+        let server = store.start().await;
         let ann = server.token("ann", "CUSTOMER");
         let gus = server.token("gus", "TEMP_USER");
         let staff = server.token("staff", role);
@@ -177,10 +174,9 @@ async fn staff_see_and_act_on_every_ticket() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_staff_route_and_reopen() {
+async fn only_staff_route_and_reopen(store: &Backend) {
     for role in CUSTOMER_ROLES {
-        let server = TestServer::start().await;
+        let server = store.start().await;
         let owner = server.token("owner", role);
         let agent = server.token("ada", "AGENT");
         let ticket = server.create_ticket(&owner, "t", "d").await;
@@ -227,9 +223,8 @@ async fn only_staff_route_and_reopen() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn author_or_staff_edit_and_delete_messages() {
-    let server = TestServer::start().await;
+async fn author_or_staff_edit_and_delete_messages(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let ada = server.token("ada", "AGENT");
     let root = server.token("root", "ADMIN");
@@ -312,9 +307,8 @@ async fn author_or_staff_edit_and_delete_messages() {
     assert_eq!(list, json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn internal_notes_are_for_staff_only() {
-    let server = TestServer::start().await;
+async fn internal_notes_are_for_staff_only(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let ada = server.token("ada", "AGENT");
     let root = server.token("root", "ADMIN");
@@ -445,3 +439,12 @@ async fn internal_notes_are_for_staff_only() {
         "editing and deleting a note changes nothing the customer sees"
     );
 }
+
+on_both_stores!(
+    customers_cannot_touch_another_users_ticket,
+    customers_list_only_their_own_tickets,
+    staff_see_and_act_on_every_ticket,
+    only_staff_route_and_reopen,
+    author_or_staff_edit_and_delete_messages,
+    internal_notes_are_for_staff_only,
+);

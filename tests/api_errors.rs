@@ -30,9 +30,8 @@ async fn raw_post(server: &TestServer, path: &str, token: &str, body: &str) -> R
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ticket_body_errors_name_the_field() {
-    let server = TestServer::start().await;
+async fn ticket_body_errors_name_the_field(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
 
     let reply = server
@@ -96,9 +95,8 @@ async fn ticket_body_errors_name_the_field() {
     assert_eq!((status, list), (StatusCode::OK, json!([])));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_are_inclusive_and_count_characters() {
-    let server = TestServer::start().await;
+async fn limits_are_inclusive_and_count_characters(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     // Exactly at the limit passes, in characters, not bytes.
     let t = server
@@ -132,9 +130,8 @@ async fn limits_are_inclusive_and_count_characters() {
     assert_field_error(&reply, "topic", "too_long");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn message_body_errors_name_the_field() {
-    let server = TestServer::start().await;
+async fn message_body_errors_name_the_field(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = server.create_ticket(&ann, "t", "d").await["id"]
         .as_str()
@@ -215,9 +212,8 @@ async fn message_body_errors_name_the_field() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_and_oversized_bodies_are_400() {
-    let server = TestServer::start().await;
+async fn malformed_and_oversized_bodies_are_400(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
 
     for body in [
@@ -273,9 +269,8 @@ async fn malformed_and_oversized_bodies_are_400() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patch_ticket_refuses_unknown_values() {
-    let server = TestServer::start().await;
+async fn patch_ticket_refuses_unknown_values(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let agent = server.token("ada", "AGENT");
     let id = server.create_ticket(&ann, "t", "d").await["id"]
@@ -325,9 +320,8 @@ async fn patch_ticket_refuses_unknown_values() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_queries_are_400_with_the_parameter() {
-    let server = TestServer::start().await;
+async fn bad_queries_are_400_with_the_parameter(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let admin = server.token("root", "ADMIN");
     server.create_ticket(&ann, "t", "d").await;
@@ -418,9 +412,8 @@ async fn bad_queries_are_400_with_the_parameter() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_bad_token_is_401() {
-    let server = TestServer::start().await;
+async fn every_bad_token_is_401(store: &Backend) {
+    let server = store.start().await;
     let now = now_secs();
     let with = |extra: Value| {
         let mut c = claims();
@@ -567,9 +560,8 @@ async fn every_bad_token_is_401() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_tickets_messages_and_routes_are_404() {
-    let server = TestServer::start().await;
+async fn unknown_tickets_messages_and_routes_are_404(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let admin = server.token("root", "ADMIN");
     let unknown = uuid::Uuid::now_v7().to_string();
@@ -679,9 +671,8 @@ async fn unknown_tickets_messages_and_routes_are_404() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_method_is_405_with_the_envelope() {
-    let server = TestServer::start().await;
+async fn wrong_method_is_405_with_the_envelope(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = server.create_ticket(&ann, "t", "d").await["id"]
         .as_str()
@@ -712,9 +703,8 @@ async fn wrong_method_is_405_with_the_envelope() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_response_carries_a_request_id() {
-    let server = TestServer::start().await;
+async fn every_response_carries_a_request_id(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = server.create_ticket(&ann, "t", "d").await["id"]
         .as_str()
@@ -785,9 +775,8 @@ async fn on_the_wire(server: &TestServer, request: &[u8]) -> (u16, Value) {
     (status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paths_that_are_not_utf8_are_400_in_the_envelope() {
-    let server = TestServer::start().await;
+async fn paths_that_are_not_utf8_are_400_in_the_envelope(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     for path in [
         "/api/v1/tickets/%FF",
@@ -806,9 +795,8 @@ async fn paths_that_are_not_utf8_are_400_in_the_envelope() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_chunked_body_is_reported_as_malformed_not_too_large() {
-    let server = TestServer::start().await;
+async fn a_malformed_chunked_body_is_reported_as_malformed_not_too_large(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     for chunks in [
         "zz\r\n{}\r\n0\r\n\r\n",
@@ -828,3 +816,18 @@ async fn a_malformed_chunked_body_is_reported_as_malformed_not_too_large() {
     let (_, _, list) = server.get(TICKETS, &ann).await;
     assert_eq!(list, json!([]), "nothing was opened");
 }
+
+on_both_stores!(
+    ticket_body_errors_name_the_field,
+    limits_are_inclusive_and_count_characters,
+    message_body_errors_name_the_field,
+    malformed_and_oversized_bodies_are_400,
+    patch_ticket_refuses_unknown_values,
+    bad_queries_are_400_with_the_parameter,
+    every_bad_token_is_401,
+    unknown_tickets_messages_and_routes_are_404,
+    wrong_method_is_405_with_the_envelope,
+    every_response_carries_a_request_id,
+    paths_that_are_not_utf8_are_400_in_the_envelope,
+    a_malformed_chunked_body_is_reported_as_malformed_not_too_large,
+);

@@ -19,9 +19,8 @@ async fn ticket(server: &TestServer, token: &str) -> String {
         .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn post_answers_the_seed_message_object() {
-    let server = TestServer::start().await;
+async fn post_answers_the_seed_message_object(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = ticket(&server, &ann).await;
     let before = now_ms();
@@ -83,9 +82,8 @@ async fn post_answers_the_seed_message_object() {
     assert_eq!(keys(&reply), MESSAGE_KEYS);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_right_after_post_is_oldest_first() {
-    let server = TestServer::start().await;
+async fn list_right_after_post_is_oldest_first(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let agent = server.token("ada", "AGENT");
     let id = ticket(&server, &ann).await;
@@ -122,9 +120,8 @@ async fn list_right_after_post_is_oldest_first() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pagination_walks_every_message_once_oldest_first() {
-    let server = TestServer::start().await;
+async fn pagination_walks_every_message_once_oldest_first(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = ticket(&server, &ann).await;
     let path = format!("/api/v1/tickets/{id}/messages");
@@ -174,9 +171,8 @@ async fn pagination_walks_every_message_once_oldest_first() {
     assert_field_error(&reply, "query.limit", "invalid_query");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn default_message_page_is_50() {
-    let server = TestServer::start().await;
+async fn default_message_page_is_50(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = ticket(&server, &ann).await;
     let path = format!("/api/v1/tickets/{id}/messages");
@@ -200,9 +196,8 @@ async fn default_message_page_is_50() {
     assert_eq!(next_link(&headers), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn edit_changes_content_and_keeps_identity() {
-    let server = TestServer::start().await;
+async fn edit_changes_content_and_keeps_identity(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = ticket(&server, &ann).await;
     let msg = server.post_message(&ann, &id, "typo here").await;
@@ -258,9 +253,8 @@ async fn edit_changes_content_and_keeps_identity() {
     assert_field_error(&reply, "content", "missing");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleted_messages_leave_the_listing() {
-    let server = TestServer::start().await;
+async fn deleted_messages_leave_the_listing(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let agent = server.token("ada", "AGENT");
     let id = ticket(&server, &ann).await;
@@ -316,9 +310,8 @@ async fn deleted_messages_leave_the_listing() {
     assert_eq!(items, vec![m4, m5]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closed_ticket_refuses_message_changes_with_409() {
-    let server = TestServer::start().await;
+async fn a_closed_ticket_refuses_message_changes_with_409(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let agent = server.token("ada", "AGENT");
     let id = ticket(&server, &ann).await;
@@ -366,9 +359,8 @@ async fn a_closed_ticket_refuses_message_changes_with_409() {
     assert_eq!(list, json!([msg, again]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_posts_all_land_once_in_one_order() {
-    let server = TestServer::start().await;
+async fn fifty_concurrent_posts_all_land_once_in_one_order(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let agent = server.token("ada", "AGENT");
     let id = ticket(&server, &ann).await;
@@ -442,9 +434,8 @@ async fn fifty_concurrent_posts_all_land_once_in_one_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_history_comes_in_linked_pages_of_events() {
-    let server = TestServer::start().await;
+async fn a_long_history_comes_in_linked_pages_of_events(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let admin = server.token("root", "ADMIN");
     let id = ticket(&server, &ann).await;
@@ -506,9 +497,8 @@ async fn post_keyed(
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_post_with_the_same_idempotency_key_is_not_doubled() {
-    let server = TestServer::start().await;
+async fn a_retried_post_with_the_same_idempotency_key_is_not_doubled(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let bob = server.token("bob", "CUSTOMER");
     let agent = server.token("agent", "AGENT");
@@ -556,9 +546,8 @@ async fn a_retried_post_with_the_same_idempotency_key_is_not_doubled() {
     assert_field_error(&reply, "header.Idempotency-Key", "invalid_header");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_post_never_brings_back_a_message_deleted_since() {
-    let server = TestServer::start().await;
+async fn a_retried_post_never_brings_back_a_message_deleted_since(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let id = ticket(&server, &ann).await;
     let path = format!("/api/v1/tickets/{id}/messages");
@@ -578,3 +567,17 @@ async fn a_retried_post_never_brings_back_a_message_deleted_since() {
     let (_, _, seen_by_staff) = server.get(&path, &agent).await;
     assert_eq!(seen_by_staff, json!([]));
 }
+
+on_both_stores!(
+    post_answers_the_seed_message_object,
+    list_right_after_post_is_oldest_first,
+    pagination_walks_every_message_once_oldest_first,
+    default_message_page_is_50,
+    edit_changes_content_and_keeps_identity,
+    deleted_messages_leave_the_listing,
+    a_closed_ticket_refuses_message_changes_with_409,
+    fifty_concurrent_posts_all_land_once_in_one_order,
+    a_long_history_comes_in_linked_pages_of_events,
+    a_retried_post_with_the_same_idempotency_key_is_not_doubled,
+    a_retried_post_never_brings_back_a_message_deleted_since,
+);

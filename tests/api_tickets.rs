@@ -9,9 +9,8 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_and_readiness_answer_200() {
-    let server = TestServer::start().await;
+async fn health_and_readiness_answer_200(store: &Backend) {
+    let server = store.start().await;
     let (status, headers, body) = server
         .request(reqwest::Method::GET, "/healthz", None, None)
         .await;
@@ -26,9 +25,8 @@ async fn health_and_readiness_answer_200() {
     assert_request_id(&headers);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_answers_the_seed_ticket_object() {
-    let server = TestServer::start().await;
+async fn create_answers_the_seed_ticket_object(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let before = now_ms();
     let (status, headers, ticket) = server
@@ -79,9 +77,8 @@ async fn create_answers_the_seed_ticket_object() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_right_after_create_shows_the_same_ticket() {
-    let server = TestServer::start().await;
+async fn get_right_after_create_shows_the_same_ticket(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let created = server.create_ticket(&ann, "Login", "Cannot log in").await;
     let id = created["id"].as_str().unwrap();
@@ -101,9 +98,8 @@ async fn get_right_after_create_shows_the_same_ticket() {
     assert_eq!(list, json!([created]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_is_newest_first_with_seed_objects() {
-    let server = TestServer::start().await;
+async fn list_is_newest_first_with_seed_objects(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let mut created = Vec::new();
     for i in 0..5 {
@@ -132,9 +128,8 @@ async fn list_is_newest_first_with_seed_objects() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pagination_walks_every_ticket_once_newest_first() {
-    let server = TestServer::start().await;
+async fn pagination_walks_every_ticket_once_newest_first(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let mut created = Vec::new();
     for i in 0..7 {
@@ -186,9 +181,8 @@ async fn pagination_walks_every_ticket_once_newest_first() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limit_defaults_to_50_and_accepts_up_to_200() {
-    let server = TestServer::start().await;
+async fn limit_defaults_to_50_and_accepts_up_to_200(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let mut created = Vec::new();
     for i in 0..55 {
@@ -222,9 +216,8 @@ async fn limit_defaults_to_50_and_accepts_up_to_200() {
     assert_eq!(body_ids(&page), created[..1]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_patch_support_role_and_issue_level() {
-    let server = TestServer::start().await;
+async fn staff_patch_support_role_and_issue_level(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let agent = server.token("ada", "AGENT");
     let ticket = server.create_ticket(&ann, "Crash", "App crashes").await;
@@ -294,9 +287,8 @@ async fn staff_patch_support_role_and_issue_level() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_and_reopen() {
-    let server = TestServer::start().await;
+async fn close_and_reopen(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let agent = server.token("ada", "AGENT");
     let ticket = server.create_ticket(&ann, "Refund", "Want my money").await;
@@ -357,9 +349,8 @@ async fn close_and_reopen() {
     assert_error(&reply, StatusCode::CONFLICT, "CONFLICT");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_filter_the_listing() {
-    let server = TestServer::start().await;
+async fn staff_filter_the_listing(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let bob = server.token("bob", "TEMP_USER");
     let agent = server.token("ada", "AGENT");
@@ -435,9 +426,8 @@ async fn staff_filter_the_listing() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn next_links_keep_filters_with_awkward_characters() {
-    let server = TestServer::start().await;
+async fn next_links_keep_filters_with_awkward_characters(store: &Backend) {
+    let server = store.start().await;
     let odd_id = "ann smith&co=1/é";
     let odd = sign_claims(
         &json!({"id": odd_id, "username": "Ann Smith", "email": "ann.smith@example.com", "role": "CUSTOMER"}),
@@ -477,9 +467,8 @@ async fn listed_ids(server: &Api, token: &str) -> Vec<String> {
     body_ids(&body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_open_with_the_same_idempotency_key_opens_one_ticket() {
-    let server = TestServer::start().await;
+async fn a_retried_open_with_the_same_idempotency_key_opens_one_ticket(store: &Backend) {
+    let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
     let bob = server.token("bob", "CUSTOMER");
 
@@ -536,8 +525,7 @@ async fn a_retried_open_with_the_same_idempotency_key_opens_one_ticket() {
     assert_eq!(listed_ids(&server, &ann).await.len(), 3);
 
     // The key outlives a restart.
-    let dir = server.stop().await;
-    let server = TestServer::start_in(dir, &[]).await;
+    let server = store.restart(server).await;
     let (status, _, after) = server.create_ticket_keyed(&ann, "open-1", "Printer").await;
     assert_eq!((status, &after["id"]), (StatusCode::OK, &first["id"]));
     assert_eq!(listed_ids(&server, &ann).await.len(), 3);
@@ -570,3 +558,17 @@ async fn a_key_whose_first_try_stopped_before_opening_is_finished_by_the_retry()
     assert_eq!((status, &again), (StatusCode::OK, &opened));
     assert_eq!(listed_ids(&server, &ann).await, [claimed]);
 }
+
+on_both_stores!(
+    health_and_readiness_answer_200,
+    create_answers_the_seed_ticket_object,
+    get_right_after_create_shows_the_same_ticket,
+    list_is_newest_first_with_seed_objects,
+    pagination_walks_every_ticket_once_newest_first,
+    limit_defaults_to_50_and_accepts_up_to_200,
+    staff_patch_support_role_and_issue_level,
+    close_and_reopen,
+    staff_filter_the_listing,
+    next_links_keep_filters_with_awkward_characters,
+    a_retried_open_with_the_same_idempotency_key_opens_one_ticket,
+);

@@ -1126,3 +1126,50 @@ pub async fn a_claimed_link_keeps_its_first_value<S: super::Links>(store: S) {
         Some(&claims[0])
     );
 }
+
+/// What every store promises about shutting down: a second shutdown is harmless, appends and
+/// checkpoint saves are refused with [`StoreError::ShuttingDown`], and reads (of `ticket_id`,
+/// written before) keep answering as before. Shutting down is not part of the store traits, so
+/// this is not in [`conformance_suite!`]: each store's tests call it with the store's own
+/// `shutdown`, then check that a reopened store carries on.
+pub async fn shutdown_refuses_writes_and_keeps_reads<S, F>(
+    store: &S,
+    ticket_id: &str,
+    shutdown: impl Fn() -> F,
+) where
+    S: Store,
+    F: std::future::Future<Output = ()>,
+{
+    let events_before = store.read_all(0, 100).await.unwrap();
+    let ticket_before = store.get_ticket(ticket_id).await.unwrap();
+    assert!(ticket_before.is_some(), "the ticket was projected");
+    let checkpoint_before = store.load_checkpoint("socket").await.unwrap();
+    shutdown().await;
+    shutdown().await;
+    let customer = user("u1", UserRole::Customer);
+    let refused = store
+        .append(
+            &new_id(),
+            ExpectedVersion::NoStream,
+            vec![new_event(
+                &customer,
+                opened(&customer, SupportRole::General, IssueLevel::Normal),
+            )],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::ShuttingDown)),
+        "after shutdown appends are refused, got {refused:?}"
+    );
+    let checkpoint = store.save_checkpoint("socket", checkpoint_before + 1).await;
+    assert!(
+        matches!(checkpoint, Err(StoreError::ShuttingDown)),
+        "after shutdown checkpoints are refused, got {checkpoint:?}"
+    );
+    assert_eq!(
+        store.read_all(0, 100).await.unwrap(),
+        events_before,
+        "reads keep working after shutdown"
+    );
+    assert_eq!(store.get_ticket(ticket_id).await.unwrap(), ticket_before);
+}

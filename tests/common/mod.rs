@@ -714,3 +714,106 @@ impl TestServer {
         Self::start_with(&settings).await
     }
 }
+
+/// The store an API test runs on. The API tests are written once, as `async fn name(store:
+/// &Backend)`, and [`on_both_stores!`] makes each a test on the embedded store and one on
+/// MongoDB, so neither store's answers can drift from the other's.
+pub enum Backend {
+    /// A fresh data directory per server.
+    Embedded,
+    /// A fresh database per server on the MongoDB test server; `restart` keeps the last one.
+    Mongo {
+        /// The test's name, for the database names.
+        test: &'static str,
+        /// Every database made so far, the last one in use; dropped by `finish`.
+        databases: std::sync::Mutex<Vec<TestMongo>>,
+    },
+}
+
+impl Backend {
+    /// MongoDB for `test`, or `None` when MongoDB tests are skipped (see [`mongo_test_uri`]).
+    pub fn mongo(test: &'static str) -> Option<Self> {
+        mongo_test_uri()?;
+        Some(Backend::Mongo {
+            test,
+            databases: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A server on an empty store, rate limits off.
+    pub async fn start(&self) -> TestServer {
+        self.start_with(&[]).await
+    }
+
+    /// A server on an empty store with extra settings.
+    pub async fn start_with(&self, env: &[(&str, &str)]) -> TestServer {
+        match self {
+            Backend::Embedded => TestServer::start_with(env).await,
+            Backend::Mongo { test, databases } => {
+                let mongo = TestMongo::new(test).expect("the MongoDB test server");
+                let server = TestServer::start_mongo(&mongo, env).await;
+                databases
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(mongo);
+                server
+            }
+        }
+    }
+
+    /// Stops `server` and starts another on the same store, as a restart would.
+    pub async fn restart(&self, server: TestServer) -> TestServer {
+        let dir = server.stop().await;
+        match self {
+            Backend::Embedded => TestServer::start_in(dir, &[]).await,
+            Backend::Mongo { databases, .. } => {
+                let (uri, db) = {
+                    let databases = databases.lock().unwrap_or_else(|p| p.into_inner());
+                    let last = databases.last().expect("a server was started");
+                    (last.uri.clone(), last.db.clone())
+                };
+                TestServer::start_mongo(&TestMongo { uri, db }, &[]).await
+            }
+        }
+    }
+
+    /// Drops the databases the test made.
+    pub async fn finish(self) {
+        if let Backend::Mongo { databases, .. } = self {
+            let databases = databases.into_inner().unwrap_or_else(|p| p.into_inner());
+            for mongo in databases {
+                mongo.drop_database().await;
+            }
+        }
+    }
+}
+
+/// Turns each `async fn name(store: &Backend)` named into two tests, `embedded::name` and
+/// `mongo::name`.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($($name:ident),+ $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&crate::common::Backend::Embedded).await;
+                }
+            )+
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(store) = crate::common::Backend::mongo(stringify!($name)) else {
+                        return;
+                    };
+                    super::$name(&store).await;
+                    store.finish().await;
+                }
+            )+
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_stores;

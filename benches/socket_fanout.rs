@@ -360,6 +360,7 @@ fn mint(id: &str, role: &str) -> Result<String, Error> {
         "iat": now,
         "exp": now + 86_400,
     });
+    ticketd::hs256::install();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

@@ -100,6 +100,7 @@ pub const TOKEN_MAX_BYTES: usize = 8 * 1024;
 impl Verifier {
     /// A verifier for `secret`; HS256 only, `exp` and `nbf` checked when present.
     pub fn new(secret: &Secret) -> Self {
+        crate::hs256::install();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.required_spec_claims.clear();
         validation.validate_exp = true;
@@ -200,6 +201,7 @@ pub fn mint(
     role: UserRole,
     ttl_seconds: Option<u64>,
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    crate::hs256::install();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -236,6 +238,7 @@ mod tests {
     use base64::Engine;
 
     fn secret() -> Secret {
+        crate::hs256::install();
         Secret::new("0123456789abcdef0123456789abcdef")
     }
 
@@ -307,12 +310,20 @@ mod tests {
             b64(&claims)
         );
         assert!(matches!(v.verify(&none), Err(AuthError::Invalid(_))));
-        let hs512 = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &claims,
-            &EncodingKey::from_secret(secret().expose()),
-        )
-        .unwrap();
+        // Signed by hand: the provider ticketd installs signs HS256 only.
+        let signing_input = format!(
+            "{}.{}",
+            b64(&serde_json::json!({"alg": "HS512", "typ": "JWT"})),
+            b64(&claims)
+        );
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA512, secret().expose()),
+            signing_input.as_bytes(),
+        );
+        let hs512 = format!(
+            "{signing_input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+        );
         assert_eq!(
             v.verify(&hs512),
             Err(AuthError::Invalid("only HS256 tokens are accepted"))

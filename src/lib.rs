@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod discord;
+pub mod hs256;
 pub mod http;
 pub mod rate_limit;
 pub mod socket;

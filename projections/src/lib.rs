@@ -2,9 +2,12 @@
 //! stream. A store applies [`changes`] of each event inside the same transaction that appends it
 //! (an inline projection), so a writer always reads its own write; [`MemoryReadModel`] applies the
 //! same changes in memory, which is what replays and tests compare the stored models against.
+//! The followers plan here too: [`fanout`] what each event becomes on the sockets, [`discord`]
+//! what it means in the support team's Discord guild.
 #![deny(missing_docs)]
 
 mod changes;
+pub mod discord;
 pub mod fanout;
 mod memory;
 pub mod transcript;

@@ -3,8 +3,9 @@
 //! their edits and deletions follow it, and slash commands and buttons run through [`super::slash`].
 //! The bot's own messages (Discord echoes them) and anything from another guild are ignored.
 
+use super::refusal::Door;
 use super::{Bridge, ticket_message_id};
-use crate::commands::{CommandError, Context as CommandContext};
+use crate::commands::Context as CommandContext;
 use crate::store::ReadModels;
 use serenity::all::{
     ChannelId, ConnectionStage, Context, EventHandler, GuildId, Interaction, Message, MessageId,
@@ -14,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use ticketd_events::limits::{ATTACHMENTS_MAX, MESSAGE_MAX};
-use ticketd_events::{Actor, Command, TicketError, UserRole, Via};
-use tracing::{debug, info, warn};
+use ticketd_events::{Actor, Command, UserRole, Via};
+use tracing::{info, warn};
 
 /// How long an edit or deletion waits for the message it concerns: serenity runs each event's
 /// handler in its own task, so an edit may arrive before its message has been posted.
@@ -260,36 +261,21 @@ impl Bridge {
         None
     }
 
-    /// Runs a command for a Discord message; a refusal is logged, not retried.
+    /// Runs a command for a Discord message; a refusal is not retried.
     async fn run(&self, ticket_id: &str, actor: Actor, source: MessageId, command: Command) {
         let context = CommandContext {
             actor,
             correlation_id: format!("discord:{source}"),
             idempotency: None,
         };
-        match self
+        if let Err(e) = self
             .state
             .executor
             .execute(ticket_id, &context, &[command])
             .await
         {
-            Ok(_) => {}
-            Err(CommandError::Rejected(TicketError::TicketClosed)) => {
-                debug!(
-                    ticket = ticket_id,
-                    "a message in a closed ticket's channel stays in Discord"
-                );
-            }
-            Err(e) => {
-                warn!(
-                    ticket = ticket_id,
-                    "a Discord message did not reach the ticket: {e}"
-                );
-                self.alerts().report(
-                    "gateway",
-                    format_args!("a staff message did not reach ticket {ticket_id}: {e}"),
-                );
-            }
+            // A message has no reply to carry the refusal: it is logged where it needs to be.
+            self.refuse(Door::Message, ticket_id, &e);
         }
     }
 }

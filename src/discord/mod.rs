@@ -2,18 +2,21 @@
 //! [`Bridge`]: the [`projector`] follows the global event stream from a durable checkpoint and
 //! turns tickets into channels and customer messages into Discord messages; the [`gateway`]
 //! handler turns what staff do in those channels (messages, slash commands, buttons) into
-//! commands, which come back through the stream like any other door's. Beside them, [`removal`]
-//! removes closed tickets' channels once their grace period has passed, across restarts, and
-//! every failure either half logs also goes to `ERROR_BOT_WEBHOOK_URL` ([`crate::alerts`]).
+//! commands, which come back through the stream like any other door's ([`refusal`] is the one
+//! answer when one does not go through). What an event means in Discord is planned purely in
+//! `ticketd_projections::discord`, as the socket fan-out is. Beside them, [`removal`] removes
+//! closed tickets' channels once their grace period has passed, across restarts, and every
+//! failure either half logs also goes to `ERROR_BOT_WEBHOOK_URL` ([`crate::alerts`]).
 //!
 //! `DISCORD_API_URL` points the HTTP client (and so the gateway URL it fetches) at another
 //! Discord-compatible endpoint. serenity's rate limiter ignores that setting, so it is switched off
 //! there and [`retry`] does the waiting; against Discord itself serenity's own limiter stays on.
 
-pub mod format;
 pub mod gateway;
 pub mod lease;
+pub mod nonce;
 pub mod projector;
+pub mod refusal;
 pub mod removal;
 pub mod retry;
 pub mod slash;

@@ -1,15 +1,17 @@
 //! The bridge's projector: follows the global stream from its checkpoint and does in Discord what
-//! each event asks. Delivery is at least once, so every step first looks for what an earlier run
-//! already did: the ticket → channel and message → Discord message links (recorded right after
-//! each creation, before the checkpoint moves), a channel whose topic carries the ticket id (a
-//! crash between creating it and recording it), and a nonce Discord deduplicates on (a crash
-//! between posting and recording). Discord remembers a nonce for a few minutes only, so when an
-//! earlier attempt may lie further back (the first event after a start, an event being retried,
-//! an event older than [`NONCE_WINDOW_MS`]) the channel's latest messages are searched for an
-//! unclaimed copy first. A failed Discord call is retried until it lands: an event is never
-//! skipped.
+//! each event asks. What that is, is planned purely in `ticketd_projections::discord`; this
+//! module looks up what the plan needs and carries it out.
+//!
+//! Delivery is at least once, so every step first looks for what an earlier run already did: the
+//! ticket → channel and message → Discord message links (recorded right after each creation,
+//! before the checkpoint moves), a channel whose topic carries the ticket id (a crash between
+//! creating it and recording it), and a nonce Discord deduplicates on (a crash between posting
+//! and recording). Discord remembers a nonce for a few minutes only, so when an earlier attempt
+//! may lie further back (the first event after a start, an event being retried, an event older
+//! than [`NONCE_WINDOW_MS`]) the channel's latest messages are searched for an unclaimed copy
+//! first. A failed Discord call is retried until it lands: an event is never skipped.
 
-use super::format::{self, Opening};
+use super::nonce::nonce;
 use super::retry::{Gone, until_done};
 use super::{Bridge, CHECKPOINT, link, now_ms};
 use crate::alerts::Reporter;
@@ -22,9 +24,10 @@ use serenity::all::{
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use ticketd_events::{EventEnvelope, EventStore, StoreError, TicketEvent, TicketStatus, Via};
-use ticketd_projections::TicketView;
-use ticketd_projections::transcript::Transcript;
+use ticketd_events::{EventEnvelope, EventStore, StoreError};
+use ticketd_projections::discord::{
+    self as plan, Button, Channel, ChannelSpec, Known, Place, Post, Step, TranscriptPost,
+};
 use tracing::{debug, info, warn};
 
 /// Events read per round trip to the store.
@@ -92,199 +95,149 @@ where
 }
 
 impl Bridge {
-    /// Does in Discord what one event asks, idempotently.
+    /// Does in Discord what one event asks: looks up what the plan needs, plans, and carries
+    /// the steps out, each once.
     async fn apply(&self, envelope: &EventEnvelope) -> Result<(), StoreError> {
         let ticket_id = envelope.stream_id.as_str();
-        let from_discord = envelope.actor.via == Via::Discord;
-        match &envelope.event {
-            TicketEvent::TicketOpened {
-                user_name,
-                user_email,
-                user_role,
-                topic,
-                description,
-                support_role,
-                issue_level,
-                ..
-            } => {
-                let Some(ticket) = self.open_ticket(ticket_id).await? else {
-                    return Ok(());
-                };
-                let channel = self.ensure_channel(&ticket).await?;
-                let content = format::opening(&Opening {
-                    ticket_id,
-                    user_name,
-                    user_email,
-                    user_role: *user_role,
-                    topic,
-                    description,
-                    issue_level: *issue_level,
-                    support_role: *support_role,
-                });
-                let buttons = CreateActionRow::Buttons(vec![
-                    CreateButton::new(format!("close:{ticket_id}"))
-                        .label("Close")
-                        .style(ButtonStyle::Danger),
-                    CreateButton::new(format!("escalate:{ticket_id}"))
-                        .label("Escalate")
-                        .style(ButtonStyle::Primary),
-                ]);
-                self.post_once(channel, envelope, content, vec![buttons])
-                    .await?;
-            }
-            TicketEvent::MessagePosted {
-                message_id,
-                author_name,
-                author_role,
-                content,
-                attachments,
-                internal,
-                ..
-            } if !from_discord => {
-                if self.load(link::MESSAGE, message_id).await?.is_some() {
-                    return Ok(());
-                }
-                let Some(channel) = self.channel_of_open(ticket_id).await? else {
-                    return Ok(());
-                };
-                let text = format::message_copy(
-                    author_name,
-                    *author_role,
-                    *internal,
-                    content,
-                    attachments,
-                );
-                if let Some(posted) = self.post_once(channel, envelope, text, vec![]).await? {
-                    self.save(link::MESSAGE, message_id, Some(&posted.to_string()))
-                        .await?;
-                }
-            }
-            TicketEvent::MessageEdited {
-                message_id,
-                content,
-                attachments,
-            } if !from_discord => {
-                let (Some(copy), Some(channel)) = (
-                    self.load(link::MESSAGE, message_id).await?,
-                    self.load(link::TICKET_CHANNEL, ticket_id).await?,
-                ) else {
-                    return Ok(());
-                };
-                let Some(message) = self.state.store.get_message(message_id).await? else {
-                    return Ok(());
-                };
-                let attachments = attachments.as_ref().unwrap_or(&message.attachments);
-                let role = self.author_role(ticket_id, message_id).await?;
-                let text = format::message_copy(
-                    &message.author_name,
-                    role,
-                    message.internal,
-                    content,
-                    attachments,
-                );
-                let (channel, copy) = (parse_channel(&channel), parse_message(&copy));
-                let edit = EditMessage::new()
-                    .content(text)
-                    .allowed_mentions(CreateAllowedMentions::new());
-                let _ = until_done(self.alerts(), "edit a message copy", || {
-                    channel.edit_message(&self.http, copy, edit.clone())
-                })
-                .await;
-            }
-            TicketEvent::MessageDeleted { message_id } if !from_discord => {
-                let (Some(copy), Some(channel)) = (
-                    self.load(link::MESSAGE, message_id).await?,
-                    self.load(link::TICKET_CHANNEL, ticket_id).await?,
-                ) else {
-                    return Ok(());
-                };
-                let (channel, copy) = (parse_channel(&channel), parse_message(&copy));
-                let _ = until_done(self.alerts(), "delete a message copy", || {
-                    channel.delete_message(&self.http, copy)
-                })
-                .await;
-            }
-            TicketEvent::SupportRoleChanged { to, .. } => {
-                let Some(ticket) = self.open_ticket(ticket_id).await? else {
-                    return Ok(());
-                };
-                let channel = self.ensure_channel(&ticket).await?;
-                self.place(channel, &ticket).await;
-                let text = format::notice(&format!("Escalated to {to}"), &envelope.actor.name);
-                self.post_once(channel, envelope, text, vec![]).await?;
-            }
-            TicketEvent::IssueLevelChanged { to, .. } => {
-                let Some(ticket) = self.open_ticket(ticket_id).await? else {
-                    return Ok(());
-                };
-                let channel = self.ensure_channel(&ticket).await?;
-                self.place(channel, &ticket).await;
-                let text =
-                    format::notice(&format!("Issue level set to {to}"), &envelope.actor.name);
-                self.post_once(channel, envelope, text, vec![]).await?;
-            }
-            TicketEvent::TicketClosed { reason } => {
-                self.post_transcript(envelope).await?;
-                let Some(channel) = self.load(link::TICKET_CHANNEL, ticket_id).await? else {
-                    return Ok(());
-                };
-                let channel = parse_channel(&channel);
-                let what = match reason {
-                    Some(reason) => format!("Ticket closed: {}", format::escape(reason)),
-                    None => "Ticket closed".to_string(),
-                };
-                let text = format::notice(&what, &envelope.actor.name);
-                self.post_once(channel, envelope, text, vec![]).await?;
-                let grace =
-                    i64::try_from(self.config.channel_grace.as_millis()).unwrap_or(i64::MAX);
-                let at = envelope.recorded_at.saturating_add(grace);
-                self.schedule_removal(ticket_id, channel, at).await?;
-            }
-            TicketEvent::TicketReopened {} => {
-                let Some(ticket) = self.open_ticket(ticket_id).await? else {
-                    return Ok(());
-                };
-                let channel = self.ensure_channel(&ticket).await?;
-                let text = format::notice("Ticket reopened", &envelope.actor.name);
-                self.post_once(channel, envelope, text, vec![]).await?;
-            }
-            // Messages from Discord are there already.
-            TicketEvent::MessagePosted { .. }
-            | TicketEvent::MessageEdited { .. }
-            | TicketEvent::MessageDeleted { .. } => {}
+        let store = &self.state.store;
+        let needs = plan::needs(envelope, self.config.transcript_channel_id.is_some());
+        let ticket = if needs.ticket {
+            store.get_ticket(ticket_id).await?
+        } else {
+            None
+        };
+        let message = match needs.message {
+            Some(id) => store.get_message(id).await?,
+            None => None,
+        };
+        let history = if needs.history {
+            Some(store.read_stream(ticket_id, 0).await?)
+        } else {
+            None
+        };
+        let known = Known {
+            ticket: ticket.as_ref(),
+            message: message.as_ref(),
+            history: history.as_deref(),
+        };
+        let plan = plan::plan(envelope, &known);
+        let mut channel = TicketChannel {
+            ticket_id,
+            source: &plan.channel,
+            resolved: None,
+        };
+        for step in &plan.steps {
+            self.carry_out(step, &mut channel).await?;
         }
         Ok(())
     }
 
-    /// The ticket, when it is open now. A closed ticket gets no (new) channel: replaying old
-    /// history must not fill the guild with channels of long-closed tickets.
-    async fn open_ticket(&self, ticket_id: &str) -> Result<Option<TicketView>, StoreError> {
-        Ok(self
-            .state
-            .store
-            .get_ticket(ticket_id)
-            .await?
-            .filter(|t| t.status == TicketStatus::Open))
+    /// Does one step of a plan; a step whose channel or copy does not exist does nothing.
+    async fn carry_out(
+        &self,
+        step: &Step,
+        channel: &mut TicketChannel<'_>,
+    ) -> Result<(), StoreError> {
+        let ticket_id = channel.ticket_id;
+        match step {
+            Step::Post(post) => {
+                if let Some(id) = self.channel(channel).await? {
+                    self.post_once(id, ticket_id, post, Vec::new()).await?;
+                }
+            }
+            Step::Copy { message_id, post } => {
+                if self.load(link::MESSAGE, message_id).await?.is_some() {
+                    return Ok(());
+                }
+                let Some(id) = self.channel(channel).await? else {
+                    return Ok(());
+                };
+                if let Some(posted) = self.post_once(id, ticket_id, post, Vec::new()).await? {
+                    self.save(link::MESSAGE, message_id, Some(&posted.to_string()))
+                        .await?;
+                }
+            }
+            Step::EditCopy {
+                message_id,
+                content,
+            } => {
+                let (Some(copy), Some(id)) = (
+                    self.load(link::MESSAGE, message_id).await?,
+                    self.channel(channel).await?,
+                ) else {
+                    return Ok(());
+                };
+                let copy = parse_message(&copy);
+                let edit = EditMessage::new()
+                    .content(content)
+                    .allowed_mentions(CreateAllowedMentions::new());
+                let _ = until_done(self.alerts(), "edit a message copy", || {
+                    id.edit_message(&self.http, copy, edit.clone())
+                })
+                .await;
+            }
+            Step::DeleteCopy { message_id } => {
+                let (Some(copy), Some(id)) = (
+                    self.load(link::MESSAGE, message_id).await?,
+                    self.channel(channel).await?,
+                ) else {
+                    return Ok(());
+                };
+                let copy = parse_message(&copy);
+                let _ = until_done(self.alerts(), "delete a message copy", || {
+                    id.delete_message(&self.http, copy)
+                })
+                .await;
+            }
+            Step::Place(place) => {
+                if let Some(id) = self.channel(channel).await? {
+                    self.place(id, *place).await;
+                }
+            }
+            Step::Transcript(transcript) => self.post_transcript(ticket_id, transcript).await?,
+            Step::RemoveChannel { closed_at } => {
+                if let Some(id) = self.channel(channel).await? {
+                    let grace =
+                        i64::try_from(self.config.channel_grace.as_millis()).unwrap_or(i64::MAX);
+                    self.schedule_removal(ticket_id, id, closed_at.saturating_add(grace))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// The channel of a ticket that has one; an open ticket without one gets one.
-    async fn channel_of_open(&self, ticket_id: &str) -> Result<Option<ChannelId>, StoreError> {
-        if let Some(channel) = self.load(link::TICKET_CHANNEL, ticket_id).await? {
-            return Ok(Some(parse_channel(&channel)));
+    /// The channel a plan's steps act in, looked up (and, for an open ticket, found or created)
+    /// at the first step that needs it, so a step that needs none (a copy made already, the
+    /// transcript) never makes one.
+    async fn channel(
+        &self,
+        channel: &mut TicketChannel<'_>,
+    ) -> Result<Option<ChannelId>, StoreError> {
+        if let Some(id) = channel.resolved {
+            return Ok(id);
         }
-        match self.open_ticket(ticket_id).await? {
-            Some(ticket) => Ok(Some(self.ensure_channel(&ticket).await?)),
-            None => Ok(None),
-        }
+        let id = match channel.source {
+            Channel::Open(spec) => Some(self.ensure_channel(channel.ticket_id, spec).await?),
+            Channel::Existing => self
+                .load(link::TICKET_CHANNEL, channel.ticket_id)
+                .await?
+                .map(|c| parse_channel(&c)),
+        };
+        channel.resolved = Some(id);
+        Ok(id)
     }
 
     /// The ticket's channel: the linked one, else one in the guild whose topic names the ticket
     /// (created before a crash), else a new one. Links both ways before returning.
-    async fn ensure_channel(&self, ticket: &TicketView) -> Result<ChannelId, StoreError> {
-        if let Some(channel) = self.load(link::TICKET_CHANNEL, &ticket.id).await? {
+    async fn ensure_channel(
+        &self,
+        ticket_id: &str,
+        spec: &ChannelSpec,
+    ) -> Result<ChannelId, StoreError> {
+        if let Some(channel) = self.load(link::TICKET_CHANNEL, ticket_id).await? {
             return Ok(parse_channel(&channel));
         }
-        let marker = format::topic_marker(&ticket.id);
         let guild = self.guild();
         let existing = until_done(self.alerts(), "list the guild's channels", || {
             guild.channels(&self.http)
@@ -292,19 +245,22 @@ impl Bridge {
         .await
         .unwrap_or_default()
         .into_values()
-        .find(|c| c.topic.as_deref().is_some_and(|t| t.starts_with(&marker)));
+        .find(|c| {
+            c.topic
+                .as_deref()
+                .is_some_and(|t| t.starts_with(&spec.marker))
+        });
         let channel = match existing {
             Some(channel) => {
-                info!(ticket = %ticket.id, channel = %channel.id, "found the ticket's channel");
+                info!(ticket = %ticket_id, channel = %channel.id, "found the ticket's channel");
                 channel.id
             }
             None => {
-                let mut create =
-                    CreateChannel::new(format::channel_name(&ticket.id, &ticket.topic))
-                        .kind(ChannelType::Text)
-                        .topic(format::channel_topic(&ticket.id, &ticket.topic))
-                        .permissions(self.overwrites(ticket.support_role));
-                if let Some(category) = self.category(ticket.issue_level) {
+                let mut create = CreateChannel::new(spec.name.as_str())
+                    .kind(ChannelType::Text)
+                    .topic(spec.topic.as_str())
+                    .permissions(self.overwrites(spec.place.visible_from));
+                if let Some(category) = self.category(spec.place.category) {
                     create = create.category(category);
                 }
                 loop {
@@ -330,18 +286,18 @@ impl Bridge {
             }
         };
         let id = channel.to_string();
-        self.save(link::CHANNEL_TICKET, &id, Some(&ticket.id))
+        self.save(link::CHANNEL_TICKET, &id, Some(ticket_id))
             .await?;
-        self.save(link::TICKET_CHANNEL, &ticket.id, Some(&id))
+        self.save(link::TICKET_CHANNEL, ticket_id, Some(&id))
             .await?;
         Ok(channel)
     }
 
     /// Moves a channel to its level's category and gives it its role's overwrites.
-    async fn place(&self, channel: ChannelId, ticket: &TicketView) {
+    async fn place(&self, channel: ChannelId, place: Place) {
         let edit = EditChannel::new()
-            .category(self.category(ticket.issue_level))
-            .permissions(self.overwrites(ticket.support_role));
+            .category(self.category(place.category))
+            .permissions(self.overwrites(place.visible_from));
         if until_done(self.alerts(), "move a ticket channel", || {
             channel.edit(&self.http, edit.clone())
         })
@@ -352,20 +308,36 @@ impl Bridge {
         }
     }
 
-    /// Posts `content` for `envelope` unless an earlier run did; returns the Discord message,
-    /// or `None` when the channel is gone.
+    /// Makes `post` in `channel` unless an earlier run did, with `files` attached; returns the
+    /// Discord message, or `None` when the channel is gone.
     async fn post_once(
         &self,
         channel: ChannelId,
-        envelope: &EventEnvelope,
-        content: String,
-        components: Vec<CreateActionRow>,
+        ticket_id: &str,
+        post: &Post,
+        files: Vec<CreateAttachment>,
     ) -> Result<Option<MessageId>, StoreError> {
-        let mut message = CreateMessage::new().content(content.clone());
-        if !components.is_empty() {
-            message = message.components(components);
+        let mut message = CreateMessage::new().content(post.content.clone());
+        if !post.buttons.is_empty() {
+            let buttons = post
+                .buttons
+                .iter()
+                .map(|b| {
+                    let style = match b {
+                        Button::Close => ButtonStyle::Danger,
+                        Button::Escalate => ButtonStyle::Primary,
+                    };
+                    CreateButton::new(b.custom_id(ticket_id))
+                        .label(b.label())
+                        .style(style)
+                })
+                .collect();
+            message = message.components(vec![CreateActionRow::Buttons(buttons)]);
         }
-        self.post_keyed(channel, &envelope.event_id, &content, message)
+        for file in files {
+            message = message.add_file(file);
+        }
+        self.post_keyed(channel, &post.key, &post.content, message)
             .await
     }
 
@@ -390,7 +362,7 @@ impl Bridge {
         }
         let message = message
             .allowed_mentions(CreateAllowedMentions::new())
-            .nonce(Nonce::String(format::nonce(key)))
+            .nonce(Nonce::String(nonce(key)))
             .enforce_nonce(true);
         match until_done(self.alerts(), "post a message", || {
             channel.send_message(&self.http, message.clone())
@@ -448,60 +420,23 @@ impl Bridge {
         Ok(None)
     }
 
-    /// Posts the transcript of the ticket as it was at this close to the transcript channel:
-    /// the summary, an HTML file and a plain-text file.
-    async fn post_transcript(&self, close: &EventEnvelope) -> Result<(), StoreError> {
+    /// Posts a transcript to the transcript channel, if there is one.
+    async fn post_transcript(
+        &self,
+        ticket_id: &str,
+        transcript: &TranscriptPost,
+    ) -> Result<(), StoreError> {
         let Some(channel) = self.config.transcript_channel_id.map(ChannelId::new) else {
             return Ok(());
         };
-        let mut events = self.state.store.read_stream(&close.stream_id, 0).await?;
-        events.retain(|e| e.version <= close.version);
-        let Some(transcript) = Transcript::from_events(&events) else {
-            return Ok(());
-        };
-        let name = format!("transcript-{}", close.stream_id);
-        let summary = format!(
-            "**Transcript**\n{}",
-            format::code_block(&transcript.summary(), format::CONTENT_MAX - 20)
-        );
-        let message = CreateMessage::new()
-            .content(summary.clone())
-            .add_file(CreateAttachment::bytes(
-                transcript.html(),
-                format!("{name}.html"),
-            ))
-            .add_file(CreateAttachment::bytes(
-                transcript.text(),
-                format!("{name}.txt"),
-            ));
-        self.post_keyed(
-            channel,
-            &format!("transcript:{}", close.event_id),
-            &summary,
-            message,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// The role a message's author had when posting, from the ticket's stream.
-    async fn author_role(
-        &self,
-        ticket_id: &str,
-        message_id: &str,
-    ) -> Result<ticketd_events::UserRole, StoreError> {
-        let events = self.state.store.read_stream(ticket_id, 0).await?;
-        Ok(events
+        let files = transcript
+            .files
             .iter()
-            .find_map(|e| match &e.event {
-                TicketEvent::MessagePosted {
-                    message_id: id,
-                    author_role,
-                    ..
-                } if id == message_id => Some(*author_role),
-                _ => None,
-            })
-            .unwrap_or(ticketd_events::UserRole::Customer))
+            .map(|f| CreateAttachment::bytes(f.body.as_bytes(), f.name.as_str()))
+            .collect();
+        self.post_once(channel, ticket_id, &transcript.post, files)
+            .await?;
+        Ok(())
     }
 
     async fn load(&self, kind: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -511,6 +446,16 @@ impl Bridge {
     async fn save(&self, kind: &str, key: &str, value: Option<&str>) -> Result<(), StoreError> {
         self.state.store.save_link(kind, key, value).await
     }
+}
+
+/// The ticket's channel for one event's plan.
+struct TicketChannel<'a> {
+    /// The ticket.
+    ticket_id: &'a str,
+    /// Whether the channel may be created or must exist already.
+    source: &'a Channel,
+    /// The channel once looked up: `Some(None)` when the ticket has none.
+    resolved: Option<Option<ChannelId>>,
 }
 
 fn parse_channel(id: &str) -> ChannelId {

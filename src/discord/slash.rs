@@ -3,7 +3,8 @@
 //! members holding a support role may use them; anyone else gets a polite ephemeral refusal.
 
 use super::Bridge;
-use crate::commands::{CommandError, Context as CommandContext};
+use super::refusal::{self, Door};
+use crate::commands::Context as CommandContext;
 use crate::store::ReadModels;
 use serenity::all::{
     CommandDataOption, CommandDataOptionValue, CommandInteraction, CommandOptionType,
@@ -11,6 +12,7 @@ use serenity::all::{
     CreateInteractionResponseMessage, Http, RoleId,
 };
 use ticketd_events::{Actor, Command, IssueLevel, SupportRole, TicketError, UserRole, Via};
+use ticketd_projections::discord::Button;
 use tracing::warn;
 
 /// One slash command: its registration, and the ticket command its options become.
@@ -124,17 +126,6 @@ fn staff_actor(user: &serenity::all::User, nick: Option<&str>) -> Actor {
     }
 }
 
-/// The one mapping from a command's failure to what the member reads.
-fn refusal(error: &CommandError) -> String {
-    match error {
-        CommandError::Rejected(TicketError::TicketClosed) => "This ticket is closed.".into(),
-        CommandError::Rejected(TicketError::TicketNotClosed) => "This ticket is open.".into(),
-        CommandError::Rejected(TicketError::TicketNotFound) => "This ticket does not exist.".into(),
-        CommandError::Rejected(e) => format!("Refused: {e}."),
-        CommandError::Store(_) => "Something went wrong on our side; please try again.".into(),
-    }
-}
-
 impl Bridge {
     /// Runs a slash command.
     pub async fn on_command(&self, interaction: &CommandInteraction) {
@@ -172,31 +163,23 @@ impl Bridge {
             .unwrap_or_default();
         let nick = interaction.member.as_ref().and_then(|m| m.nick.clone());
         let actor = staff_actor(&interaction.user, nick.as_deref());
-        let (action, ticket_id) = interaction
-            .data
-            .custom_id
-            .split_once(':')
-            .unwrap_or(("", ""));
-        let command = match action {
-            "close" => Ok(Command::CloseTicket { reason: None }),
-            "escalate" => match self.state.store.get_ticket(ticket_id).await {
-                Ok(Some(ticket)) => {
-                    let ladder = SupportRole::ALL;
-                    let at = ladder.iter().position(|r| *r == ticket.support_role);
-                    match at.and_then(|i| ladder.get(i + 1)) {
-                        Some(next) => Ok(Command::ChangeSupportRole { to: *next }),
-                        None => Err("This ticket is already with the top support team.".into()),
+        let command = match Button::parse(&interaction.data.custom_id) {
+            Some((Button::Close, _)) => Ok(Command::CloseTicket { reason: None }),
+            Some((Button::Escalate, ticket_id)) => {
+                match self.state.store.get_ticket(ticket_id).await {
+                    Ok(Some(ticket)) => {
+                        let ladder = SupportRole::ALL;
+                        let at = ladder.iter().position(|r| *r == ticket.support_role);
+                        match at.and_then(|i| ladder.get(i + 1)) {
+                            Some(next) => Ok(Command::ChangeSupportRole { to: *next }),
+                            None => Err("This ticket is already with the top support team.".into()),
+                        }
                     }
+                    Ok(None) => Err(refusal::reply(&TicketError::TicketNotFound.into())),
+                    Err(e) => Err(self.refuse(Door::Interaction, ticket_id, &e.into())),
                 }
-                Ok(None) => Err("This ticket does not exist.".to_string()),
-                Err(e) => {
-                    warn!("cannot read ticket {ticket_id}: {e}");
-                    self.alerts()
-                        .report("slash", format_args!("cannot read ticket {ticket_id}: {e}"));
-                    Err("Something went wrong on our side; please try again.".into())
-                }
-            },
-            _ => Err("Unknown button.".to_string()),
+            }
+            None => Err("Unknown button.".to_string()),
         };
         let reply = match command {
             Err(problem) => problem,
@@ -249,16 +232,7 @@ impl Bridge {
             .await
         {
             Ok(_) => done.into(),
-            Err(e) => {
-                if let CommandError::Store(cause) = &e {
-                    warn!(ticket = %ticket_id, "a staff command failed: {cause}");
-                    self.alerts().report(
-                        "slash",
-                        format_args!("a staff command on ticket {ticket_id} failed: {cause}"),
-                    );
-                }
-                refusal(&e)
-            }
+            Err(e) => self.refuse(Door::Interaction, &ticket_id, &e),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What the bridge writes in Discord, as plain strings: channel names and topics, the opening
-//! message, customer message copies and notices. Customer text is escaped so it renders as typed:
-//! no markdown, no mention syntax, no masked links. (Pings are also switched off per message with
-//! empty `allowed_mentions`; escaping keeps `@everyone` from even looking like one.)
+//! message, message copies and notices. Kept apart from the plan so that every piece of user text
+//! goes through [`escape`] in one place: it renders as typed, with no markdown, no mention syntax
+//! and no masked links. (The bridge also switches pings off per message with empty
+//! `allowed_mentions`; escaping keeps `@everyone` from even looking like one.)
 
 use ticketd_events::{IssueLevel, SupportRole, UserRole};
 
@@ -175,31 +176,6 @@ pub fn notice(what: &str, by: &str) -> String {
     fit(format!("ℹ️ {what} — by {}", escape(by)), CONTENT_MAX)
 }
 
-/// A nonce for the message posted for `event_id`: with `enforce_nonce`, Discord answers a repeat
-/// within a few minutes with the first message, which covers a crash between posting and
-/// recording the link. Discord takes at most 25 characters: the UUID's 128 bits in base 36.
-pub fn nonce(event_id: &str) -> String {
-    let value = uuid::Uuid::parse_str(event_id)
-        .map(|u| u.as_u128())
-        .unwrap_or_else(|_| {
-            // Not a UUID (never in practice): fold the bytes instead.
-            event_id.bytes().fold(0u128, |acc, b| {
-                acc.wrapping_mul(131).wrapping_add(u128::from(b))
-            })
-        });
-    let mut digits = Vec::new();
-    let mut rest = value;
-    loop {
-        let digit = (rest % 36) as u32;
-        digits.push(char::from_digit(digit, 36).unwrap_or('0'));
-        rest /= 36;
-        if rest == 0 {
-            break;
-        }
-    }
-    digits.iter().rev().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn names_topics_and_nonces() {
+    fn names_and_topics() {
         let id = "0192f0c1-7a2b-7c3d-8e4f-a1b2c3d4e5f6";
         assert_eq!(
             channel_name(id, "Can't log in!"),
@@ -243,8 +219,5 @@ mod tests {
         );
         assert_eq!(channel_name(id, "!!!"), "ticket-d4e5f6");
         assert!(channel_topic(id, "x").starts_with(&topic_marker(id)));
-        let n = nonce(id);
-        assert!(n.len() <= 25, "{n}");
-        assert_ne!(n, nonce("0192f0c1-7a2b-7c3d-8e4f-a1b2c3d4e5f7"));
     }
 }

@@ -62,6 +62,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Returns 409: the ticket's state does not allow the command.
     Conflict(String),
+    /// Returns 408: the request's body did not arrive in time.
+    RequestTimeout(String),
     /// Returns 429 with `Retry-After`.
     RateLimited {
         /// The route's quota.
@@ -106,6 +108,7 @@ impl IntoResponse for ApiError {
                 "Method not allowed on this route".to_string(),
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
+            ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", m),
             ApiError::RateLimited {
                 per_minute,
                 retry_after_secs,

@@ -2,7 +2,8 @@
 //! closes its connection, token or not, while normal events still work; headers trickled,
 //! a body withheld and an idle connection are cut off after their time-outs; one address
 //! cannot hold more than its share of connections, nor all clients more than the open-file
-//! limit allows, and the others are still served; a live WebSocket outlives the HTTP
+//! limit allows, and the others are still served; out of descriptors, the server pauses and
+//! recovers instead of spinning or dying; a live WebSocket outlives the HTTP
 //! time-outs; `WEB_SERVER_HOST` binds one address. Real sockets on loopback, small time-outs,
 //! each test a few seconds.
 
@@ -504,5 +505,117 @@ async fn web_server_host_binds_that_address_only() {
     assert!(
         elsewhere.is_err(),
         "WEB_SERVER_HOST=127.0.0.1 also accepted a connection on 127.0.0.2"
+    );
+}
+
+/// True when `GET /healthz` on a new connection to `to` answers 200.
+async fn healthy(to: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(to).await else {
+        return false;
+    };
+    status_of(&get_healthz(&mut stream).await) == 200
+}
+
+/// CPU seconds `pid` has used (user + system), from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_server_pauses_and_recovers() {
+    // The real binary with a hard limit of 64 open files and no reserve, so accept() itself
+    // fails with EMFILE once clients hold the rest.
+    let data = tempfile::tempdir().expect("a data directory");
+    let cwd = tempfile::tempdir().expect("a working directory");
+    let log = cwd.path().join("ticketd.log");
+    let template = binary_command(data.path(), cwd.path());
+    let mut command = std::process::Command::new("prlimit");
+    command
+        .args(["--nofile=64:64", "--"])
+        .arg(template.get_program())
+        .arg("serve")
+        .current_dir(cwd.path());
+    for (name, value) in template.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command
+        .env("RESERVED_FILE_DESCRIPTORS", "0")
+        .env("MAX_CONNECTIONS_PER_IP", "0")
+        .env("HTTP_HEADER_TIMEOUT_SECS", "60")
+        .env("RUST_LOG", "warn");
+    // The port is free when picked, but another test's client may take it before the server
+    // binds it: then try another.
+    let mut attempt = 0;
+    let (mut child, to) = loop {
+        attempt += 1;
+        let port = free_port();
+        let out = std::fs::File::create(&log).expect("a log file");
+        let mut child = command
+            .env("WEB_SERVER_PORT", port.to_string())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("prlimit and the ticketd binary");
+        let to = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        let mut up = false;
+        while started.elapsed() < Duration::from_secs(30) && child.try_wait().unwrap().is_none() {
+            if healthy(to).await {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if up {
+            break (child, to);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            attempt < 3 && text.contains("Address already in use"),
+            "the server did not start:\n{text}"
+        );
+    };
+
+    // More connections than the process has descriptors: the kernel queues them all.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(TcpStream::connect(to).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_secs(child.id());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_secs(child.id()) - before;
+    assert!(
+        used < 0.5,
+        "the server used {used:.2} s of CPU in 2 s while out of descriptors"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the server died");
+
+    // The clients leave; the server serves again.
+    drop(idle);
+    let recovered = tokio::time::timeout(Duration::from_secs(10), async {
+        while !healthy(to).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(recovered.is_ok(), "the server did not serve again:\n{text}");
+    let warnings = text.matches("cannot accept connections").count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "{warnings} warnings about accept() in a few seconds:\n{text}"
     );
 }

@@ -3,8 +3,9 @@
 //! and after every answer on a kept-alive one, so on its own it would close an idle kept-alive
 //! connection after the (short) header time-out. [`HeadTimer`] is that timer: while a kept-alive
 //! connection has read nothing of its next request, the deadline is the keep-alive time-out;
-//! from the first byte on it is the header time-out. A new connection gets the header time-out
-//! at once: a client that connects and sends nothing is treated like one that trickles.
+//! from the first byte on it is the header time-out. A new connection's first request is due
+//! a header time-out after the accept: a client that connects and sends nothing is treated
+//! like one that trickles.
 //! [`Counted`] is the connection's socket, counting the bytes read so the timer can tell idle
 //! from slow; it also carries the connection's admission slot, so the slot is held for as long
 //! as the socket lives, after a WebSocket upgrade too.
@@ -24,6 +25,8 @@ use tokio::net::TcpStream;
 #[derive(Debug)]
 pub struct Counted {
     stream: TcpStream,
+    /// When it was accepted: a new connection's first request is due a header time-out later.
+    opened: Instant,
     /// Bytes read so far, shared with the connection's [`HeadTimer`].
     read: Arc<AtomicU64>,
     /// Held, never read: dropping the socket frees the client's place.
@@ -35,15 +38,24 @@ impl Counted {
     pub fn new(stream: TcpStream, slot: Slot) -> Self {
         Counted {
             stream,
+            opened: Instant::now(),
             read: Arc::new(AtomicU64::new(0)),
             _slot: slot,
         }
+    }
+
+    /// Waits until the client has sent something: true then, false when it closed first.
+    /// (`readable()` alone is ready at once for a new socket; a peek is not.)
+    pub async fn sent_something(&self) -> io::Result<bool> {
+        let mut first = [0u8; 1];
+        Ok(self.stream.peek(&mut first).await? > 0)
     }
 
     /// The timer for hyper to use on this connection.
     pub fn timer(&self, header: Duration, keepalive: Duration) -> HeadTimer {
         HeadTimer {
             read: self.read.clone(),
+            first_due: self.opened + header,
             header,
             keepalive,
         }
@@ -101,6 +113,9 @@ impl AsyncWrite for Counted {
 #[derive(Debug, Clone)]
 pub struct HeadTimer {
     read: Arc<AtomicU64>,
+    /// The deadline of the first request's headers, counted from the accept: the accept loop
+    /// waits for the first byte before it hands the connection to hyper.
+    first_due: Instant,
     header: Duration,
     keepalive: Duration,
 }
@@ -120,7 +135,7 @@ impl hyper::rt::Timer for HeadTimer {
                 .unwrap_or_else(Instant::now);
             started + self.keepalive
         } else {
-            deadline
+            self.first_due.min(deadline)
         };
         Box::pin(HeadDeadline {
             sleep: Box::pin(tokio::time::sleep_until(deadline.into())),

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -97,40 +98,13 @@ pub async fn serve(
             }
         };
         let io = Counted::new(stream, slot);
-        let timer = io.timer(limits.header_timeout, limits.keepalive_timeout);
-        // What `into_make_service_with_connect_info` did: handlers, rate limits and the socket
-        // layer read the client address from the request.
-        let service = TowerToHyperService::new(router.clone().map_request(
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            },
-        ));
-        let stop = stop_tx.clone();
-        let done = done_rx.clone();
+        let (router, stop, done) = (router.clone(), stop_tx.clone(), done_rx.clone());
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(timer)
-                .header_read_timeout(limits.header_timeout);
-            let connection = builder
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    served = connection.as_mut() => {
-                        if let Err(e) = served {
-                            debug!(client = %peer, "connection ended: {e}");
-                        }
-                        break;
-                    }
-                    () = stop.closed(), if !stopping => {
-                        stopping = true;
-                        connection.as_mut().graceful_shutdown();
-                    }
-                }
+            // The task's first allocation is sized for its whole future; hyper's connection
+            // (its state and 8 KiB read buffer) is boxed and made only once the client sends
+            // something, so an idle new connection costs little more than its socket.
+            if first_byte(&io, limits.header_timeout, &stop).await {
+                Box::pin(serve_http(io, peer, router, limits, stop)).await;
             }
             drop(done);
         });
@@ -140,6 +114,58 @@ pub async fn serve(
     drop(done_rx);
     done_tx.closed().await;
     Ok(())
+}
+
+/// Waits for a new connection's first byte, within the header time-out; false when the client
+/// sent nothing (or closed), or the server is stopping.
+async fn first_byte(io: &Counted, within: Duration, stop: &watch::Sender<()>) -> bool {
+    tokio::select! {
+        sent = tokio::time::timeout(within, io.sent_something()) => matches!(sent, Ok(Ok(true))),
+        () = stop.closed() => false,
+    }
+}
+
+/// Serves one connection with hyper until it closes, is upgraded, or the server stops (then it
+/// finishes the request in flight).
+async fn serve_http(
+    io: Counted,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    stop: watch::Sender<()>,
+) {
+    let timer = io.timer(limits.header_timeout, limits.keepalive_timeout);
+    // What `into_make_service_with_connect_info` did: handlers, rate limits and the socket
+    // layer read the client address from the request.
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        },
+    ));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(timer)
+        .header_read_timeout(limits.header_timeout);
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            served = connection.as_mut() => {
+                if let Err(e) = served {
+                    debug!(client = %peer, "connection ended: {e}");
+                }
+                return;
+            }
+            () = stop.closed(), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }
 
 /// Errors of one connection that never reached us; the listener itself is fine.

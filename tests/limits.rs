@@ -3,9 +3,9 @@
 //! a body withheld and an idle connection are cut off after their time-outs; one address
 //! cannot hold more than its share of connections, nor all clients more than the open-file
 //! limit allows, and the others are still served; out of descriptors, the server pauses and
-//! recovers instead of spinning or dying; a live WebSocket outlives the HTTP
-//! time-outs; `WEB_SERVER_HOST` binds one address. Real sockets on loopback, small time-outs,
-//! each test a few seconds.
+//! recovers instead of spinning or dying; a live WebSocket outlives the HTTP time-outs;
+//! `WEB_SERVER_HOST` binds one address. Real sockets on loopback, small time-outs, each test a
+//! few seconds.
 
 mod common;
 

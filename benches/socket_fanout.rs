@@ -1,6 +1,7 @@
 //! Socket.IO fan-out benchmark: the issue asks for figures, not timed assertions in tests, so
 //! this is a program that prints them. For each socket count it starts the release `ticketd`
-//! (`RATE_LIMITS=off`, a fresh temporary `DATA_DIR`, a free port of 127.0.0.1), then:
+//! (`RATE_LIMITS=off`, `MAX_CONNECTIONS_PER_IP=0`, a fresh temporary `DATA_DIR`, a free port of
+//! 127.0.0.1), then:
 //!
 //! 1. opens `--tickets` tickets (100), one per customer, over REST;
 //! 2. reads the server's VmRSS, connects N customer sockets plus `--agents` (10) AGENT sockets
@@ -88,6 +89,11 @@ const SCRUBBED_ENV: &[&str] = &[
     "LOG_FORMAT",
     "SOCKET_AUTH_TIMEOUT_SECS",
     "SQLITE_SYNCHRONOUS",
+    "WEB_SERVER_HOST",
+    "HTTP_HEADER_TIMEOUT_SECS",
+    "HTTP_KEEPALIVE_TIMEOUT_SECS",
+    "HTTP_BODY_TIMEOUT_SECS",
+    "RESERVED_FILE_DESCRIPTORS",
 ];
 
 type Error = String;
@@ -247,6 +253,8 @@ impl Guard {
             .env("DATA_DIR", self.dir.join("data"))
             .env("JWT_SECRET_KEY", SECRET)
             .env("RATE_LIMITS", "off")
+            // Every socket comes from 127.0.0.1: no cap per address (ADR 0015).
+            .env("MAX_CONNECTIONS_PER_IP", "0")
             .env("WEB_SERVER_PORT", port.to_string())
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")

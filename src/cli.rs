@@ -24,7 +24,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Commands {
-    /// Serve the REST API on WEB_SERVER_PORT (the default).
+    /// Serve the REST API on WEB_SERVER_HOST:WEB_SERVER_PORT (the default).
     Serve,
     /// Print a token signed with the configured JWT secret.
     Token(TokenArgs),
@@ -132,6 +132,7 @@ pub fn serve() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
+    crate::serve::files::raise_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -140,11 +141,16 @@ pub fn serve() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let addr = SocketAddr::from((Ipv6Addr::UNSPECIFIED, config.port));
-        let listener = match bind_any(addr).await {
+        let bound = match config.host {
+            Some(host) => {
+                tokio::net::TcpListener::bind(SocketAddr::from((host, config.port))).await
+            }
+            None => bind_any(config.port).await,
+        };
+        let listener = match bound {
             Ok(listener) => listener,
             Err(e) => {
-                error!(port = config.port, "cannot listen: {e}");
+                error!(host = ?config.host, port = config.port, "cannot listen: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -158,11 +164,12 @@ pub fn serve() -> ExitCode {
     })
 }
 
-/// Listens on both IPv6 and IPv4 where the system allows, else on IPv4 alone.
-async fn bind_any(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    match tokio::net::TcpListener::bind(addr).await {
+/// Listens on every interface, IPv6 and IPv4 where the system allows, else IPv4 alone: what
+/// an unset `WEB_SERVER_HOST` means.
+async fn bind_any(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))).await {
         Ok(listener) => Ok(listener),
-        Err(_) => tokio::net::TcpListener::bind(("0.0.0.0", addr.port())).await,
+        Err(_) => tokio::net::TcpListener::bind(("0.0.0.0", port)).await,
     }
 }
 

@@ -4,7 +4,9 @@
 //! the process environment.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use thiserror::Error;
 use tracing::{info, warn};
 
@@ -81,11 +83,49 @@ pub struct DiscordConfig {
     pub channel_grace: std::time::Duration,
 }
 
+/// How long a connection may take and how many one client may hold (ADR 0015).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `HTTP_HEADER_TIMEOUT_SECS` (10): a new connection must deliver its first request's
+    /// headers within this time, and a kept-alive one the rest of a request's headers once
+    /// the first byte of it came. Slowloris clients hold a connection no longer than this.
+    pub header_timeout: Duration,
+    /// `HTTP_KEEPALIVE_TIMEOUT_SECS` (60): how long a kept-alive connection may wait, idle,
+    /// for its next request.
+    pub keepalive_timeout: Duration,
+    /// `HTTP_BODY_TIMEOUT_SECS` (30): a request's body must arrive within this time once its
+    /// headers have; past it the answer is 408.
+    pub body_timeout: Duration,
+    /// `MAX_CONNECTIONS_PER_IP` (512): open connections, WebSockets included, one client
+    /// address may hold; `None` (0) is no cap, for benchmarks from one address.
+    pub per_address: Option<usize>,
+    /// `RESERVED_FILE_DESCRIPTORS` (128): open files kept back from clients for the store,
+    /// outgoing connections and logs; clients get the open-file limit less this.
+    pub reserved_files: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            per_address: Some(512),
+            reserved_files: 128,
+        }
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `WEB_SERVER_HOST`: the address `main` binds. `None` (unset) is every interface: IPv6 and
+    /// IPv4 where the system allows, else IPv4.
+    pub host: Option<IpAddr>,
     /// `WEB_SERVER_PORT` (5000): where `main` binds REST and Socket.IO.
     pub port: u16,
+    /// Time-outs and connection caps of the listener.
+    pub limits: ConnectionLimits,
     /// `SERVER_MODE` (DEVELOPMENT).
     pub mode: ServerMode,
     /// `DATA_DIR` (`./data`): the embedded store and the generated development secret.
@@ -158,11 +198,49 @@ impl Config {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+        let host = get("WEB_SERVER_HOST")
+            .map(|v| {
+                // `[::1]` as in a URL is accepted too.
+                v.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .map_err(|_| {
+                        invalid(
+                            "WEB_SERVER_HOST",
+                            "expected an IP address such as 0.0.0.0, ::, 127.0.0.1 or ::1",
+                        )
+                    })
+            })
+            .transpose()?;
         let port = match get("WEB_SERVER_PORT") {
             None => 5000,
             Some(v) => v
                 .parse()
                 .map_err(|_| invalid("WEB_SERVER_PORT", "expected a port number"))?,
+        };
+        let defaults = ConnectionLimits::default();
+        let secs = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+                _ => Err(invalid(name, "expected a whole number of seconds above 0")),
+            },
+        };
+        let count = |name: &'static str, default: usize| match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| invalid(name, "expected a whole number (0 or more)")),
+        };
+        let limits = ConnectionLimits {
+            header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
+            keepalive_timeout: secs("HTTP_KEEPALIVE_TIMEOUT_SECS", defaults.keepalive_timeout)?,
+            body_timeout: secs("HTTP_BODY_TIMEOUT_SECS", defaults.body_timeout)?,
+            per_address: match count("MAX_CONNECTIONS_PER_IP", defaults.per_address.unwrap_or(0))? {
+                0 => None,
+                n => Some(n),
+            },
+            reserved_files: count("RESERVED_FILE_DESCRIPTORS", defaults.reserved_files)?,
         };
         let mode = match get("SERVER_MODE")
             .as_deref()
@@ -302,7 +380,9 @@ impl Config {
             (None, None) => None,
         };
         Ok(Config {
+            host,
             port,
+            limits,
             mode,
             data_dir,
             jwt_secret,
@@ -326,6 +406,20 @@ impl Config {
     /// Says once, at start-up, which optional parts are off and why.
     pub fn log_summary(&self) {
         info!(port = self.port, mode = ?self.mode, data_dir = %self.data_dir.display(), "configuration read");
+        let limits = &self.limits;
+        info!(
+            header_timeout_secs = limits.header_timeout.as_secs(),
+            keepalive_timeout_secs = limits.keepalive_timeout.as_secs(),
+            body_timeout_secs = limits.body_timeout.as_secs(),
+            max_connections_per_ip = limits.per_address.unwrap_or(0),
+            reserved_file_descriptors = limits.reserved_files,
+            "connection limits"
+        );
+        if limits.per_address.is_none() {
+            warn!(
+                "MAX_CONNECTIONS_PER_IP=0: one client address may open any number of connections (benchmarks only)"
+            );
+        }
         if self.secret_source == SecretSource::Generated {
             warn!(
                 "JWT_SECRET_KEY is not set: using a generated development secret kept in {}; mint a token with `cargo run --release -- token --id u1 --username ann --email ann@example.com --role CUSTOMER`",
@@ -498,6 +592,37 @@ mod tests {
         .unwrap();
         assert!(!c.rate_limits);
         assert_eq!(c.cors_origins, ["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn listener_settings() {
+        let c = config(&[("JWT_SECRET_KEY", "dev")]).unwrap();
+        assert_eq!(c.host, None);
+        assert_eq!(c.limits, ConnectionLimits::default());
+        let c = config(&[
+            ("JWT_SECRET_KEY", "dev"),
+            ("WEB_SERVER_HOST", "[::1]"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("MAX_CONNECTIONS_PER_IP", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.host, Some("::1".parse().unwrap()));
+        assert_eq!(c.limits.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.per_address, None);
+        for (name, bad) in [
+            ("WEB_SERVER_HOST", "localhost"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_BODY_TIMEOUT_SECS", "1.5"),
+            ("HTTP_KEEPALIVE_TIMEOUT_SECS", "-1"),
+            ("MAX_CONNECTIONS_PER_IP", "many"),
+            ("RESERVED_FILE_DESCRIPTORS", "-5"),
+        ] {
+            let err = config(&[("JWT_SECRET_KEY", "dev"), (name, bad)]).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { name: n, .. } if n == name),
+                "{name}={bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod discord;
 pub mod hs256;
 pub mod http;
 pub mod rate_limit;
+pub mod serve;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
@@ -24,7 +25,6 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::store::{EmbeddedOptions, EmbeddedStore, MongoStore, Store};
 use std::future::Future;
-use std::net::SocketAddr;
 use thiserror::Error;
 use ticketd_events::StoreError;
 use tracing::info;
@@ -102,12 +102,7 @@ pub async fn run(
     let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;
     info!(%addr, "serving REST and Socket.IO on http://{addr}");
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = serve::serve(listener, router, state.config.limits, shutdown).await;
     io.close().await;
     if let Some(discord) = discord {
         discord.stop().await;

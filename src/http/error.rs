@@ -19,7 +19,7 @@ pub struct FieldError {
     pub message: String,
     /// What is wrong, for a program: `missing`, `type`, `empty`, `too_long`, `unknown_field`,
     /// `invalid_value`, `invalid_url`, `too_many`, `json_invalid`, `too_large`, `malformed`,
-    /// `timeout`, `invalid_query`, `invalid_header`, `invalid_path`.
+    /// `invalid_query`, `invalid_header`, `invalid_path`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The limit or the allowed values, when there is one.
@@ -63,6 +63,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Returns 409: the ticket's state does not allow the command.
     Conflict(String),
+    /// Returns 408: the request's body did not arrive in time.
+    RequestTimeout(String),
     /// Returns 429 with `Retry-After`.
     RateLimited {
         /// The route's quota.
@@ -112,6 +114,7 @@ impl IntoResponse for ApiError {
                 "Method not allowed on this route".to_string(),
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m),
+            ApiError::RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", m),
             ApiError::RateLimited {
                 per_minute,
                 retry_after_secs,

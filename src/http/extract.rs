@@ -87,8 +87,9 @@ pub async fn json_object(body: Body) -> Result<Option<Map<String, Value>>, ApiEr
     }
 }
 
-/// Why a body could not be read: too large, too slow, or broken on the wire (a malformed
-/// chunked encoding, a connection closed mid-body). Only the first is about its size.
+/// Why a body could not be read: too large, or broken on the wire (a malformed chunked
+/// encoding, a connection closed mid-body). A body that arrives too slowly fails here too, and
+/// the body time-out (`body_timeout.rs`) then answers 408 in place of this.
 fn body_read_error(cause: axum::BoxError) -> ApiError {
     if cause.is::<http_body_util::LengthLimitError>() {
         return ApiError::field(
@@ -99,13 +100,6 @@ fn body_read_error(cause: axum::BoxError) -> ApiError {
             )
             .with_context(json!({"limit": BODY_LIMIT})),
         );
-    }
-    if cause.is::<tower_http::timeout::TimeoutError>() {
-        return ApiError::field(FieldError::new(
-            "body",
-            "timeout",
-            "The body did not arrive in time",
-        ));
     }
     ApiError::field(FieldError::new(
         "body",

@@ -3,6 +3,7 @@
 //! envelope carrying that id.
 
 mod access;
+mod body_timeout;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -58,7 +59,11 @@ fn wrap(
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(socket)
-        .layer(middleware::from_fn(crate::socket::compact_request));
+        .layer(middleware::from_fn(crate::socket::compact_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_timeout::body_timeout,
+        ));
     if let Some(cors) = cors(&state.config.cors_origins) {
         router = router.layer(cors);
     }

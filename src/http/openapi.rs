@@ -115,7 +115,6 @@ const FIELD_ERROR_TYPES: &[&str] = &[
     "json_invalid",
     "too_large",
     "malformed",
-    "timeout",
     "invalid_query",
     "invalid_header",
     "invalid_path",
@@ -209,6 +208,10 @@ fn failure(code: u16) -> Option<Value> {
             "Forbidden",
         ),
         404 => ("Unknown ticket or message", "NotFound"),
+        408 => (
+            "The body did not arrive within HTTP_BODY_TIMEOUT_SECS; the connection is closed",
+            "RequestTimeout",
+        ),
         409 => (
             "The ticket's state does not allow the command (closed, or not closed for reopen)",
             "Conflict",
@@ -396,7 +399,8 @@ fn build() -> Value {
             "type": "object",
             "properties": {
                 "error": enum_names(&["BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND",
-                    "METHOD_NOT_ALLOWED", "CONFLICT", "RATELIMIT", "INTERNAL_SERVER_ERROR",
+                    "METHOD_NOT_ALLOWED", "REQUEST_TIMEOUT", "CONFLICT", "RATELIMIT",
+                    "INTERNAL_SERVER_ERROR",
                     "SERVICE_UNAVAILABLE"]),
                 "message": {"type": "string", "minLength": 1},
                 "request_id": {"type": "string", "description": "On a 500 only"},
@@ -411,6 +415,7 @@ fn build() -> Value {
         ("Forbidden", "FORBIDDEN", "403"),
         ("NotFound", "NOT_FOUND", "404"),
         ("MethodNotAllowed", "METHOD_NOT_ALLOWED", "405"),
+        ("RequestTimeout", "REQUEST_TIMEOUT", "408"),
         ("Conflict", "CONFLICT", "409"),
         ("RateLimited", "RATELIMIT", "429"),
         ("Unavailable", "SERVICE_UNAVAILABLE", "503"),
@@ -465,10 +470,12 @@ fn build() -> Value {
     let statuses: Vec<&str> = statuses.iter().map(String::as_str).collect();
 
     // What each kind of route can answer besides its success.
-    let create = [400, 401, 429, 500, 503];
+    // A route that reads a body can also answer 408 (the body time-out).
+    let create = [400, 401, 408, 429, 500, 503];
     let list = [400, 401, 403, 429, 500, 503];
     let read = [400, 401, 403, 404, 429, 500, 503];
     let write = [400, 401, 403, 404, 409, 429, 500, 503];
+    let write_body = [400, 401, 403, 404, 408, 409, 429, 500, 503];
     let ticket_ok = json!({"200": ok("The ticket", reference("Ticket"))});
     let message_ok = json!({"200": ok("The message", reference("Message"))});
     // `null` counts as absent; at least one of the two must be given.
@@ -519,7 +526,7 @@ fn build() -> Value {
                         {"required": ["support_role"], "properties": {"support_role": {"type": "string"}}},
                         {"required": ["issue_level"], "properties": {"issue_level": {"type": "string"}}}
                     ]})),
-                "responses": responses(ticket_ok.clone(), &write)
+                "responses": responses(ticket_ok.clone(), &write_body)
             }
         },
         "/api/v1/tickets/{ticket_id}/close": {
@@ -529,7 +536,7 @@ fn build() -> Value {
                 "requestBody": json_body(false, json!({
                     "type": "object", "additionalProperties": false,
                     "properties": {"reason": optional_text(limits::REASON_MAX)}})),
-                "responses": responses(ticket_ok.clone(), &write)
+                "responses": responses(ticket_ok.clone(), &write_body)
             }
         },
         "/api/v1/tickets/{ticket_id}/reopen": {
@@ -550,7 +557,7 @@ fn build() -> Value {
                     "properties": {"content": text(limits::MESSAGE_MAX), "attachments": attachments(),
                                    "internal": {"type": ["boolean", "null"]}},
                     "required": ["content"]})),
-                "responses": responses(message_ok.clone(), &write)
+                "responses": responses(message_ok.clone(), &write_body)
             },
             "get": {
                 "operationId": "listMessages", "summary": "List messages, oldest first (`order=desc`: newest first)",
@@ -569,7 +576,7 @@ fn build() -> Value {
                     "type": "object", "additionalProperties": false,
                     "properties": {"content": text(limits::MESSAGE_MAX), "attachments": attachments()},
                     "required": ["content"]})),
-                "responses": responses(message_ok, &write)
+                "responses": responses(message_ok, &write_body)
             },
             "delete": {
                 "operationId": "deleteMessage", "summary": "Delete a message (author, staff)", "tags": ["messages"],
@@ -605,7 +612,7 @@ fn build() -> Value {
                             "required": ["id", "username", "email", "role"]},
                         "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds"}
                     },
-                    "required": ["token", "user", "expires_in"]}))}), &[400, 404, 429, 500])
+                    "required": ["token", "user", "expires_in"]}))}), &[400, 404, 408, 429, 500])
             }
         },
         "/api/v1/openapi.json": {

@@ -13,10 +13,18 @@ use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 use hyper::upgrade::OnUpgrade;
-use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::{ParserConfig, SocketIo};
 use std::net::SocketAddr;
+
+/// The largest message a client may send, on every transport: an HTTP long-polling body, a
+/// WebSocket message, and a single WebSocket frame. What clients send is a handshake, an
+/// `authorize` event with a token (~350 bytes) and pongs, so 16 KiB leaves room for long
+/// tokens and nothing for floods. Over WebSocket, tungstenite refuses a frame whose header
+/// announces more before reading its payload, and a fragmented message once its parts add up
+/// to more; engineioxide then closes the session and the connection, authorized or not.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// The room every staff socket joins.
 pub const STAFF_ROOM: &str = "staff";
@@ -36,7 +44,16 @@ pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder()
         .with_state(state.clone())
         .with_state(deadlines)
-        .max_payload(16 * 1024)
+        .max_payload(MAX_MESSAGE_BYTES as u64)
+        .ws_max_message_size(MAX_MESSAGE_BYTES)
+        .ws_max_frame_size(MAX_MESSAGE_BYTES)
+        // Our events carry no binary attachments; accepting them would let a socket pile up to
+        // 10,000 attachments (10 MB by default) waiting for the packet they complete.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(MAX_MESSAGE_BYTES),
+        )
         // Sockets mostly receive; what they send is a handshake or an `authorize` event with a
         // token (~350 bytes) and pongs. The read buffer starts at this size and grows to the
         // largest frame read, then stays for the socket's life: 64 bytes keeps it near one

@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use support::{Sender, connect, free_port, request};
+use support::{Sender, connect, free_port, machine, ms, release_dir, request, tail};
 
 /// The HS256 key the server and the token command share (≥ 32 bytes).
 const SECRET: &str = "ticketd-http-load-benchmark-secret-0123456789";
@@ -326,41 +326,6 @@ impl Drop for Guard {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..]
-        .iter()
-        .map(|l| strip_ansi(l))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `target/release`: where `cargo build --release` put ticketd and the ceiling example.
-fn release_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_ticketd"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
 }
 
 /// Where a ticketd under test keeps its events: nothing more than `DATA_DIR` for the embedded
@@ -944,25 +909,6 @@ fn next_link(header: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "?".into());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    format!("{cores} cores (nproc), {uname}, {cpu}")
-}
-
 fn status_field(pid: u32, field: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -993,10 +939,6 @@ fn files_by_size(root: &Path, path: &Path, out: &mut Vec<(String, u64)>) {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn ms(micros: u64) -> f64 {
-    micros as f64 / 1000.0
 }
 
 fn print_table(results: &[&PhaseResult]) {

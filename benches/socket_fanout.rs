@@ -52,7 +52,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{Sender, connect, free_port, request};
+use support::{Sender, connect, free_port, machine, ms, release_dir, request, tail};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -317,18 +317,10 @@ impl Drop for Guard {
     }
 }
 
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 /// `target/release/ticketd`, where `cargo build --release` put it, or with `heap` the counting
 /// build `target/release/examples/ticketd_heap`.
 fn ticketd_bin(heap: bool) -> PathBuf {
-    let Some(release) = Path::new(env!("CARGO_BIN_EXE_ticketd")).parent() else {
-        return PathBuf::new();
-    };
+    let release = release_dir();
     if heap {
         release.join("examples").join("ticketd_heap")
     } else {
@@ -356,25 +348,11 @@ fn open_files_limit() -> Option<u64> {
 
 /// An HS256 token with the claims `ticketd token` signs; valid for a day.
 fn mint(id: &str, role: &str) -> Result<String, Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let claims = json!({
-        "id": id,
-        "username": id,
-        "email": format!("{id}@example.com"),
-        "role": role,
-        "iat": now,
-        "exp": now + 86_400,
-    });
-    ticketd::hs256::install();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .map_err(|e| format!("cannot sign a token: {e}"))
+    let role = role.parse().map_err(|_| format!("{role} is not a role"))?;
+    let email = format!("{id}@example.com");
+    let secret = ticketd::config::Secret::new(SECRET);
+    ticketd::auth::mint(&secret, id, id, &email, role, Some(86_400))
+        .map_err(|e| format!("cannot sign a token: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1096,34 +1074,11 @@ async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error>
 // ---------------------------------------------------------------------------------------------
 // Report
 
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let uname = Command::new("uname")
-        .arg("-srm")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "?".into());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into());
-    format!("{cores} cores (nproc), {uname}, {cpu}")
-}
-
 /// `/proc/loadavg`'s 1, 5 and 15 minute figures: other work on the machine skews the latencies.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
-}
-
-fn ms(micros: u64) -> f64 {
-    micros as f64 / 1000.0
 }
 
 fn print_table(results: &[RunResult], heap: bool) {

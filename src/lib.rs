@@ -101,7 +101,13 @@ pub async fn run(
     };
     let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;
-    info!(%addr, "serving REST and Socket.IO on http://{addr}");
+    // An address bound on every interface is not one a browser can open; this machine's is.
+    let url = if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    info!(%addr, "serving REST and Socket.IO on {url}, the web console at {url}/");
     let served = serve::serve(listener, router, state.config.limits, shutdown).await;
     io.close().await;
     if let Some(discord) = discord {

@@ -1,5 +1,6 @@
-//! What the benchmarks share: a free loopback port and a bare HTTP/1.1 keep-alive client on
-//! hyper, so every benchmark measures the server the same way.
+//! What the benchmarks share: a free loopback port, a bare HTTP/1.1 keep-alive client on hyper
+//! (so every benchmark measures the server the same way), where the release binaries are, and
+//! the machine and log lines their reports print.
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -8,6 +9,8 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// One open HTTP/1.1 connection.
 pub type Sender = SendRequest<Full<Bytes>>;
@@ -57,4 +60,65 @@ pub fn request(
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     req
+}
+
+/// `target/release`: where `cargo build --release` put ticketd and the examples.
+pub fn release_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_ticketd"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The last `lines` lines of a server's log, colour codes removed, for a failure report.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| strip_ansi(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Cores, kernel and CPU model, printed with every report: figures mean little without them.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let uname = Command::new("uname")
+        .arg("-srm")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    format!("{cores} cores (nproc), {uname}, {cpu}")
+}
+
+/// Microseconds as milliseconds.
+pub fn ms(micros: u64) -> f64 {
+    micros as f64 / 1000.0
 }

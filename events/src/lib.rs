@@ -11,6 +11,8 @@ pub mod command;
 pub mod envelope;
 pub mod error;
 pub mod event;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod limits;
 pub mod roles;
 pub mod store;

@@ -449,29 +449,15 @@ fn transcript(close: &EventEnvelope, history: &[EventEnvelope]) -> Option<Transc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketd_events::Actor;
+    use ticketd_events::fixtures::{self, EnvelopeFixture};
 
     fn envelope(event: TicketEvent, via: Via) -> EventEnvelope {
-        EventEnvelope {
-            event_id: "e5".into(),
-            stream_id: "t1".into(),
-            version: 5,
-            position: 42,
-            recorded_at: 1_000,
-            actor: Actor {
-                id: "a1".into(),
-                name: "Sam".into(),
-                role: UserRole::Agent,
-                via,
-            },
-            correlation_id: "c".into(),
-            causation_id: "c".into(),
-            schema_version: 1,
-            event,
-            prev_hash: String::new(),
-            hash: String::new(),
-            global_hash: String::new(),
-        }
+        fixtures::envelope(event)
+            .id("e5")
+            .version(5)
+            .position(42)
+            .by("a1", "Sam", UserRole::Agent)
+            .via(via)
     }
 
     fn ticket(status: TicketStatus) -> TicketView {

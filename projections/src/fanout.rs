@@ -165,29 +165,15 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketd_events::{Actor, IssueLevel, SupportRole, TicketStatus, UserRole, Via};
+    use ticketd_events::fixtures::{self, EnvelopeFixture};
+    use ticketd_events::{IssueLevel, SupportRole, TicketStatus, UserRole};
 
     fn envelope(event: TicketEvent) -> EventEnvelope {
-        EventEnvelope {
-            event_id: "e".into(),
-            stream_id: "t1".into(),
-            version: 5,
-            position: 42,
-            recorded_at: 1_000,
-            actor: Actor {
-                id: "a1".into(),
-                name: "Agent".into(),
-                role: UserRole::Agent,
-                via: Via::Web,
-            },
-            correlation_id: "c".into(),
-            causation_id: "c".into(),
-            schema_version: 1,
-            event,
-            prev_hash: String::new(),
-            hash: String::new(),
-            global_hash: String::new(),
-        }
+        fixtures::envelope(event)
+            .id("e")
+            .version(5)
+            .position(42)
+            .by("a1", "Agent", UserRole::Agent)
     }
 
     fn ticket() -> TicketView {

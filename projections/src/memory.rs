@@ -95,29 +95,15 @@ impl MemoryReadModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketd_events::{Actor, TicketEvent, TicketStatus, UserRole, Via};
+    use ticketd_events::fixtures::{self, EnvelopeFixture};
+    use ticketd_events::{TicketEvent, TicketStatus, UserRole};
 
     fn envelope(version: u64, at: i64, event: TicketEvent) -> EventEnvelope {
-        EventEnvelope {
-            event_id: format!("e{version}"),
-            stream_id: "t1".into(),
-            version,
-            position: version + 10,
-            recorded_at: at,
-            actor: Actor {
-                id: "u1".into(),
-                name: "Ann".into(),
-                role: UserRole::Customer,
-                via: Via::Web,
-            },
-            correlation_id: "c".into(),
-            causation_id: "c".into(),
-            schema_version: 1,
-            event,
-            prev_hash: String::new(),
-            hash: String::new(),
-            global_hash: String::new(),
-        }
+        fixtures::envelope(event)
+            .id(&format!("e{version}"))
+            .version(version)
+            .position(version + 10)
+            .at(at)
     }
 
     fn history() -> Vec<EventEnvelope> {

@@ -311,29 +311,15 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketd_events::{Actor, Via};
+    use ticketd_events::fixtures::{self, EnvelopeFixture};
 
     fn envelope(version: u64, at: i64, who: &str, event: TicketEvent) -> EventEnvelope {
-        EventEnvelope {
-            event_id: format!("e{version}"),
-            stream_id: "t1".into(),
-            version,
-            position: version,
-            recorded_at: at,
-            actor: Actor {
-                id: who.into(),
-                name: who.into(),
-                role: UserRole::Agent,
-                via: Via::Web,
-            },
-            correlation_id: "c".into(),
-            causation_id: "c".into(),
-            schema_version: 1,
-            event,
-            prev_hash: String::new(),
-            hash: String::new(),
-            global_hash: String::new(),
-        }
+        fixtures::envelope(event)
+            .id(&format!("e{version}"))
+            .version(version)
+            .position(version)
+            .at(at)
+            .by(who, who, UserRole::Agent)
     }
 
     fn posted(id: &str, content: &str, internal: bool) -> TicketEvent {

@@ -150,7 +150,8 @@ pub fn iso8601(epoch_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ticketd_events::{Actor, IssueLevel, SupportRole, UserRole, Via};
+    use ticketd_events::fixtures::{self, EnvelopeFixture};
+    use ticketd_events::{IssueLevel, SupportRole, UserRole};
 
     #[test]
     fn times_are_iso8601_utc() {
@@ -171,25 +172,12 @@ mod tests {
 
     #[test]
     fn a_timeline_says_what_happened() {
-        let envelope = |version: u64, event: TicketEvent| EventEnvelope {
-            event_id: format!("e{version}"),
-            stream_id: "t1".into(),
-            version,
-            position: version + 100,
-            recorded_at: 1_714_557_600_000 + version as i64,
-            actor: Actor {
-                id: "u1".into(),
-                name: "Ann".into(),
-                role: UserRole::Customer,
-                via: Via::Web,
-            },
-            correlation_id: "c".into(),
-            causation_id: "c".into(),
-            schema_version: 1,
-            event,
-            prev_hash: String::new(),
-            hash: String::new(),
-            global_hash: String::new(),
+        let envelope = |version: u64, event: TicketEvent| {
+            fixtures::envelope(event)
+                .id(&format!("e{version}"))
+                .version(version)
+                .position(version + 100)
+                .at(1_714_557_600_000 + version as i64)
         };
         let events = [
             envelope(

@@ -20,6 +20,10 @@ use std::time::Duration;
 
 /// Gives the request body a deadline and answers 408 when it passed.
 pub async fn body_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // Most requests (every GET) have no body: no deadline to arm, no timer on the hot path.
+    if http_body::Body::is_end_stream(request.body()) {
+        return next.run(request).await;
+    }
     let limit = state.config.limits.body_timeout;
     let expired = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();

@@ -39,7 +39,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use support::{Sender, connect, free_port, machine, ms, release_dir, request, tail};
+use support::{
+    Sender, answers_ok, connect, free_port, machine, mint, ms, release_dir, request, tail,
+};
 
 /// The HS256 key the server and the token command share (≥ 32 bytes).
 const SECRET: &str = "ticketd-http-load-benchmark-secret-0123456789";
@@ -51,23 +53,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// CPU taken by other processes during a phase above which its figures are flagged.
 const NOISE_CORES: f64 = 0.15;
-/// Variables of the caller's environment that would change what is measured.
-const SCRUBBED_ENV: &[&str] = &[
-    "SERVER_MODE",
-    "MONGO_URI",
-    "DB_NAME",
-    "DISCORD_BOT_TOKEN",
-    "GUILD_ID",
-    "ERROR_WEBHOOK_URL",
-    "ERROR_BOT_WEBHOOK_URL",
-    "CORS_ORIGINS",
-    "LOG_FORMAT",
-    "WEB_SERVER_HOST",
-    "HTTP_HEADER_TIMEOUT_SECS",
-    "HTTP_KEEPALIVE_TIMEOUT_SECS",
-    "HTTP_BODY_TIMEOUT_SECS",
-    "RESERVED_FILE_DESCRIPTORS",
-];
 
 type Error = String;
 
@@ -343,54 +328,15 @@ fn ticketd_command(
     sync_full: bool,
     backing: &Backing,
 ) -> Command {
-    let mut command = Command::new(bin);
-    for name in SCRUBBED_ENV {
-        command.env_remove(name);
-    }
-    command
-        .env("DATA_DIR", data_dir)
-        .env("JWT_SECRET_KEY", SECRET)
-        .env("RATE_LIMITS", "off")
-        // Every connection comes from 127.0.0.1: no cap per address (ADR 0015).
-        .env("MAX_CONNECTIONS_PER_IP", "0")
-        .env("WEB_SERVER_PORT", port.to_string())
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .env(
-            "SQLITE_SYNCHRONOUS",
-            if sync_full { "FULL" } else { "NORMAL" },
-        );
+    let mut command = support::ticketd_command(bin, data_dir, port, SECRET);
+    command.env(
+        "SQLITE_SYNCHRONOUS",
+        if sync_full { "FULL" } else { "NORMAL" },
+    );
     if let Backing::Mongo { uri, db } = backing {
         command.env("MONGO_URI", uri).env("DB_NAME", db);
     }
     command
-}
-
-fn mint(bin: &Path, data_dir: &Path, dir: &Path, id: &str, role: &str) -> Result<String, Error> {
-    let mut command = ticketd_command(bin, data_dir, 0, true, &Backing::Embedded);
-    let out = command
-        .current_dir(dir)
-        .args([
-            "token",
-            "--id",
-            id,
-            "--username",
-            id,
-            "--email",
-            &format!("{id}@example.com"),
-        ])
-        .args(["--role", role, "--ttl", "86400"])
-        .output()
-        .map_err(|e| format!("ticketd token: {e}"))?;
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || token.is_empty() {
-        return Err(format!(
-            "ticketd token failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(token)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -471,10 +417,8 @@ async fn wait_ready(
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
         guard.check_alive(name)?;
-        let last = match once(addr, Method::GET, path, None, None).await {
-            Ok(a) if a.status == StatusCode::OK => return Ok(()),
-            Ok(a) => format!("{} {}", a.status, body_text(&a.body)),
-            Err(e) => e,
+        let Err(last) = answers_ok(addr, path).await else {
+            return Ok(());
         };
         if Instant::now() > deadline {
             return Err(format!(
@@ -1239,8 +1183,6 @@ async fn run(options: Options) -> Result<(), Error> {
     }
 
     let mut guard = Guard::new()?;
-    let data_dir = guard.dir.join("data");
-    let dir = guard.dir.clone();
     let n = options.connections;
     let sync = if options.sync_full { "FULL" } else { "NORMAL" };
     let with_mongo = options.stores.contains(&Store::Mongo);
@@ -1276,17 +1218,10 @@ async fn run(options: Options) -> Result<(), Error> {
     let mut customers = Vec::new();
     let mut agent = String::new();
     if needs_ticketd {
-        let (bin, data, cwd) = (ticketd_bin.clone(), data_dir.clone(), dir.clone());
-        let minted =
-            tokio::task::spawn_blocking(move || -> Result<(Vec<String>, String), Error> {
-                let customers = (0..n)
-                    .map(|i| mint(&bin, &data, &cwd, &format!("bench-user-{i}"), "CUSTOMER"))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((customers, mint(&bin, &data, &cwd, "bench-agent", "AGENT")?))
-            })
-            .await
-            .map_err(|e| format!("token minting: {e}"))??;
-        (customers, agent) = minted;
+        customers = (0..n)
+            .map(|i| mint(SECRET, &format!("bench-user-{i}"), "CUSTOMER"))
+            .collect::<Result<Vec<_>, _>>()?;
+        agent = mint(SECRET, "bench-agent", "AGENT")?;
     }
 
     let mut ceiling = None;

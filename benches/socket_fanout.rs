@@ -52,7 +52,9 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{Sender, connect, free_port, machine, ms, release_dir, request, tail};
+use support::{
+    Sender, answers_ok, connect, free_port, machine, mint, ms, release_dir, request, tail,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -76,25 +78,6 @@ const DRAIN: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content of message `n` is this prefix followed by `n`.
 const CONTENT_PREFIX: &str = "fanout ";
-/// Variables of the caller's environment that would change what is measured.
-const SCRUBBED_ENV: &[&str] = &[
-    "SERVER_MODE",
-    "MONGO_URI",
-    "DB_NAME",
-    "DISCORD_BOT_TOKEN",
-    "GUILD_ID",
-    "ERROR_WEBHOOK_URL",
-    "ERROR_BOT_WEBHOOK_URL",
-    "CORS_ORIGINS",
-    "LOG_FORMAT",
-    "SOCKET_AUTH_TIMEOUT_SECS",
-    "SQLITE_SYNCHRONOUS",
-    "WEB_SERVER_HOST",
-    "HTTP_HEADER_TIMEOUT_SECS",
-    "HTTP_KEEPALIVE_TIMEOUT_SECS",
-    "HTTP_BODY_TIMEOUT_SECS",
-    "RESERVED_FILE_DESCRIPTORS",
-];
 
 type Error = String;
 
@@ -245,19 +228,7 @@ impl Guard {
     fn spawn(&mut self, bin: &Path, port: u16) -> Result<u32, Error> {
         let log = File::create(self.log_path()).map_err(|e| format!("ticketd log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("ticketd log: {e}"))?;
-        let mut command = Command::new(bin);
-        for name in SCRUBBED_ENV {
-            command.env_remove(name);
-        }
-        let child = command
-            .env("DATA_DIR", self.dir.join("data"))
-            .env("JWT_SECRET_KEY", SECRET)
-            .env("RATE_LIMITS", "off")
-            // Every socket comes from 127.0.0.1: no cap per address (ADR 0015).
-            .env("MAX_CONNECTIONS_PER_IP", "0")
-            .env("WEB_SERVER_PORT", port.to_string())
-            .env("RUST_LOG", "warn")
-            .env("NO_COLOR", "1")
+        let child = support::ticketd_command(bin, &self.dir.join("data"), port, SECRET)
             .env("TICKETD_HEAP_FILE", self.heap_path())
             .current_dir(&self.dir)
             .stdin(Stdio::null())
@@ -346,15 +317,6 @@ fn open_files_limit() -> Option<u64> {
         .ok()
 }
 
-/// An HS256 token with the claims `ticketd token` signs; valid for a day.
-fn mint(id: &str, role: &str) -> Result<String, Error> {
-    let role = role.parse().map_err(|_| format!("{role} is not a role"))?;
-    let email = format!("{id}@example.com");
-    let secret = ticketd::config::Secret::new(SECRET);
-    ticketd::auth::mint(&secret, id, id, &email, role, Some(86_400))
-        .map_err(|e| format!("cannot sign a token: {e}"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
@@ -403,20 +365,8 @@ async fn wait_ready(guard: &mut Guard, addr: SocketAddr) -> Result<(), Error> {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
         guard.check_alive()?;
-        let last = match connect(addr).await {
-            Ok(mut sender) => {
-                match send(
-                    &mut sender,
-                    request(Method::GET, Uri::from_static("/healthz"), None, None),
-                )
-                .await
-                {
-                    Ok((StatusCode::OK, _)) => return Ok(()),
-                    Ok((status, body)) => format!("{status} {}", body_text(&body)),
-                    Err(e) => e,
-                }
-            }
-            Err(e) => e,
+        let Err(last) = answers_ok(addr, "/healthz").await else {
+            return Ok(());
         };
         if Instant::now() > deadline {
             return Err(format!(
@@ -831,10 +781,10 @@ async fn run_once(options: &Options, sockets: usize) -> Result<RunResult, Error>
     );
 
     let customer_tokens = (0..sockets)
-        .map(|i| mint(&format!("fanout-customer-{i}"), "CUSTOMER"))
+        .map(|i| mint(SECRET, &format!("fanout-customer-{i}"), "CUSTOMER"))
         .collect::<Result<Vec<_>, _>>()?;
     let agent_tokens = (0..agents)
-        .map(|i| mint(&format!("fanout-agent-{i}"), "AGENT"))
+        .map(|i| mint(SECRET, &format!("fanout-agent-{i}"), "AGENT"))
         .collect::<Result<Vec<_>, _>>()?;
     wait_ready(&mut guard, addr).await?;
 

@@ -1,6 +1,7 @@
 //! The command line: `ticketd` / `ticketd serve` serve the API; `ticketd token` signs a token
-//! with the configured secret so a newcomer can try the API at once; `ticketd audit`, `replay`
-//! and `verify` are for auditors (see `crate::audit`).
+//! with the configured secret so a newcomer can try the API at once; `ticketd export` and
+//! `import` move a store's history (see `crate::transfer`); `ticketd audit`, `replay` and
+//! `verify` are for auditors (see `crate::audit`).
 
 use crate::auth;
 use crate::config::Config;

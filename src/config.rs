@@ -1,5 +1,5 @@
 //! Settings, read once at start-up from the environment (and a `.env` file, loaded by `main`).
-//! The seed's variable names are the contract; a setting left empty switches its part off.
+//! The API specification's variable names are the contract; a setting left empty switches its part off.
 //! Reading goes through a lookup function so tests can configure a server without touching
 //! the process environment.
 

@@ -1,4 +1,5 @@
-//! The `ticketd` command: serve, mint a token, or audit the store. All the work is in the library.
+//! The `ticketd` command: serve, mint a token, move or audit the store. All the work is in the
+//! library.
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,6 +1,6 @@
-//! What the benchmarks share: a free loopback port, a bare HTTP/1.1 keep-alive client on hyper
-//! (so every benchmark measures the server the same way), where the release binaries are, and
-//! the machine and log lines their reports print.
+//! What the benchmarks share: how the server is started, a free loopback port, a bare HTTP/1.1
+//! keep-alive client on hyper (so every benchmark measures the server the same way), where the
+//! release binaries are, and the machine and log lines their reports print.
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -121,4 +121,88 @@ pub fn machine() -> String {
 /// Microseconds as milliseconds.
 pub fn ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
+}
+
+/// Settings of the caller's environment that would change what is measured: every server a
+/// benchmark starts has them removed, then gets the ones it needs.
+const SCRUBBED_ENV: &[&str] = &[
+    "SERVER_MODE",
+    "MONGO_URI",
+    "DB_NAME",
+    "DISCORD_BOT_TOKEN",
+    "GUILD_ID",
+    "ERROR_WEBHOOK_URL",
+    "ERROR_BOT_WEBHOOK_URL",
+    "CORS_ORIGINS",
+    "LOG_FORMAT",
+    "SOCKET_AUTH_TIMEOUT_SECS",
+    "SQLITE_SYNCHRONOUS",
+    "WEB_SERVER_HOST",
+    "HTTP_HEADER_TIMEOUT_SECS",
+    "HTTP_KEEPALIVE_TIMEOUT_SECS",
+    "HTTP_BODY_TIMEOUT_SECS",
+    "RESERVED_FILE_DESCRIPTORS",
+];
+
+/// `bin` serving on `port` over `data_dir` as every benchmark runs it: tokens signed with
+/// `secret`, rate limits off, no cap per address (every connection comes from 127.0.0.1,
+/// ADR 0015), warnings only and no colour in its log, the caller's other settings removed.
+pub fn ticketd_command(bin: &Path, data_dir: &Path, port: u16, secret: &str) -> Command {
+    let mut command = Command::new(bin);
+    for name in SCRUBBED_ENV {
+        command.env_remove(name);
+    }
+    command
+        .env("DATA_DIR", data_dir)
+        .env("JWT_SECRET_KEY", secret)
+        .env("RATE_LIMITS", "off")
+        .env("MAX_CONNECTIONS_PER_IP", "0")
+        .env("WEB_SERVER_PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// A token for `id` with `role`, signed with `secret` as `ticketd token` signs (valid for a
+/// day), made in-process: thousands are needed before a run starts.
+pub fn mint(secret: &str, id: &str, role: &str) -> Result<String, String> {
+    let role = role.parse().map_err(|_| format!("{role} is not a role"))?;
+    let email = format!("{id}@example.com");
+    let secret = ticketd::config::Secret::new(secret);
+    ticketd::auth::mint(&secret, id, id, &email, role, Some(86_400))
+        .map_err(|e| format!("cannot sign a token: {e}"))
+}
+
+/// Whether `GET path` on a new connection answers 200 within 5 s; if not, what happened, for
+/// the message a benchmark gives up with when its server never gets ready.
+pub async fn answers_ok(addr: SocketAddr, path: &str) -> Result<(), String> {
+    use http_body_util::BodyExt;
+    let uri: Uri = path.parse().map_err(|e| format!("{path}: {e}"))?;
+    let mut sender = connect(addr).await?;
+    let exchange = async {
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let response = sender
+            .send_request(request(Method::GET, uri, None, None))
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok::<_, String>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| "timeout".to_string())??;
+    if status == hyper::StatusCode::OK {
+        Ok(())
+    } else {
+        Err(format!("{status} {}", String::from_utf8_lossy(&body)))
+    }
 }

@@ -1,5 +1,5 @@
 //! The closed vocabularies of the contract: who a user is, which support team a ticket needs, how
-//! urgent it is and whether it is open. Their spellings are the seed's and are part of the wire
+//! urgent it is and whether it is open. Their spellings are the API specification's and are part of the wire
 //! format, so they are pinned by tests.
 
 use schemars::JsonSchema;

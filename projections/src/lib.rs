@@ -1,4 +1,4 @@
-//! Read models of ticketd: the seed's Ticket and Message objects as pure functions of the event
+//! Read models of ticketd: the API's Ticket and Message objects as pure functions of the event
 //! stream. A store applies [`changes`] of each event inside the same transaction that appends it
 //! (an inline projection), so a writer always reads its own write; [`MemoryReadModel`] applies the
 //! same changes in memory, which is what replays and tests compare the stored models against.

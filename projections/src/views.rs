@@ -1,4 +1,4 @@
-//! The seed's Ticket and Message objects, exactly as clients receive them.
+//! The API's Ticket and Message objects, exactly as clients receive them.
 
 use serde::{Deserialize, Serialize};
 use ticketd_events::{IssueLevel, SupportRole, TicketStatus, UserRole};

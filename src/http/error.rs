@@ -1,4 +1,4 @@
-//! The one mapping from our errors to HTTP: the seed's JSON envelope `{error, message}` for
+//! The one mapping from our errors to HTTP: the API's JSON envelope `{error, message}` for
 //! every failure, field errors on 400, `Retry-After` on 429. A 500 keeps its cause out of the
 //! body here; the request middleware logs it with the request id and decides what to show.
 

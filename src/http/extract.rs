@@ -1,5 +1,5 @@
 //! Input from requests: the caller from the bearer token, JSON bodies with every bad field
-//! reported at once, and query parameters. Each failure is an [`ApiError`] in the seed's envelope.
+//! reported at once, and query parameters. Each failure is an [`ApiError`] in the API's envelope.
 
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};

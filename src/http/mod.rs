@@ -1,5 +1,5 @@
 //! The REST API: one router per resource, merged here, wrapped in the request middleware that
-//! gives every request an id, logs it, and turns every 500 (panics included) into the seed's
+//! gives every request an id, logs it, and turns every 500 (panics included) into the API's
 //! envelope carrying that id.
 
 mod access;

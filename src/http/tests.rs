@@ -1,5 +1,5 @@
 //! The request middleware's promises that cannot be provoked from outside: a panic or an
-//! internal error becomes the seed's 500 envelope carrying the request id, with its cause shown
+//! internal error becomes the API's 500 envelope carrying the request id, with its cause shown
 //! in DEVELOPMENT and hidden in PRODUCTION.
 
 use super::{ApiError, wrap};

@@ -1,6 +1,5 @@
-//! A lease for work that only one instance may do at a time (the Discord bridge, once it
-//! exists): one document per lease in the `leases` collection naming its holder and when it
-//! expires. An instance takes a lease that is free or expired, renews it well before it
+//! A lease for work that only one instance may do at a time (the Discord bridge): one document
+//! per lease in the `leases` collection naming its holder and when it expires. An instance takes a lease that is free or expired, renews it well before it
 //! expires, and stops the work when it cannot renew in time; when a holder dies, its lease
 //! expires and another instance takes it over within one `ttl`.
 //!

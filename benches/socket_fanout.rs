@@ -39,7 +39,7 @@
 mod support;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode, Uri};
@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{
-    Sender, answers_ok, connect, free_port, machine, mint, ms, release_dir, request, tail,
+    Sender, answers_ok, connect, exchange, free_port, machine, mint, ms, release_dir, request, tail,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -325,27 +325,7 @@ async fn send(
     sender: &mut Sender,
     req: Request<Full<Bytes>>,
 ) -> Result<(StatusCode, Bytes), Error> {
-    let exchange = async {
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-        .await
-        .map_err(|_| "timeout".to_string())?
+    exchange(sender, req, REQUEST_TIMEOUT).await
 }
 
 fn body_text(body: &[u8]) -> String {

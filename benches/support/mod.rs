@@ -173,19 +173,20 @@ pub fn mint(secret: &str, id: &str, role: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot sign a token: {e}"))
 }
 
-/// Whether `GET path` on a new connection answers 200 within 5 s; if not, what happened, for
-/// the message a benchmark gives up with when its server never gets ready.
-pub async fn answers_ok(addr: SocketAddr, path: &str) -> Result<(), String> {
+/// Sends `req` on `sender` and reads the whole answer, within `limit`.
+pub async fn exchange(
+    sender: &mut Sender,
+    req: Request<Full<Bytes>>,
+    limit: std::time::Duration,
+) -> Result<(hyper::StatusCode, Bytes), String> {
     use http_body_util::BodyExt;
-    let uri: Uri = path.parse().map_err(|e| format!("{path}: {e}"))?;
-    let mut sender = connect(addr).await?;
     let exchange = async {
         sender
             .ready()
             .await
             .map_err(|e| format!("connection: {e}"))?;
         let response = sender
-            .send_request(request(Method::GET, uri, None, None))
+            .send_request(req)
             .await
             .map_err(|e| format!("request: {e}"))?;
         let status = response.status();
@@ -195,11 +196,20 @@ pub async fn answers_ok(addr: SocketAddr, path: &str) -> Result<(), String> {
             .await
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
-        Ok::<_, String>((status, body))
+        Ok((status, body))
     };
-    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(5), exchange)
+    tokio::time::timeout(limit, exchange)
         .await
-        .map_err(|_| "timeout".to_string())??;
+        .map_err(|_| "timeout".to_string())?
+}
+
+/// Whether `GET path` on a new connection answers 200 within 5 s; if not, what happened, for
+/// the message a benchmark gives up with when its server never gets ready.
+pub async fn answers_ok(addr: SocketAddr, path: &str) -> Result<(), String> {
+    let uri: Uri = path.parse().map_err(|e| format!("{path}: {e}"))?;
+    let mut sender = connect(addr).await?;
+    let req = request(Method::GET, uri, None, None);
+    let (status, body) = exchange(&mut sender, req, std::time::Duration::from_secs(5)).await?;
     if status == hyper::StatusCode::OK {
         Ok(())
     } else {

@@ -34,6 +34,10 @@ pub struct Inner {
     /// How many sockets have a deadline pending (a token's expiry or the anonymous timeout):
     /// the size of the deadline task's book, kept by that task and shown by `/readyz`.
     pub socket_deadlines: Arc<AtomicUsize>,
+    /// How far the Socket.IO broadcaster has got: where resuming sockets join the live stream.
+    pub broadcast_cursor: Arc<crate::socket::resume::Cursor>,
+    /// Turns true when the server starts shutting down: long polls answer at once.
+    stopping: tokio::sync::watch::Sender<bool>,
     /// Background tasks to stop on shutdown.
     background: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -56,6 +60,8 @@ impl AppState {
             executor: Executor::new(store.clone()),
             alerts,
             socket_deadlines: Arc::new(AtomicUsize::new(0)),
+            broadcast_cursor: Arc::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
             store,
             config,
             background: Mutex::new(Vec::new()),
@@ -81,6 +87,16 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(handle);
+    }
+
+    /// Says the server is shutting down, to requests that wait (long polls).
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Turns true once the server is shutting down.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Stops every background task.

@@ -142,6 +142,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `SOCKET_AUTH_TIMEOUT_SECS` (10): how long a socket may stay unauthorized before it is dropped.
     pub socket_auth_timeout: std::time::Duration,
+    /// `SOCKET_RESUME_MAX_EVENTS` (10,000): the most events a resuming socket is replayed; one
+    /// further behind gets `resync_required` and re-reads the REST API instead.
+    pub socket_resume_max_events: u64,
     /// `SQLITE_SYNCHRONOUS` (FULL): FULL survives a power cut, NORMAL only a crash.
     pub sqlite_synchronous_full: bool,
     /// `MONGO_URI`: when set, events live in MongoDB instead of the embedded file.
@@ -304,6 +307,15 @@ impl Config {
                 }
             },
         };
+        let socket_resume_max_events = match get("SOCKET_RESUME_MAX_EVENTS") {
+            None => 10_000,
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                invalid(
+                    "SOCKET_RESUME_MAX_EVENTS",
+                    "expected a whole number of events (0: never replay, always resync)",
+                )
+            })?,
+        };
         let sqlite_synchronous_full = match get("SQLITE_SYNCHRONOUS")
             .as_deref()
             .map(str::to_ascii_uppercase)
@@ -391,6 +403,7 @@ impl Config {
             cors_origins,
             log_format,
             socket_auth_timeout,
+            socket_resume_max_events,
             sqlite_synchronous_full,
             mongo_uri: get("MONGO_URI"),
             db_name: get("DB_NAME").unwrap_or_else(|| "support_ticket_db".into()),

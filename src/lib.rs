@@ -73,7 +73,11 @@ pub async fn run(
     let store = open_store(&config).await?;
     let state = AppState::new(config, store.clone());
     let (socket_layer, io) = socket::layer(state.clone());
-    state.spawn(socket::broadcaster::run(store.clone(), io.clone()));
+    state.spawn(socket::broadcaster::run(
+        store.clone(),
+        io.clone(),
+        state.broadcast_cursor.clone(),
+    ));
     // On MongoDB several instances may share the database: the bridge runs only on the one
     // holding the lease. The embedded store has one instance per DATA_DIR, so it runs here.
     let (stop_discord, discord_stopped) = tokio::sync::watch::channel(false);
@@ -108,6 +112,11 @@ pub async fn run(
         format!("http://{addr}")
     };
     info!(%addr, "serving REST and Socket.IO on {url}, the web console at {url}/");
+    let stopping = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.begin_shutdown();
+    };
     let served = serve::serve(listener, router, state.config.limits, shutdown).await;
     io.close().await;
     if let Some(discord) = discord {

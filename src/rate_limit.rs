@@ -33,10 +33,13 @@ pub enum Route {
     ReopenTicket,
     /// GET /tickets/{id}/events (admins): 30 per minute, like reading the ticket.
     TicketEvents,
+    /// GET /events (admins): 120 per minute, so a mirror catching up pages at 2,000 events a
+    /// second and a long poll may be renewed every half second.
+    Events,
 }
 
 impl Route {
-    const ALL: [Route; 11] = [
+    const ALL: [Route; 12] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -48,6 +51,7 @@ impl Route {
         Route::CloseTicket,
         Route::ReopenTicket,
         Route::TicketEvents,
+        Route::Events,
     ];
 
     /// Requests per minute.
@@ -60,6 +64,7 @@ impl Route {
             | Route::EditMessage
             | Route::DeleteMessage => 15,
             Route::UpdateTicket | Route::CloseTicket | Route::ReopenTicket => 10,
+            Route::Events => 120,
         }
     }
 }

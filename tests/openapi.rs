@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/tickets/{ticket_id}/messages"),
     ("get", "/api/v1/tickets/{ticket_id}/messages"),
     ("get", "/api/v1/tickets/{ticket_id}/events"),
+    ("get", "/api/v1/events"),
     ("patch", "/api/v1/tickets/{ticket_id}/messages/{message_id}"),
     (
         "delete",

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{BinaryServer, SECRET, TestServer};
-use std::path::PathBuf;
+use common::{BinaryServer, SECRET, TestMongo, TestServer};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -38,11 +38,17 @@ async fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
 /// Runs `scenario` against the server at `base`; panics with the script's output unless it
 /// exits 0.
 async fn run_scenario_against(base: &str, scenario: &str) {
+    run_phase(base, scenario, Path::new("")).await;
+}
+
+/// Runs one half of a two-phase scenario, which hands its state over in `state_file`.
+async fn run_phase(base: &str, scenario: &str, state_file: &Path) {
     let dir = socket_dir();
     let child = tokio::process::Command::new("node")
         .arg(dir.join("scenarios.mjs"))
         .arg(scenario)
         .env("BASE_URL", base)
+        .env("STATE_FILE", state_file)
         .env("JWT_SECRET", SECRET)
         .env("NODE_NO_WARNINGS", "1")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -181,4 +187,63 @@ async fn no_token_reaches_the_log_even_at_trace_level() {
             leaks.join("\n")
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_are_sent_only_to_sockets_that_ask() {
+    run_scenario("positions_opt_in", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_reconnect_recipe_misses_nothing() {
+    run_scenario("resume_recipe", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_too_far_behind_is_told_to_resync() {
+    run_scenario("resume_far_behind", &[("SOCKET_RESUME_MAX_EVENTS", "3")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_since_beyond_the_head_or_not_a_position_is_handled() {
+    run_scenario("resume_bad_since", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_resumes_on_the_same_instance() {
+    let server = TestServer::start_with(&[("RATE_LIMITS", "off")]).await;
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("state.json");
+    run_phase(&server.base, "resume_phase1", &file).await;
+    run_phase(&server.base, "resume_phase2", &file).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_resumes_after_the_server_is_killed_and_restarted() {
+    let data = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("state.json");
+    let server = BinaryServer::spawn(data.path()).await;
+    run_phase(&server.base, "resume_phase1", &file).await;
+    server.kill9();
+    let server = BinaryServer::spawn(data.path()).await;
+    run_phase(&server.base, "resume_phase2", &file).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_resumes_on_another_instance_of_one_mongodb() {
+    let Some(mongo) = TestMongo::new("socket_resume_instances") else {
+        return;
+    };
+    let env = [
+        ("MONGO_URI", mongo.uri.as_str()),
+        ("DB_NAME", mongo.db.as_str()),
+    ];
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = BinaryServer::spawn_with(one.path(), &env).await;
+    let second = BinaryServer::spawn_with(two.path(), &env).await;
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("state.json");
+    run_phase(&first.base, "resume_phase1", &file).await;
+    run_phase(&second.base, "resume_phase2", &file).await;
 }

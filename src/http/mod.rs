@@ -7,6 +7,7 @@ mod body_timeout;
 pub mod console;
 pub mod error;
 pub mod extract;
+mod feed;
 mod health;
 mod history;
 mod messages;
@@ -42,6 +43,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(tickets::router())
         .merge(messages::router())
         .merge(history::router())
+        .merge(feed::router())
         .merge(console::router())
         .merge(openapi::router());
     wrap(routes, state, socket)

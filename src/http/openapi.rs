@@ -10,6 +10,9 @@
 //! against this document (`tests/common/contract.rs`).
 
 use crate::app::AppState;
+use crate::http::feed::{
+    DEFAULT_LIMIT as FEED_DEFAULT, MAX_LIMIT as FEED_MAX, MAX_WAIT_SECS as FEED_MAX_WAIT,
+};
 use crate::http::history::EVENTS_PAGE;
 use crate::http::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
 use axum::Router;
@@ -590,6 +593,22 @@ fn build() -> Value {
                 "tags": ["history"],
                 "parameters": [limit(EVENTS_PAGE, EVENTS_PAGE), cursor()],
                 "responses": responses(json!({"200": page_of("A page of the events", "EventEnvelope")}), &read)
+            }
+        },
+        "/api/v1/events": {
+            "get": {
+                "operationId": "eventsFeed",
+                "summary": "The global log after a position, with envelopes (ADMIN): the changes feed",
+                "tags": ["history"],
+                "parameters": [
+                    query_param("after", "Events after this position (default 0: from the first)",
+                        json!({"type": "integer", "minimum": 0, "maximum": i64::MAX})),
+                    query_param("limit", &format!("Page size, 1–{FEED_MAX} (default {FEED_DEFAULT})"),
+                        json!({"type": "integer", "minimum": 1, "maximum": FEED_MAX, "default": FEED_DEFAULT})),
+                    query_param("wait", "Long poll: when nothing is after `after`, wait up to this many seconds for the first new event (default 0); `[]` when none came",
+                        json!({"type": "integer", "minimum": 0, "maximum": FEED_MAX_WAIT, "default": 0}))
+                ],
+                "responses": responses(json!({"200": page_of("Events in log order; a full page has a `Link` to the next", "EventEnvelope")}), &[400, 401, 403, 429, 500, 503])
             }
         },
         "/api/v1/dev/token": {

@@ -7,13 +7,18 @@
 //! the client it is connected: a client that emits `authorize` right after `connect` is
 //! therefore always heard, and a handshake token's rooms are joined before any event can pass.
 //!
+//! Beside the token a client may ask for positions (`positions: true`) and hand over the last
+//! position it saw (`since`, which implies positions): the socket then joins its rooms only
+//! once [`resume`](crate::socket::resume) has replayed what it missed.
+//!
 //! The deadlines (a token's `exp`, the anonymous timeout) of every socket are kept by one task,
 //! [`run_deadlines`], rather than a task and a channel per socket: an idle socket then costs
 //! an entry in an ordered map instead of about 0.8 KiB (ADR 0013).
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::socket::{STAFF_ROOM, user_room};
+use crate::socket::resume::{self, Viewer};
+use crate::socket::{STAFF_ROOM, positioned, user_room};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
@@ -26,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// The current authorization of a socket; the generation tells stale deadlines apart.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +42,9 @@ struct Authorization {
     expires_at: Option<u64>,
     /// When the socket's pending deadline is due, so that it can be replaced or forgotten.
     deadline: Option<Instant>,
+    /// Events carry their position; once asked, for the socket's life, since its handlers
+    /// take the second argument from then on.
+    positions: bool,
 }
 
 impl Authorization {
@@ -45,7 +53,43 @@ impl Authorization {
         authorized: false,
         expires_at: None,
         deadline: None,
+        positions: false,
     };
+}
+
+/// What a client asked for beside its token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Wants {
+    positions: bool,
+    since: Option<u64>,
+}
+
+/// Reads `positions` and `since` from a handshake's `auth` or an `authorize` payload.
+fn wants(data: &Value) -> Result<Wants, String> {
+    let positions = match data.get("positions") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(on)) => *on,
+        Some(_) => return Err("positions must be true or false".to_string()),
+    };
+    let since = match data.get("since") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value.as_u64().ok_or(
+            "since must be a non-negative integer: the position of the last event received",
+        )?),
+    };
+    Ok(Wants {
+        positions: positions || since.is_some(),
+        since,
+    })
+}
+
+/// A replay to run once the socket may receive events (after the connection or the ack).
+#[derive(Debug, Clone)]
+struct PendingResume {
+    since: u64,
+    viewer: Viewer,
+    rooms: Vec<String>,
+    generation: u64,
 }
 
 /// Why the handshake token was refused, to tell the client once it is connected.
@@ -114,21 +158,46 @@ pub async fn prepare(
     // give every socket its own handler map (~0.2 KiB).
     socket.on_fallback(on_event);
     socket.on_disconnect(on_disconnect);
+    let auth = auth.unwrap_or(Value::Null);
     let token = auth
-        .ok()
-        .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_string))
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::to_string)
         .or_else(|| query_token(&socket));
-    if let Some(token) = token
-        && let Err(message) = authorize(&socket, &state, &token)
-    {
-        socket.extensions.insert(HandshakeRefused(message));
+    let outcome = wants(&auth).and_then(|wants| {
+        let token = token.ok_or("a resume (since) or positions need a token")?;
+        authorize(&socket, &state, &token, wants)
+    });
+    match outcome {
+        Ok((_, Some(pending))) => {
+            socket.extensions.insert(pending);
+        }
+        Ok((_, None)) => {}
+        // Nothing asked, nothing refused: the socket may still emit `authorize`.
+        Err(_) if token_absent(&auth, &socket) => {}
+        Err(message) => {
+            socket.extensions.insert(HandshakeRefused(message));
+        }
     }
     Ok(())
 }
 
-/// Runs once the client knows it is connected: reports a refused handshake token, and arms
-/// the socket's deadline: its token's `exp`, or the timeout of a socket still anonymous.
-pub async fn on_connect(socket: SocketRef, State(deadlines): State<Deadlines>) {
+/// Whether the handshake brought neither a token nor anything else to act on.
+fn token_absent(auth: &Value, socket: &SocketRef) -> bool {
+    auth.get("token").is_none()
+        && auth.get("since").is_none()
+        && auth.get("positions").is_none()
+        && query_token(socket).is_none()
+}
+
+/// Runs once the client knows it is connected: reports a refused handshake token, arms the
+/// socket's deadline (its token's `exp`, or the timeout of a socket still anonymous) and
+/// replays what a resuming socket missed.
+pub async fn on_connect(
+    socket: SocketRef,
+    State(deadlines): State<Deadlines>,
+    State(state): State<AppState>,
+) {
     if let Some(HandshakeRefused(message)) = socket.extensions.get::<HandshakeRefused>() {
         let _ = socket.emit("error", &json!({ "message": message }));
     }
@@ -144,6 +213,61 @@ pub async fn on_connect(socket: SocketRef, State(deadlines): State<Deadlines>) {
             Due::Timeout,
         );
     }
+    if let Some(pending) = socket.extensions.remove::<PendingResume>() {
+        run_resume(socket, &state, pending).await;
+    }
+}
+
+/// Replays what the socket missed, then joins its rooms at the seam; a socket authorized again
+/// meanwhile (or whose authorization ended) is left to that newer authorization.
+async fn run_resume(socket: SocketRef, state: &AppState, pending: PendingResume) {
+    let PendingResume {
+        since,
+        viewer,
+        rooms,
+        generation,
+    } = pending;
+    let joining = socket.clone();
+    let join_rooms = rooms.clone();
+    let join = move || join_if_current(&joining, join_rooms, generation);
+    let outcome = resume::resume(
+        &state.store,
+        &state.broadcast_cursor,
+        &socket,
+        &viewer,
+        since,
+        state.config.socket_resume_max_events,
+        join,
+    )
+    .await;
+    if let Err(e) = outcome {
+        // The client cannot have its replay; it is told to re-read the REST API and gets the
+        // live events from here, as a socket too far behind would.
+        warn!(sid = %socket.id, "cannot replay to a resuming socket: {e}");
+        let held = state.broadcast_cursor.hold().await;
+        let position = held.position().unwrap_or(since);
+        let _ = socket.emit("resync_required", &json!({ "position": position }));
+        join_if_current(&socket, rooms, generation);
+        drop(held);
+    }
+}
+
+/// Joins `rooms` if the socket is still authorized at `generation`.
+fn join_if_current(socket: &SocketRef, rooms: Vec<String>, generation: u64) -> bool {
+    let is_current = |s: &SocketRef| {
+        let now = current(s);
+        now.generation == generation && now.authorized && s.connected()
+    };
+    if !is_current(socket) {
+        return false;
+    }
+    socket.join(rooms.clone());
+    // The token's expiry may have ended the authorization between the check and the join.
+    if !is_current(socket) {
+        socket.leave(rooms);
+        return false;
+    }
+    true
 }
 
 /// The socket is gone: its pending deadline is forgotten.
@@ -190,20 +314,25 @@ async fn on_authorize(
     State(state): State<AppState>,
     State(deadlines): State<Deadlines>,
 ) {
+    let data = data.unwrap_or(Value::Null);
     let token = data
-        .ok()
-        .and_then(|d| d.get("token").and_then(Value::as_str).map(str::to_string));
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let outcome = match token {
-        Some(token) => authorize(&socket, &state, &token),
+        Some(token) => wants(&data).and_then(|wants| authorize(&socket, &state, &token, wants)),
         None => Err("authorize needs {\"token\": \"<jwt>\"}".to_string()),
     };
     match outcome {
-        Ok(principal) => {
+        Ok((principal, pending)) => {
             arm_expiry(&socket, &deadlines, current(&socket));
             let _ = ack.send(&json!({
                 "ok": true,
                 "user": {"id": principal.id, "username": principal.username, "role": principal.role},
             }));
+            if let Some(pending) = pending {
+                run_resume(socket, &state, pending).await;
+            }
         }
         Err(message) => {
             // A socket that asked to be someone else and failed is nobody: keeping the earlier
@@ -229,9 +358,15 @@ async fn on_authorize(
     }
 }
 
-/// Verifies `token` and, when good, puts the socket in its user's room (and the staff room).
-/// New rooms are joined before old ones are left, so a re-authorization misses no event.
-fn authorize(socket: &SocketRef, state: &AppState, token: &str) -> Result<Principal, String> {
+/// Verifies `token` and, when good, puts the socket in its user's room (and the staff room),
+/// or, when it asks to resume, answers the replay to run before it joins them. New rooms are
+/// joined before old ones are left, so a re-authorization misses no event.
+fn authorize(
+    socket: &SocketRef,
+    state: &AppState,
+    token: &str,
+    wants: Wants,
+) -> Result<(Principal, Option<PendingResume>), String> {
     let addr = socket
         .req_parts()
         .extensions
@@ -248,28 +383,48 @@ fn authorize(socket: &SocketRef, state: &AppState, token: &str) -> Result<Princi
         .verifier
         .verify(token)
         .map_err(|e| format!("Unauthorized: {e}"))?;
+    let now = current(socket);
+    let positions = now.positions || wants.positions;
     let mut rooms = vec![user_room(&principal.id)];
     if principal.is_staff() {
         rooms.push(STAFF_ROOM.to_string());
     }
-    socket.join(rooms.clone());
-    let stale: Vec<_> = socket
-        .rooms()
-        .into_iter()
-        .filter(|r| !rooms.iter().any(|n| n.as_str() == r.as_ref()))
-        .collect();
-    if !stale.is_empty() {
-        socket.leave(stale);
+    if positions {
+        rooms = rooms.iter().map(|r| positioned(r)).collect();
     }
-    let now = current(socket);
+    if wants.since.is_some() {
+        // Live events wait until the replay has caught up with them.
+        socket.leave_all();
+    } else {
+        socket.join(rooms.clone());
+        let stale: Vec<_> = socket
+            .rooms()
+            .into_iter()
+            .filter(|r| !rooms.iter().any(|n| n.as_str() == r.as_ref()))
+            .collect();
+        if !stale.is_empty() {
+            socket.leave(stale);
+        }
+    }
+    let generation = now.generation + 1;
     socket.extensions.insert(Authorization {
-        generation: now.generation + 1,
+        generation,
         authorized: true,
         expires_at: principal.expires_at,
         deadline: now.deadline,
+        positions,
     });
     debug!(sid = %socket.id, user = %principal.id, "socket authorized");
-    Ok(principal)
+    let pending = wants.since.map(|since| PendingResume {
+        since,
+        viewer: Viewer {
+            user_id: principal.id.clone(),
+            staff: principal.is_staff(),
+        },
+        rooms,
+        generation,
+    });
+    Ok((principal, pending))
 }
 
 fn current(socket: &SocketRef) -> Authorization {
@@ -390,6 +545,7 @@ fn fire(
                 authorized: false,
                 expires_at: None,
                 deadline: Some(at),
+                positions: now.positions,
             });
             let _ = socket.emit(
                 "error",

@@ -2,11 +2,17 @@
 //! the server starts and emits each event to the rooms that may see it, in stream order. Since it
 //! reads the stream rather than hooking into handlers, an event reaches the sockets whatever
 //! produced it: REST, Discord, the command line or another instance on the same database.
+//!
+//! Each event goes out twice: as the seed has it to the plain rooms, and with its
+//! [`Position`] as a second argument to the rooms of sockets that asked for positions. It
+//! advances the [`Cursor`] under the cursor's lock, which is where resuming sockets join.
 
-use crate::socket::{STAFF_ROOM, user_room};
+use crate::socket::resume::{Cursor, Position};
+use crate::socket::{STAFF_ROOM, positioned, user_room};
 use crate::store::ReadModels;
 use socketioxide::SocketIo;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use ticketd_events::{EventEnvelope, EventStore};
 use ticketd_projections::TicketView;
@@ -19,11 +25,16 @@ const BATCH: usize = 256;
 const TICKET_CACHE: usize = 4_096;
 
 /// Follows the stream from its current head until the task is aborted.
-pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo) {
+pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo, cursor: Arc<Cursor>) {
     let mut after = loop {
+        let mut held = cursor.hold().await;
         match store.head().await {
-            Ok(head) => break head,
+            Ok(head) => {
+                held.advance(head);
+                break head;
+            }
             Err(e) => {
+                drop(held);
                 warn!("broadcaster cannot read the head: {e}; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -51,6 +62,7 @@ pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo) {
             let superseded = batch
                 .get(i + 1)
                 .is_some_and(|next| fanout::superseded_by(envelope, next));
+            let mut held = cursor.hold().await;
             // A failure to look up rows is retried: skipping would lose an event for every socket.
             while !superseded && let Err(e) = emit(&store, &io, &mut tickets, envelope).await {
                 warn!(
@@ -59,6 +71,7 @@ pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo) {
                 );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
+            held.advance(envelope.position);
             after = envelope.position;
         }
     }
@@ -101,11 +114,13 @@ async fn emit<S: ReadModels>(
         event = delivery.event.name(),
         "broadcast"
     );
-    if let Err(e) = io
-        .to(rooms)
-        .emit(delivery.event.name(), &delivery.payload)
-        .await
-    {
+    let name = delivery.event.name();
+    let with_positions: Vec<_> = rooms.iter().map(|r| positioned(r)).collect();
+    if let Err(e) = io.to(rooms).emit(name, &delivery.payload).await {
+        warn!(position = envelope.position, "broadcast failed: {e}");
+    }
+    let args = (&delivery.payload, Position::of(envelope));
+    if let Err(e) = io.to(with_positions).emit(name, &args).await {
         warn!(position = envelope.position, "broadcast failed: {e}");
     }
     Ok(())

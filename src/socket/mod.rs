@@ -5,6 +5,7 @@
 
 mod authorize;
 pub mod broadcaster;
+pub mod resume;
 
 use crate::app::AppState;
 use axum::extract::{ConnectInfo, Request};
@@ -32,6 +33,14 @@ pub const STAFF_ROOM: &str = "staff";
 /// The room every socket of one user joins.
 pub fn user_room(user_id: &str) -> String {
     format!("user:{user_id}")
+}
+
+/// The twin of `room` for sockets that asked for positions: the broadcaster emits each event
+/// to both, with the event's position as a second argument only here. A prefix, not a
+/// suffix: user ids are the partner's strings, and `user:<id>` plus a suffix could be another
+/// user's room.
+pub fn positioned(room: &str) -> String {
+    format!("positions:{room}")
 }
 
 /// The Socket.IO layer for the router, and the handle the broadcaster emits through. Spawns

@@ -204,6 +204,37 @@ async function expectNext(o, event, expected, what = event) {
   return e.data;
 }
 
+/**
+ * Like `expectNext` for a socket that asked for positions: the event carries a second argument
+ * `{position, event_id}`, positions grow strictly, and `o.position` keeps the last one.
+ */
+async function expectNextAt(o, event, expected, what = event) {
+  const e = await waitFor(`${o.name} to receive ${what}`, () => ticketEvents(o)[o.cursor]);
+  o.cursor += 1;
+  check(e.event === event, `${o.name}: expected ${what} next, got ${e.event} ${short(e.data)}`);
+  check(e.args.length === 2, `${o.name}: ${event} carries ${e.args.length} argument(s), expected 2 (payload, position)`);
+  if (expected !== undefined) same(e.data, expected, `${o.name}: ${what} payload vs the REST answer`);
+  const at = e.args[1];
+  keysExactly(at, ['position', 'event_id'], `${o.name}: ${what} position`);
+  check(Number.isInteger(at.position) && at.position > 0, `${o.name}: ${what} position ${short(at)}`);
+  check(o.position === undefined || at.position > o.position, `${o.name}: ${what} at ${at.position}, not after ${o.position}`);
+  o.position = at.position;
+  return e.data;
+}
+
+/** The raw state a two-phase scenario hands to its second phase (tests/socket_io.rs). */
+const STATE_FILE = process.env.STATE_FILE || '';
+async function saveState(state) {
+  check(STATE_FILE !== '', 'STATE_FILE must be set for a two-phase scenario');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(STATE_FILE, json(state));
+}
+async function loadState() {
+  check(STATE_FILE !== '', 'STATE_FILE must be set for a two-phase scenario');
+  const { readFile } = await import('node:fs/promises');
+  return JSON.parse(await readFile(STATE_FILE, 'utf8'));
+}
+
 /** After a quiet period, none of `os` has an unchecked ticket event. */
 async function expectNothingMore(os, ms = QUIET_MS) {
   await sleep(ms);
@@ -243,6 +274,191 @@ async function authorizeAck(o, payload) {
 // Scenarios
 
 const scenarios = {
+  /**
+   * Positions are opt-in: a socket with `auth.positions` gets `{position, event_id}` after each
+   * payload, the id of that very event in the log (the feed shows it), while a socket beside it
+   * that did not ask gets the seed's one argument.
+   */
+  async positions_opt_in() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const admin = user('ada', 'ADMIN');
+    const ticket = await rest.createTicket(customer, 'Counting');
+    const plain = connect('customer (plain)', { auth: { token: customer.token } });
+    const withPositions = connect('customer (positions)', { auth: { token: customer.token, positions: true } });
+    const byEvent = connect('agent (positions by authorize)', {});
+    await connected(plain, withPositions, byEvent);
+    const ack = await authorizeAck(byEvent, { token: agent.token, positions: true });
+    check(ack.ok === true, `authorize with positions: ${short(ack)}`);
+
+    const m1 = await rest.post(agent, ticket, 'one');
+    await expectNext(plain, 'message', m1);
+    for (const o of [withPositions, byEvent]) await expectNextAt(o, 'message', m1);
+    const closed = await rest.close(customer, ticket);
+    await expectNext(plain, 'ticket_closed', closed);
+    for (const o of [withPositions, byEvent]) await expectNextAt(o, 'ticket_closed', closed);
+    check(withPositions.position === byEvent.position, 'both sockets were told the same position');
+
+    const last = ticketEvents(withPositions).at(-1).args[1];
+    const feed = await expectStatus(200, 'GET', `/api/v1/events?after=${last.position - 1}&limit=1`, admin.token);
+    check(feed.length === 1 && feed[0].event_id === last.event_id && feed[0].type === 'TicketClosed',
+      `the feed at ${last.position}: ${short(feed)}`);
+    await expectNothingMore([plain, withPositions, byEvent]);
+    expectNoErrors(plain, withPositions, byEvent);
+  },
+
+  /**
+   * The recipe of docs/api.md with the official client: keep the last position, put it into
+   * `socket.auth` on `reconnect_attempt`. The transport drops for a while; what happened
+   * meanwhile arrives once, in order, then the live events.
+   */
+  async resume_recipe() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Patchy signal');
+    const socket = io(BASE_URL, {
+      forceNew: true,
+      auth: { token: customer.token, positions: true },
+      reconnectionDelay: 1500,
+      reconnectionDelayMax: 1500,
+      randomizationFactor: 0,
+    });
+    // ---- the recipe ----
+    let last = null;
+    socket.onAny((event, ...args) => {
+      const at = args[1];
+      if (at && Number.isInteger(at.position)) last = at.position;
+    });
+    socket.io.on('reconnect_attempt', () => {
+      socket.auth = last === null ? { token: customer.token, positions: true } : { token: customer.token, since: last };
+    });
+    // ---- end of the recipe ----
+    const c = observe('customer (recipe)', socket);
+    await connected(c);
+    const m0 = await rest.post(agent, ticket, 'before the drop');
+    await expectNextAt(c, 'message', m0);
+
+    log('  -- closing the transport under the client (socket.io.engine.close())');
+    socket.io.engine.close();
+    await waitFor('the customer to see the drop', () => c.disconnects.length === 1);
+    const m1 = await rest.post(agent, ticket, 'while away 1');
+    const m2 = await rest.post(customer, ticket, 'while away 2 (from another device)');
+    const m3 = await rest.post(agent, ticket, 'while away 3');
+    const e1 = await rest.edit(agent, ticket, m1, 'while away 1 (edited)');
+    const closed = await rest.close(agent, ticket);
+    await waitFor('the customer to reconnect by itself', () => c.connects === 2, 8000);
+    for (const [event, payload] of [['message', m1], ['message', m2], ['message', m3], ['edit_message', e1], ['ticket_closed', closed]]) {
+      await expectNextAt(c, event, payload, `${event} (missed)`);
+    }
+    const reopened = await rest.reopen(agent, ticket);
+    await expectNextAt(c, 'ticket_updated', reopened, 'ticket_updated (live, after the replay)');
+    await expectNothingMore([c]);
+    expectNoErrors(c);
+  },
+
+  /**
+   * First half of a resume across a restart or to another instance: sockets with positions see
+   * one message, go away, and five things happen to the customer's ticket (plus an internal note
+   * and another customer's message, which only staff may see). The second half,
+   * `resume_phase2`, runs against the restarted server or the other instance.
+   */
+  async resume_phase1() {
+    const customer = user('alice', 'CUSTOMER');
+    const other = user('carol', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Resume me');
+    const elsewhere = await rest.createTicket(other, 'Not yours');
+    const c = connect('customer', { auth: { token: customer.token, positions: true } });
+    const s = connect('agent', { auth: { token: agent.token, positions: true } });
+    await connected(c, s);
+    const m0 = await rest.post(agent, ticket, 'seen live');
+    for (const o of [c, s]) await expectNextAt(o, 'message', m0);
+    for (const o of [c, s]) o.socket.disconnect();
+
+    const m1 = await rest.post(agent, ticket, 'missed 1');
+    const note = await rest.post(agent, ticket, 'staff only', { internal: true });
+    const m2 = await rest.post(customer, ticket, 'missed 2');
+    const foreign = await rest.post(other, elsewhere, 'another customer');
+    const m3 = await rest.post(agent, ticket, 'missed 3');
+    const e1 = await rest.edit(agent, ticket, m1, 'missed 1 (edited)');
+    const closed = await rest.close(agent, ticket);
+    await saveState({
+      customer, agent, ticket,
+      since: { customer: c.position, agent: s.position },
+      expected: {
+        customer: [['message', m1], ['message', m2], ['message', m3], ['edit_message', e1], ['ticket_closed', closed]],
+        agent: [['message', m1], ['message', note], ['message', m2], ['message', foreign], ['message', m3], ['edit_message', e1], ['ticket_closed', closed]],
+      },
+    });
+  },
+
+  /**
+   * Second half: the customer resumes through the handshake, the agent through `authorize`
+   * (whose ack comes before the replay); each receives exactly what it missed and may see, in
+   * order, then a live event.
+   */
+  async resume_phase2() {
+    const state = await loadState();
+    const { customer, agent, ticket } = state;
+    const c = connect('customer (resumed)', { auth: { token: customer.token, since: state.since.customer } });
+    const s = connect('agent (resumed)', {});
+    c.position = state.since.customer;
+    s.position = state.since.agent;
+    await connected(c, s);
+    const ack = await authorizeAck(s, { token: agent.token, since: state.since.agent });
+    check(ack.ok === true, `authorize with since: ${short(ack)}`);
+    for (const [who, o] of [['customer', c], ['agent', s]]) {
+      for (const [event, payload] of state.expected[who]) await expectNextAt(o, event, payload, `${event} (missed)`);
+    }
+    const reopened = await rest.reopen(agent, ticket);
+    for (const o of [c, s]) await expectNextAt(o, 'ticket_updated', reopened, 'ticket_updated (live)');
+    await expectNothingMore([c, s]);
+    expectNoErrors(c, s);
+  },
+
+  /**
+   * A socket further behind than SOCKET_RESUME_MAX_EVENTS (3 in this test) is told to re-read
+   * the REST API (`resync_required` with the head) and receives the live events from there.
+   */
+  async resume_far_behind() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const admin = user('ada', 'ADMIN');
+    const ticket = await rest.createTicket(customer, 'Long ago');
+    for (let i = 0; i < 4; i += 1) await rest.post(agent, ticket, `old ${i}`);
+    const head = await expectStatus(200, 'GET', '/readyz', admin.token);
+    const c = connect('customer (far behind)', { auth: { token: customer.token, since: 0 } });
+    await connected(c);
+    const resync = await waitFor('resync_required', () => c.events.find((e) => e.event === 'resync_required'));
+    keysExactly(resync.data, ['position'], 'resync_required');
+    check(resync.data.position === head.position, `resync_required at ${resync.data.position}, the head is ${head.position}`);
+    c.position = resync.data.position;
+    const live = await rest.post(agent, ticket, 'new');
+    await expectNextAt(c, 'message', live, 'message (live after the resync)');
+    await expectNothingMore([c]);
+    expectNoErrors(c);
+  },
+
+  /** A `since` beyond the head replays nothing; one that is not a non-negative integer is refused like a bad token. */
+  async resume_bad_since() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Odd positions');
+    const beyond = connect('customer (since beyond the head)', { auth: { token: customer.token, since: 1e12 } });
+    const refused = [];
+    for (const since of [-1, 1.5, '7', 'soon', { at: 1 }, true]) {
+      refused.push(connect(`customer (handshake since ${json(since)})`, { auth: { token: customer.token, since } }));
+    }
+    const byEvent = connect('customer (authorize since -5)', {});
+    await connected(beyond, byEvent, ...refused);
+    for (const o of refused) await expectErrorEvent(o);
+    const ack = await authorizeAck(byEvent, { token: customer.token, since: -5 });
+    check(ack.ok === false && typeof ack.error === 'string' && /since/.test(ack.error), `authorize with since -5: ${short(ack)}`);
+    await expectErrorEvent(byEvent);
+    const m = await rest.post(agent, ticket, 'live');
+    await expectNextAt(beyond, 'message', m, 'message (live, nothing replayed)');
+    await expectNothingMore([beyond, byEvent, ...refused]);
+  },
   /** The seed's example, unchanged in substance, then every event type raised through REST. */
   async seed_example() {
     const customer = user('alice', 'CUSTOMER');

@@ -182,13 +182,27 @@ function connectSocket(token) {
     setLive('Live updates unavailable', false);
     return;
   }
-  const socket = window.io({ auth: { token }, transports: ['websocket', 'polling'] });
+  // Every event carries its position in the log; a reconnection hands back the last one seen,
+  // and the server replays what happened meanwhile before the live events (docs/api.md).
+  const socket = window.io({ auth: { token, positions: true }, transports: ['websocket', 'polling'] });
   state.socket = socket;
+  let last = null;
   let connectedBefore = false;
+  socket.onAny((event, payload, at) => {
+    if (at && Number.isInteger(at.position)) last = at.position;
+  });
+  socket.io.on('reconnect_attempt', () => {
+    socket.auth = last === null ? { token, positions: true } : { token, since: last };
+  });
   socket.on('connect', () => {
     setLive('Live', true);
-    if (connectedBefore) resync();
+    // Without a position the missed events cannot be replayed: re-read instead.
+    if (connectedBefore && last === null) resync();
     connectedBefore = true;
+  });
+  socket.on('resync_required', ({ position }) => {
+    last = position;
+    resync();
   });
   socket.on('disconnect', () => setLive('Reconnecting…', false));
   socket.on('connect_error', () => setLive('Offline, retrying…', false));

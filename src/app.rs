@@ -34,6 +34,8 @@ pub struct Inner {
     /// How many sockets have a deadline pending (a token's expiry or the anonymous timeout):
     /// the size of the deadline task's book, kept by that task and shown by `/readyz`.
     pub socket_deadlines: Arc<AtomicUsize>,
+    /// Names of the people seen acting, for tickets handed to someone by id.
+    pub people: crate::people::People,
     /// How far the Socket.IO broadcaster has got: where resuming sockets join the live stream.
     pub broadcast_cursor: Arc<crate::socket::resume::Cursor>,
     /// Turns true when the server starts shutting down: long polls answer at once.
@@ -61,6 +63,7 @@ impl AppState {
             alerts,
             socket_deadlines: Arc::new(AtomicUsize::new(0)),
             broadcast_cursor: Arc::default(),
+            people: crate::people::People::default(),
             stopping: tokio::sync::watch::Sender::new(false),
             store,
             config,

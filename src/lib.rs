@@ -14,6 +14,7 @@ pub mod config;
 pub mod discord;
 pub mod hs256;
 pub mod http;
+pub mod people;
 pub mod rate_limit;
 pub mod serve;
 pub mod socket;

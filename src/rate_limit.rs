@@ -33,13 +33,15 @@ pub enum Route {
     ReopenTicket,
     /// GET /tickets/{id}/events (admins): 30 per minute, like reading the ticket.
     TicketEvents,
+    /// POST claim and unclaim: 30 per minute, since an agent works through a queue.
+    Claim,
     /// GET /events (admins): 120 per minute, so a mirror catching up pages at 2,000 events a
     /// second and a long poll may be renewed every half second.
     Events,
 }
 
 impl Route {
-    const ALL: [Route; 12] = [
+    const ALL: [Route; 13] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -52,13 +54,14 @@ impl Route {
         Route::ReopenTicket,
         Route::TicketEvents,
         Route::Events,
+        Route::Claim,
     ];
 
     /// Requests per minute.
     pub fn per_minute(self) -> u32 {
         match self {
             Route::CreateTicket => 3,
-            Route::ListTickets | Route::GetTicket | Route::TicketEvents => 30,
+            Route::ListTickets | Route::GetTicket | Route::TicketEvents | Route::Claim => 30,
             Route::PostMessage
             | Route::ListMessages
             | Route::EditMessage

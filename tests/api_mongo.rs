@@ -169,8 +169,8 @@ async fn export_from_embedded_import_into_mongo_and_back_answers_alike() {
     let lines = std::fs::read_to_string(&export).unwrap();
     assert_eq!(
         lines.lines().count(),
-        3 * 5 + 4 + 1 + 1,
-        "one line per event, then one for the ticket key"
+        3 * 5 + 4 + 1 + 1 + 2,
+        "one line per event, then one for the ticket key and one per person's name (ann, ada)"
     );
     let events_only = |text: &str| -> String {
         text.lines()

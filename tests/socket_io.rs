@@ -247,3 +247,8 @@ async fn a_socket_resumes_on_another_instance_of_one_mongodb() {
     run_phase(&first.base, "resume_phase1", &file).await;
     run_phase(&second.base, "resume_phase2", &file).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_reach_owner_and_staff_and_tags_staff_only() {
+    run_scenario("claims_and_tags", &[]).await;
+}

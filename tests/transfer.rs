@@ -64,13 +64,14 @@ async fn a_moved_store_keeps_its_ticket_keys_and_checkpoints() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines.len(),
-        4,
-        "two events, one key, one checkpoint:\n{text}"
+        5,
+        "two events, ann's name, one key, one checkpoint:\n{text}"
     );
-    assert!(lines[2].starts_with(r#"{"link":{"kind":"ticket-idempotency-key""#));
-    assert!(!lines[2].contains("open-1"), "the raw key is not exported");
+    assert!(lines[2].starts_with(r#"{"link":{"kind":"person-name""#));
+    assert!(lines[3].starts_with(r#"{"link":{"kind":"ticket-idempotency-key""#));
+    assert!(!lines[3].contains("open-1"), "the raw key is not exported");
     assert_eq!(
-        lines[3],
+        lines[4],
         r#"{"checkpoint":{"name":"discord","position":2}}"#
     );
 

@@ -57,4 +57,26 @@ pub enum Command {
     },
     /// Take messages again (staff).
     ReopenTicket,
+    /// Hold the ticket (staff): the assignee is the claimant, as the door names them.
+    Claim {
+        /// The claimant's id (`discord:<snowflake>` for a Discord member).
+        assignee_id: String,
+        /// Their name.
+        assignee_name: String,
+    },
+    /// Let go of the ticket (its holder, or an ADMIN).
+    Unclaim,
+    /// Give the ticket to someone, or to nobody (staff; an AGENT only while it is unassigned or
+    /// theirs).
+    Assign {
+        /// The new holder (1–128 characters), or `None`.
+        assignee_id: Option<String>,
+        /// Their name as ticketd last saw it, else the id.
+        assignee_name: Option<String>,
+    },
+    /// Replace the ticket's tags (staff).
+    SetTags {
+        /// Valid, lower-case, without duplicates ([`crate::limits::normalize_tags`]).
+        tags: Vec<String>,
+    },
 }

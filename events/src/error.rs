@@ -24,4 +24,10 @@ pub enum TicketError {
     /// Reopening a ticket that is open.
     #[error("ticket is not closed")]
     TicketNotClosed,
+    /// Claiming a ticket another staff member holds (only an ADMIN may take it over).
+    #[error("ticket is held by {by}")]
+    HeldByAnother {
+        /// The holder's name.
+        by: String,
+    },
 }

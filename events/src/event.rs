@@ -85,6 +85,24 @@ pub enum TicketEvent {
     },
     /// Staff opened a closed ticket again.
     TicketReopened {},
+    /// The ticket's holder changed: claimed, handed over, taken over or released.
+    AssigneeChanged {
+        /// The holder before, if any.
+        #[serde(default)]
+        from: Option<String>,
+        /// The holder now; `None` when released.
+        #[serde(default)]
+        to: Option<String>,
+        /// The new holder's name when they got it (their token's username, a Discord display
+        /// name, or the id itself for someone ticketd never saw act).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_name: Option<String>,
+    },
+    /// Staff replaced the ticket's tags; customers never see them.
+    TagsChanged {
+        /// The tags now, lower-case, in the order given, without duplicates.
+        tags: Vec<String>,
+    },
 }
 
 impl TicketEvent {
@@ -99,6 +117,8 @@ impl TicketEvent {
             TicketEvent::IssueLevelChanged { .. } => "IssueLevelChanged",
             TicketEvent::TicketClosed { .. } => "TicketClosed",
             TicketEvent::TicketReopened {} => "TicketReopened",
+            TicketEvent::AssigneeChanged { .. } => "AssigneeChanged",
+            TicketEvent::TagsChanged { .. } => "TagsChanged",
         }
     }
 }
@@ -155,6 +175,14 @@ mod tests {
                 reason: Some("done".into()),
             },
             TicketEvent::TicketReopened {},
+            TicketEvent::AssigneeChanged {
+                from: None,
+                to: Some("a1".into()),
+                to_name: Some("Ann".into()),
+            },
+            TicketEvent::TagsChanged {
+                tags: vec!["billing".into()],
+            },
         ];
         for event in samples {
             let value = serde_json::to_value(&event).unwrap();

@@ -12,6 +12,36 @@ pub const REASON_MAX: usize = 1_000;
 pub const ATTACHMENTS_MAX: usize = 10;
 /// Longest attachment link, in characters.
 pub const ATTACHMENT_URL_MAX: usize = 2_048;
+/// Most tags on one ticket.
+pub const TAGS_MAX: usize = 10;
+/// Longest tag (and saved-reply name), in characters.
+pub const TAG_MAX: usize = 32;
+/// Longest assignee id, in characters.
+pub const ASSIGNEE_ID_MAX: usize = 128;
+
+/// Whether `tag` is 1–[`TAG_MAX`] ASCII letters, digits, `-` and `_`.
+pub fn is_tag(tag: &str) -> bool {
+    (1..=TAG_MAX).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Tags as stored: lower-case, each kept once at its first place. `None` if one is not a tag
+/// ([`is_tag`]) or more than [`TAGS_MAX`] remain.
+pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        if !is_tag(tag) {
+            return None;
+        }
+        let tag = tag.to_ascii_lowercase();
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    (out.len() <= TAGS_MAX).then_some(out)
+}
 
 /// Whether `url` is an absolute http(s) link with a host and no whitespace or control characters.
 pub fn is_http_url(url: &str) -> bool {

@@ -6,7 +6,7 @@ use crate::command::Command;
 use crate::envelope::Actor;
 use crate::error::TicketError;
 use crate::event::TicketEvent;
-use crate::roles::{IssueLevel, SupportRole, TicketStatus};
+use crate::roles::{IssueLevel, SupportRole, TicketStatus, UserRole};
 use std::collections::HashMap;
 
 /// What the rules need to know about one message.
@@ -37,6 +37,10 @@ pub struct Ticket {
     pub issue_level: Option<IssueLevel>,
     /// Every message ever posted, by id.
     pub messages: HashMap<String, MessageState>,
+    /// Who holds it, if anyone, and their name.
+    pub assignee: Option<(String, String)>,
+    /// Its tags, as stored.
+    pub tags: Vec<String>,
 }
 
 impl Ticket {
@@ -99,6 +103,12 @@ impl Ticket {
             TicketEvent::IssueLevelChanged { to, .. } => self.issue_level = Some(*to),
             TicketEvent::TicketClosed { .. } => self.status = Some(TicketStatus::Closed),
             TicketEvent::TicketReopened {} => self.status = Some(TicketStatus::Open),
+            TicketEvent::AssigneeChanged { to, to_name, .. } => {
+                self.assignee = to
+                    .as_ref()
+                    .map(|id| (id.clone(), to_name.clone().unwrap_or_else(|| id.clone())));
+            }
+            TicketEvent::TagsChanged { tags } => self.tags = tags.clone(),
         }
     }
 
@@ -243,6 +253,75 @@ impl Ticket {
                 }
                 Ok(vec![TicketEvent::TicketReopened {}])
             }
+            Command::Claim {
+                assignee_id,
+                assignee_name,
+            } => {
+                staff_only(actor, "only staff may claim a ticket")?;
+                if closed {
+                    return Err(TicketError::TicketClosed);
+                }
+                match &self.assignee {
+                    Some((holder, _)) if holder == assignee_id => Ok(vec![]),
+                    Some((_, name)) if actor.role != UserRole::Admin => {
+                        Err(TicketError::HeldByAnother { by: name.clone() })
+                    }
+                    _ => Ok(vec![
+                        self.assignee_change(Some(assignee_id), Some(assignee_name)),
+                    ]),
+                }
+            }
+            Command::Unclaim => {
+                staff_only(actor, "only staff may release a ticket")?;
+                match &self.assignee {
+                    None => Ok(vec![]),
+                    Some((holder, _)) if *holder != actor.id && actor.role != UserRole::Admin => {
+                        Err(TicketError::Forbidden(
+                            "only the ticket's holder or an admin may release it",
+                        ))
+                    }
+                    Some(_) => Ok(vec![self.assignee_change(None, None)]),
+                }
+            }
+            Command::Assign {
+                assignee_id,
+                assignee_name,
+            } => {
+                staff_only(actor, "only staff may assign a ticket")?;
+                if closed {
+                    return Err(TicketError::TicketClosed);
+                }
+                let current = self.assignee.as_ref().map(|(id, _)| id.as_str());
+                if actor.role != UserRole::Admin && current.is_some_and(|holder| holder != actor.id)
+                {
+                    return Err(TicketError::Forbidden(
+                        "an agent may assign a ticket only while it is unassigned or theirs",
+                    ));
+                }
+                if current == assignee_id.as_deref() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![self.assignee_change(
+                    assignee_id.as_deref(),
+                    assignee_name.as_deref(),
+                )])
+            }
+            Command::SetTags { tags } => {
+                staff_only(actor, "only staff may tag a ticket")?;
+                if self.tags == *tags {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TicketEvent::TagsChanged { tags: tags.clone() }])
+            }
+        }
+    }
+
+    /// The event that hands the ticket from its holder to `to`.
+    fn assignee_change(&self, to: Option<&str>, to_name: Option<&str>) -> TicketEvent {
+        TicketEvent::AssigneeChanged {
+            from: self.assignee.as_ref().map(|(id, _)| id.clone()),
+            to: to.map(str::to_string),
+            to_name: to.map(|id| to_name.unwrap_or(id).to_string()),
         }
     }
 
@@ -272,6 +351,14 @@ impl Ticket {
             return Err(TicketError::TicketClosed);
         }
         Ok(())
+    }
+}
+
+fn staff_only(actor: &Actor, why: &'static str) -> Result<(), TicketError> {
+    if actor.is_staff() {
+        Ok(())
+    } else {
+        Err(TicketError::Forbidden(why))
     }
 }
 

@@ -13,6 +13,8 @@ pub struct TicketPatch {
     pub support_role: Option<SupportRole>,
     /// New urgency.
     pub issue_level: Option<IssueLevel>,
+    /// New holder as `(id, name)`, or `Some(None)` when released.
+    pub assignee: Option<Option<(String, String)>>,
 }
 
 /// One change to the read models.
@@ -42,6 +44,14 @@ pub enum Change {
         attachments: Option<Vec<String>>,
         /// The event's time.
         updated_at: i64,
+    },
+    /// A ticket's tags are replaced. Its `updated_at` stays: tags are for staff, and a changed
+    /// time would tell the customer something happened.
+    SetTags {
+        /// Which ticket.
+        ticket_id: String,
+        /// The tags now.
+        tags: Vec<String>,
     },
     /// A message leaves the listings.
     DeleteMessage {
@@ -81,6 +91,9 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
             user_role: *user_role,
             support_role: *support_role,
             issue_level: *issue_level,
+            assignee_id: None,
+            assignee_name: None,
+            tags: Some(Vec::new()),
             position: envelope.position,
         })],
         TicketEvent::MessagePosted {
@@ -142,5 +155,18 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
                 ..TicketPatch::default()
             })]
         }
+        TicketEvent::AssigneeChanged { to, to_name, .. } => {
+            let holder = to
+                .as_ref()
+                .map(|id| (id.clone(), to_name.clone().unwrap_or_else(|| id.clone())));
+            vec![touch(TicketPatch {
+                assignee: Some(holder),
+                ..TicketPatch::default()
+            })]
+        }
+        TicketEvent::TagsChanged { tags } => vec![Change::SetTags {
+            ticket_id: ticket_id.clone(),
+            tags: tags.clone(),
+        }],
     }
 }

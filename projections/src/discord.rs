@@ -170,6 +170,8 @@ pub enum Step {
     },
     /// Move the ticket's channel and reset who sees it.
     Place(Place),
+    /// Set the channel's topic (it says who holds the ticket).
+    Topic(String),
     /// Post the transcript in the transcript channel.
     Transcript(TranscriptPost),
     /// Remove the ticket's channel once the grace period after `closed_at` (epoch ms) is over.
@@ -205,6 +207,8 @@ pub fn needs(envelope: &EventEnvelope, transcripts: bool) -> Needs<'_> {
         TicketEvent::TicketOpened { .. }
         | TicketEvent::SupportRoleChanged { .. }
         | TicketEvent::IssueLevelChanged { .. }
+        | TicketEvent::AssigneeChanged { .. }
+        | TicketEvent::TagsChanged { .. }
         | TicketEvent::TicketReopened {} => Needs {
             ticket: true,
             ..Needs::default()
@@ -370,6 +374,34 @@ pub fn plan(envelope: &EventEnvelope, known: &Known<'_>) -> Plan {
             },
             None => Plan::nothing(),
         },
+        TicketEvent::AssigneeChanged { to, to_name, .. } => {
+            let what = match (to, to_name) {
+                (Some(_), Some(name)) => format!("Held by {}", text::escape(name)),
+                (Some(id), None) => format!("Held by {}", text::escape(id)),
+                (None, _) => "Released: nobody holds this ticket".to_string(),
+            };
+            match open {
+                Some(ticket) => Plan {
+                    channel: Channel::Open(spec(ticket)),
+                    steps: vec![Step::Topic(spec(ticket).topic), Step::Post(notice(&what))],
+                },
+                None => Plan::nothing(),
+            }
+        }
+        TicketEvent::TagsChanged { tags } => {
+            let what = if tags.is_empty() {
+                "Tags removed".to_string()
+            } else {
+                format!("Tags: {}", tags.join(", "))
+            };
+            match open {
+                Some(ticket) => Plan {
+                    channel: Channel::Open(spec(ticket)),
+                    steps: vec![Step::Post(notice(&what))],
+                },
+                None => Plan::nothing(),
+            }
+        }
     }
 }
 
@@ -395,7 +427,7 @@ fn place(ticket: &TicketView) -> Place {
 fn spec(ticket: &TicketView) -> ChannelSpec {
     ChannelSpec {
         name: text::channel_name(&ticket.id, &ticket.topic),
-        topic: text::channel_topic(&ticket.id, &ticket.topic),
+        topic: text::channel_topic(&ticket.id, &ticket.topic, ticket.assignee_name.as_deref()),
         marker: text::topic_marker(&ticket.id),
         place: place(ticket),
     }
@@ -472,6 +504,9 @@ mod tests {
             user_role: UserRole::Customer,
             support_role: SupportRole::Technical,
             issue_level: IssueLevel::Urgent,
+            assignee_id: None,
+            assignee_name: None,
+            tags: Some(vec![]),
             position: 1,
         }
     }
@@ -574,6 +609,7 @@ mod tests {
                 Step::RemoveChannel { closed_at } => {
                     format!("remove the channel after the grace from {closed_at}")
                 }
+                Step::Topic(topic) => format!("set the topic: {topic}"),
             });
         }
         lines

@@ -49,7 +49,8 @@ pub enum Audience {
     StaffOnly,
 }
 
-/// The object an event carries.
+/// The object an event carries. A ticket goes to staff as it is and to its owner without its
+/// tags ([`Delivery::payload_for`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Payload {
@@ -66,8 +67,23 @@ pub struct Delivery {
     pub event: SocketEvent,
     /// To whom.
     pub audience: Audience,
-    /// With what.
+    /// With what, as staff see it.
     pub payload: Payload,
+}
+
+impl Delivery {
+    /// The payload as a staff member (`staff`) or the ticket's owner sees it.
+    pub fn payload_for(&self, staff: bool) -> Payload {
+        match &self.payload {
+            Payload::Ticket(ticket) => Payload::Ticket(ticket.clone().seen_by(staff)),
+            message => message.clone(),
+        }
+    }
+
+    /// Whether owner and staff receive different payloads (a ticket: staff see its tags).
+    pub fn differs_by_viewer(&self) -> bool {
+        matches!(self.payload, Payload::Ticket(_))
+    }
 }
 
 /// What the broadcaster must look up before planning `envelope`: the message it concerns, if
@@ -83,22 +99,27 @@ pub fn message_needed(envelope: &EventEnvelope) -> Option<&str> {
 /// Whether `current` needs no emission of its own because `next` announces the same ticket
 /// change: both are ticket-level events appended together by one command (a PATCH of support
 /// role and issue level). The ticket payload of `next` already shows both changes, so
-/// announcing each would tell clients twice, once with a change the event did not make.
+/// announcing each would tell clients twice, once with a change the event did not make. A
+/// change of tags reaches staff only, so it may be superseded but never supersedes: the owner
+/// would miss the change it stood for (the PATCH route sets tags first for this reason).
 pub fn superseded_by(current: &EventEnvelope, next: &EventEnvelope) -> bool {
-    let ticket_level = |e: &EventEnvelope| {
+    let for_everyone = |e: &EventEnvelope| {
         matches!(
             e.event,
             TicketEvent::SupportRoleChanged { .. }
                 | TicketEvent::IssueLevelChanged { .. }
+                | TicketEvent::AssigneeChanged { .. }
                 | TicketEvent::TicketClosed { .. }
                 | TicketEvent::TicketReopened {}
         )
     };
+    let ticket_level =
+        |e: &EventEnvelope| for_everyone(e) || matches!(e.event, TicketEvent::TagsChanged { .. });
     current.stream_id == next.stream_id
         && current.correlation_id == next.correlation_id
         && next.position == current.position + 1
         && ticket_level(current)
-        && ticket_level(next)
+        && for_everyone(next)
 }
 
 /// Plans the emission of `envelope` given its `ticket` and, for edits and deletions, the
@@ -114,9 +135,15 @@ pub fn plan(
         model.messages.insert(message.id.clone(), message.clone());
     }
     let mut event = None;
+    let mut staff_only = false;
     for change in changes(envelope) {
         event = event.or(match &change {
             Change::InsertTicket(_) => Some((SocketEvent::TicketOpened, String::new())),
+            // Only staff see tags, so only staff hear that they changed.
+            Change::SetTags { .. } => {
+                staff_only = true;
+                Some((SocketEvent::TicketUpdated, String::new()))
+            }
             Change::InsertMessage(m) => Some((SocketEvent::Message, m.id.clone())),
             Change::EditMessage { message_id, .. } => {
                 Some((SocketEvent::EditMessage, message_id.clone()))
@@ -140,8 +167,12 @@ pub fn plan(
         SocketEvent::TicketClosed | SocketEvent::TicketUpdated | SocketEvent::TicketOpened => {
             Some(Delivery {
                 event,
-                audience: Audience::OwnerAndStaff,
-                payload: Payload::Ticket(model.tickets.remove(&ticket.id)?),
+                audience: if staff_only {
+                    Audience::StaffOnly
+                } else {
+                    Audience::OwnerAndStaff
+                },
+                payload: Payload::Ticket(model.tickets.remove(&ticket.id)?.seen_by(true)),
             })
         }
         _ => {
@@ -188,6 +219,9 @@ mod tests {
             user_role: UserRole::Customer,
             support_role: SupportRole::General,
             issue_level: IssueLevel::Normal,
+            assignee_id: None,
+            assignee_name: None,
+            tags: Some(vec![]),
             position: 1,
         }
     }
@@ -300,6 +334,20 @@ mod tests {
             message_id: "m1".into(),
         });
         assert!(!superseded_by(&posted, &role));
+        let mut tags = envelope(TicketEvent::TagsChanged {
+            tags: vec!["vip".into()],
+        });
+        tags.position = role.position - 1;
+        assert!(
+            superseded_by(&tags, &role),
+            "tags set before a change for everyone are announced with it"
+        );
+        tags.position = level.position + 1;
+        level.correlation_id = role.correlation_id.clone();
+        assert!(
+            !superseded_by(&level, &tags),
+            "a staff-only change never stands in for a change the owner must hear of"
+        );
     }
 
     #[test]

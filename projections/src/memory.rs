@@ -47,7 +47,15 @@ impl MemoryReadModel {
                     ticket.status = patch.status.unwrap_or(ticket.status);
                     ticket.support_role = patch.support_role.unwrap_or(ticket.support_role);
                     ticket.issue_level = patch.issue_level.unwrap_or(ticket.issue_level);
+                    if let Some(holder) = patch.assignee {
+                        (ticket.assignee_id, ticket.assignee_name) = holder.unzip();
+                    }
                     ticket.updated_at = updated_at;
+                }
+            }
+            Change::SetTags { ticket_id, tags } => {
+                if let Some(ticket) = self.tickets.get_mut(&ticket_id) {
+                    ticket.tags = Some(tags);
                 }
             }
             Change::InsertMessage(message) => {
@@ -228,7 +236,10 @@ mod tests {
                 "updated_at",
                 "user_role",
                 "support_role",
-                "issue_level"
+                "issue_level",
+                "assignee_id",
+                "assignee_name",
+                "tags"
             ]
         );
     }

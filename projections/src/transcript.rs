@@ -52,6 +52,10 @@ pub struct Transcript {
     pub issue_level: IssueLevel,
     /// The support role at the end.
     pub support_role: SupportRole,
+    /// Who held it at the end, by name.
+    pub assignee: Option<String>,
+    /// Its tags at the end.
+    pub tags: Vec<String>,
     /// Every message, in order.
     pub messages: Vec<TranscriptMessage>,
 }
@@ -85,6 +89,8 @@ impl Transcript {
             reason: None,
             issue_level: *issue_level,
             support_role: *support_role,
+            assignee: None,
+            tags: Vec::new(),
             messages: Vec::new(),
         };
         let mut index = std::collections::HashMap::new();
@@ -140,6 +146,10 @@ impl Transcript {
                     t.closed = None;
                     t.reason = None;
                 }
+                TicketEvent::AssigneeChanged { to, to_name, .. } => {
+                    t.assignee = to.as_ref().map(|id| to_name.clone().unwrap_or(id.clone()));
+                }
+                TicketEvent::TagsChanged { tags } => t.tags = tags.clone(),
                 TicketEvent::TicketOpened { .. } => {}
             }
         }
@@ -167,10 +177,16 @@ impl Transcript {
         }
         let _ = write!(
             out,
-            "Messages: {}\nLevel: {}\nRole: {}",
+            "Messages: {}\nLevel: {}\nRole: {}\nHeld by: {}\nTags: {}",
             self.messages.len(),
             self.issue_level,
-            self.support_role
+            self.support_role,
+            self.assignee.as_deref().unwrap_or("nobody"),
+            if self.tags.is_empty() {
+                "none".to_string()
+            } else {
+                self.tags.join(", ")
+            }
         );
         out
     }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ticketd_events::{IssueLevel, SupportRole, TicketStatus, UserRole};
 
-/// The seed's Ticket Object.
+/// The seed's Ticket Object, plus who holds it and (for staff) its tags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TicketView {
     /// The ticket id (its stream id), a UUID v7.
@@ -26,9 +26,30 @@ pub struct TicketView {
     pub support_role: SupportRole,
     /// Its urgency.
     pub issue_level: IssueLevel,
+    /// Who holds it (a user id, or `discord:<snowflake>` for a Discord member), or `null`.
+    #[serde(default)]
+    pub assignee_id: Option<String>,
+    /// The holder's name when they got it, or `null`.
+    #[serde(default)]
+    pub assignee_name: Option<String>,
+    /// Its tags, for staff; customers never receive them ([`TicketView::seen_by`] takes them out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     /// Global position of its opening event: the stable sort key of listings and their cursor.
     #[serde(skip)]
     pub position: u64,
+}
+
+impl TicketView {
+    /// The ticket as a viewer may see it: staff see its tags, customers do not.
+    pub fn seen_by(mut self, staff: bool) -> Self {
+        if staff {
+            self.tags.get_or_insert_with(Vec::new);
+        } else {
+            self.tags = None;
+        }
+        self
+    }
 }
 
 /// The seed's Message Object, plus `internal` on staff-only notes (absent otherwise).

@@ -115,6 +115,15 @@ fn describe<'a>(event: &'a TicketEvent, texts: &mut HashMap<&'a str, &'a str>) -
             None => "closed the ticket".into(),
         },
         TicketEvent::TicketReopened {} => "reopened the ticket".into(),
+        TicketEvent::AssigneeChanged { to, to_name, .. } => match (to, to_name) {
+            (Some(id), Some(name)) if name != id => {
+                format!("gave the ticket to {} ({id})", shorten(name))
+            }
+            (Some(id), _) => format!("gave the ticket to {id}"),
+            (None, _) => "released the ticket".into(),
+        },
+        TicketEvent::TagsChanged { tags } if tags.is_empty() => "removed the ticket's tags".into(),
+        TicketEvent::TagsChanged { tags } => format!("tagged the ticket {}", tags.join(", ")),
     }
 }
 

@@ -194,6 +194,19 @@ impl Bridge {
                     self.place(id, *place).await;
                 }
             }
+            Step::Topic(topic) => {
+                if let Some(id) = self.channel(channel).await? {
+                    let edit = EditChannel::new().topic(topic.clone());
+                    if until_done(self.alerts(), "set a ticket channel's topic", || {
+                        id.edit(&self.http, edit.clone())
+                    })
+                    .await
+                    .is_err()
+                    {
+                        debug!(channel = %id, "the channel to retitle is gone");
+                    }
+                }
+            }
             Step::Transcript(transcript) => self.post_transcript(ticket_id, transcript).await?,
             Step::RemoveChannel { closed_at } => {
                 if let Some(id) = self.channel(channel).await? {

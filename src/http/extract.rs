@@ -188,6 +188,71 @@ impl Fields {
         Some(text)
     }
 
+    /// A string of 1..=`max` characters that may be `null`: `None` when absent, `Some(None)`
+    /// for `null`.
+    pub fn nullable_string(&mut self, name: &'static str, max: usize) -> Option<Option<String>> {
+        match self.map.remove(name)? {
+            Value::Null => Some(None),
+            value => self.check_string(name, value, max).map(Some),
+        }
+    }
+
+    /// Optional tags: an array of at most [`limits::TAGS_MAX`] tags, each 1–32 ASCII
+    /// letters, digits, `-` or `_`; answered lower-case, each once at its first place.
+    pub fn optional_tags(&mut self, name: &'static str) -> Option<Vec<String>> {
+        let items = match self.map.remove(name)? {
+            Value::Null => return None,
+            Value::Array(items) => items,
+            other => {
+                self.errors.push(
+                    FieldError::new(name, "type", format!("{name} must be an array of tags"))
+                        .with_context(json!({"expected": "array", "got": type_name(&other)})),
+                );
+                return None;
+            }
+        };
+        if items.len() > limits::TAGS_MAX {
+            self.errors.push(
+                FieldError::new(
+                    name,
+                    "too_many",
+                    format!("at most {} tags", limits::TAGS_MAX),
+                )
+                .with_context(json!({"max": limits::TAGS_MAX, "count": items.len()})),
+            );
+            return None;
+        }
+        let before = self.errors.len();
+        let mut tags = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(tag) if limits::is_tag(tag) => tags.push(tag.as_str()),
+                Value::String(_) => self.errors.push(
+                    FieldError::new(
+                        format!("{name}[{i}]"),
+                        "invalid_value",
+                        format!(
+                            "a tag is 1 to {} ASCII letters, digits, - or _",
+                            limits::TAG_MAX
+                        ),
+                    )
+                    .with_context(
+                        json!({"max_length": limits::TAG_MAX, "pattern": "^[A-Za-z0-9_-]{1,32}$"}),
+                    ),
+                ),
+                other => self.errors.push(
+                    FieldError::new(format!("{name}[{i}]"), "type", "tags must be strings")
+                        .with_context(json!({"expected": "string", "got": type_name(other)})),
+                ),
+            }
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        // Every item is a tag and there are at most TAGS_MAX of them: this cannot refuse.
+        limits::normalize_tags(tags)
+    }
+
     /// An optional boolean.
     pub fn optional_bool(&mut self, name: &'static str) -> Option<bool> {
         match self.map.remove(name) {

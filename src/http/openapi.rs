@@ -358,6 +358,11 @@ fn names<T: Copy + std::fmt::Display>(all: &[T]) -> Vec<String> {
 }
 
 /// A required text field: 1–`max` characters, not only white space.
+/// A tag: 1–32 ASCII letters, digits, `-` or `_` (`limits::is_tag`).
+const TAG_PATTERN: &str = "^[A-Za-z0-9_-]{1,32}$";
+/// A tag, or the empty string a filter ignores.
+const TAG_PATTERN_OR_EMPTY: &str = "^[A-Za-z0-9_-]{0,32}$";
+
 fn text(max: usize) -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": not_blank()})
 }
@@ -508,7 +513,12 @@ fn build() -> Value {
                     filter("issue_level", &issue_levels),
                     filter("support_role", &support_roles),
                     query_param("user_id", "Filter by opener (empty: none). A TEMP_USER or CUSTOMER may only give their own id: another is a 403",
-                        json!({"type": "string"}))],
+                        json!({"type": "string"})),
+                    query_param("assignee_id", "Filter by holder: an id, `me` or `none` (empty: no filter)",
+                        json!({"type": "string", "maxLength": limits::ASSIGNEE_ID_MAX})),
+                    json!({"name": "tag", "in": "query", "style": "form", "explode": true,
+                        "description": "Staff only (a customer using it gets 403): tickets carrying every tag given (repeat it), case-insensitive; empty values are ignored",
+                        "schema": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN_OR_EMPTY}}})],
                 "responses": responses(json!({"200": page_of("A page of tickets", "Ticket")}), &list)
             }
         },
@@ -524,12 +534,33 @@ fn build() -> Value {
                 "requestBody": json_body(true, json!({
                     "type": "object", "additionalProperties": false,
                     "properties": {"support_role": routing(&support_roles),
-                                   "issue_level": routing(&issue_levels)},
+                                   "issue_level": routing(&issue_levels),
+                                   "assignee_id": {"anyOf": [text(limits::ASSIGNEE_ID_MAX), {"type": "null"}],
+                                       "description": "Hand the ticket to this id, or to nobody (`null`). An AGENT only while it is unassigned or theirs; an ADMIN always"},
+                                   "tags": {"type": ["array", "null"], "maxItems": limits::TAGS_MAX,
+                                       "items": {"type": "string", "pattern": TAG_PATTERN},
+                                       "description": "Replace the tags (stored lower-case, a repeated tag kept once); `null` leaves them"}},
                     "anyOf": [
                         {"required": ["support_role"], "properties": {"support_role": {"type": "string"}}},
-                        {"required": ["issue_level"], "properties": {"issue_level": {"type": "string"}}}
+                        {"required": ["issue_level"], "properties": {"issue_level": {"type": "string"}}},
+                        {"required": ["assignee_id"]},
+                        {"required": ["tags"], "properties": {"tags": {"type": "array"}}}
                     ]})),
                 "responses": responses(ticket_ok.clone(), &write_body)
+            }
+        },
+        "/api/v1/tickets/{ticket_id}/claim": {
+            "parameters": [ticket_id()],
+            "post": {
+                "operationId": "claimTicket", "summary": "Hold a ticket (staff): 409 if another member holds it, unless you are an ADMIN", "tags": ["tickets"],
+                "responses": responses(ticket_ok.clone(), &write)
+            }
+        },
+        "/api/v1/tickets/{ticket_id}/unclaim": {
+            "parameters": [ticket_id()],
+            "post": {
+                "operationId": "unclaimTicket", "summary": "Let go of a ticket (its holder, or an ADMIN)", "tags": ["tickets"],
+                "responses": responses(ticket_ok.clone(), &write)
             }
         },
         "/api/v1/tickets/{ticket_id}/close": {

@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/tickets/{ticket_id}", get(show).patch(update))
         .route("/api/v1/tickets/{ticket_id}/close", post(close))
         .route("/api/v1/tickets/{ticket_id}/reopen", post(reopen))
+        .route("/api/v1/tickets/{ticket_id}/claim", post(claim))
+        .route("/api/v1/tickets/{ticket_id}/unclaim", post(unclaim))
 }
 
 /// Runs a ticket command and answers with the ticket as it now is (read-your-writes).
@@ -39,7 +41,7 @@ async fn run_command(
     commands: &[Command],
 ) -> Result<Json<TicketView>, ApiError> {
     execute(state, &context(auth, request_id), ticket, commands).await?;
-    ticket_now(state, ticket.as_str()).await
+    ticket_now(state, ticket.as_str(), auth.0.is_staff()).await
 }
 
 async fn create(
@@ -60,11 +62,15 @@ async fn create(
         description,
         email: auth.0.email.clone(),
     };
+    state
+        .people
+        .remember(&state.store, &auth.0.id, &auth.0.username)
+        .await?;
     let ticket_id = state
         .executor
         .open_ticket(&context(&auth, &request_id), command, key)
         .await?;
-    ticket_now(&state, &ticket_id).await
+    ticket_now(&state, &ticket_id, auth.0.is_staff()).await
 }
 
 async fn list(
@@ -83,9 +89,16 @@ async fn list(
         status: parse_query::<TicketStatus>(&query, "status", &mut errors),
         issue_level: parse_query::<IssueLevel>(&query, "issue_level", &mut errors),
         support_role: parse_query::<SupportRole>(&query, "support_role", &mut errors),
+        assignee: assignee_filter(&query, &auth, &mut errors),
+        tags: tag_filter(&query, &mut errors),
     };
     if !errors.is_empty() {
         return Err(ApiError::BadRequest(errors));
+    }
+    if !filter.tags.is_empty() && !auth.0.is_staff() {
+        return Err(ApiError::Forbidden(
+            "Only staff may filter tickets by tag".into(),
+        ));
     }
     if !auth.0.is_staff() {
         if filter.user_id.as_deref().is_some_and(|id| id != auth.0.id) {
@@ -112,7 +125,65 @@ async fn list(
             );
         }
     }
+    let staff = auth.0.is_staff();
+    let tickets: Vec<_> = tickets.into_iter().map(|t| t.seen_by(staff)).collect();
     Ok((headers, Json(tickets)).into_response())
+}
+
+/// `assignee_id=<id>`, `me` (the caller) or `none` (held by nobody); empty means no filter.
+fn assignee_filter(
+    query: &Query,
+    auth: &Auth,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<String>> {
+    match query.get("assignee_id")? {
+        "" => None,
+        "me" => Some(Some(auth.0.id.clone())),
+        "none" => Some(None),
+        id if id.chars().count() <= limits::ASSIGNEE_ID_MAX => Some(Some(id.to_string())),
+        _ => {
+            errors.push(
+                FieldError::new(
+                    "query.assignee_id",
+                    "invalid_query",
+                    format!(
+                        "assignee_id is a user id of at most {} characters, me or none",
+                        limits::ASSIGNEE_ID_MAX
+                    ),
+                )
+                .with_context(serde_json::json!({"max_length": limits::ASSIGNEE_ID_MAX})),
+            );
+            None
+        }
+    }
+}
+
+/// Every `tag=` of the query (all must match), lower-cased; empty ones are ignored.
+fn tag_filter(query: &Query, errors: &mut Vec<FieldError>) -> Vec<String> {
+    let given: Vec<&str> = query
+        .0
+        .iter()
+        .filter(|(k, v)| k == "tag" && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if given.iter().any(|t| !limits::is_tag(t)) {
+        errors.push(
+            FieldError::new(
+                "query.tag",
+                "invalid_query",
+                format!(
+                    "a tag is 1 to {} ASCII letters, digits, - or _",
+                    limits::TAG_MAX
+                ),
+            )
+            .with_context(serde_json::json!({"max_length": limits::TAG_MAX})),
+        );
+        return Vec::new();
+    }
+    let mut tags: Vec<String> = given.iter().map(|t| t.to_ascii_lowercase()).collect();
+    tags.sort();
+    tags.dedup();
+    tags
 }
 
 fn parse_query<T: std::str::FromStr<Err = ticketd_events::roles::UnknownValue>>(
@@ -151,6 +222,32 @@ async fn show(
     visible_ticket(&state, &auth, &ticket).await.map(Json)
 }
 
+/// `POST /tickets/{id}/claim`: the caller (staff) holds the ticket.
+async fn claim(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    auth: Auth,
+    ticket: TicketId,
+) -> Result<Json<TicketView>, ApiError> {
+    state.limits.check_user(Route::Claim, &auth.0.id)?;
+    let command = Command::Claim {
+        assignee_id: auth.0.id.clone(),
+        assignee_name: auth.0.username.clone(),
+    };
+    run_command(&state, &auth, &request_id, &ticket, &[command]).await
+}
+
+/// `POST /tickets/{id}/unclaim`: its holder (or an ADMIN) lets go of the ticket.
+async fn unclaim(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    auth: Auth,
+    ticket: TicketId,
+) -> Result<Json<TicketView>, ApiError> {
+    state.limits.check_user(Route::Claim, &auth.0.id)?;
+    run_command(&state, &auth, &request_id, &ticket, &[Command::Unclaim]).await
+}
+
 async fn update(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
@@ -162,14 +259,36 @@ async fn update(
     let mut fields = Fields::new(required_json_object(body).await?);
     let support_role = fields.optional_enum::<SupportRole>("support_role");
     let issue_level = fields.optional_enum::<IssueLevel>("issue_level");
+    let assignee = fields.nullable_string("assignee_id", limits::ASSIGNEE_ID_MAX);
+    let tags = fields.optional_tags("tags");
     fields.finish()?;
-    let mut commands = Vec::new();
+    // Tags first: a staff-only change is announced within the change after it (fanout).
+    let mut commands: Vec<Command> = tags
+        .map(|tags| Command::SetTags { tags })
+        .into_iter()
+        .collect();
     commands.extend(support_role.map(|to| Command::ChangeSupportRole { to }));
     commands.extend(issue_level.map(|to| Command::ChangeIssueLevel { to }));
+    if let Some(assignee_id) = assignee {
+        let assignee_name = match &assignee_id {
+            Some(id) if *id == auth.0.id => Some(auth.0.username.clone()),
+            Some(id) => Some(state.people.name_of(&state.store, id).await?),
+            None => None,
+        };
+        commands.push(Command::Assign {
+            assignee_id,
+            assignee_name,
+        });
+    }
     if commands.is_empty() {
+        let fields = ["support_role", "issue_level", "assignee_id", "tags"];
         return Err(ApiError::field(
-            FieldError::new("body", "missing", "Give support_role, issue_level or both")
-                .with_context(serde_json::json!({"fields": ["support_role", "issue_level"]})),
+            FieldError::new(
+                "body",
+                "missing",
+                "Give at least one of support_role, issue_level, assignee_id and tags",
+            )
+            .with_context(serde_json::json!({ "fields": fields })),
         ));
     }
     run_command(&state, &auth, &request_id, &ticket, &commands).await

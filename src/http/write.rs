@@ -18,16 +18,25 @@ pub async fn execute(
     ticket: &TicketId,
     commands: &[Command],
 ) -> Result<Outcome, ApiError> {
+    let actor = &context.actor;
+    state
+        .people
+        .remember(&state.store, &actor.id, &actor.name)
+        .await?;
     Ok(state
         .executor
         .execute(ticket.as_str(), context, commands)
         .await?)
 }
 
-/// The ticket as it is right after a command on it.
-pub async fn ticket_now(state: &AppState, ticket_id: &str) -> Result<Json<TicketView>, ApiError> {
+/// The ticket as it is right after a command on it, as the caller (`staff` or not) sees it.
+pub async fn ticket_now(
+    state: &AppState,
+    ticket_id: &str,
+    staff: bool,
+) -> Result<Json<TicketView>, ApiError> {
     let ticket = state.store.get_ticket(ticket_id).await?;
-    ticket.map(Json).ok_or_else(|| {
+    ticket.map(|t| Json(t.seen_by(staff))).ok_or_else(|| {
         ApiError::Internal(format!(
             "ticket {ticket_id} missing from the read model after a command"
         ))

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use ticketd_events::{EventEnvelope, EventStore};
 use ticketd_projections::TicketView;
-use ticketd_projections::fanout::{self, Audience};
+use ticketd_projections::fanout::{self, Audience, Delivery};
 use tracing::{debug, warn};
 
 /// Events read per round trip to the store.
@@ -105,25 +105,54 @@ async fn emit<S: ReadModels>(
     let Some(delivery) = fanout::plan(envelope, &ticket, message.as_ref()) else {
         return Ok(());
     };
-    let rooms = match delivery.audience {
-        Audience::OwnerAndStaff => vec![user_room(&ticket.user_id), STAFF_ROOM.to_string()],
-        Audience::StaffOnly => vec![STAFF_ROOM.to_string()],
-    };
     debug!(
         position = envelope.position,
         event = delivery.event.name(),
         "broadcast"
     );
     let name = delivery.event.name();
-    let with_positions: Vec<_> = rooms.iter().map(|r| positioned(r)).collect();
-    if let Err(e) = io.to(rooms).emit(name, &delivery.payload).await {
-        warn!(position = envelope.position, "broadcast failed: {e}");
-    }
-    let args = (&delivery.payload, Position::of(envelope));
-    if let Err(e) = io.to(with_positions).emit(name, &args).await {
-        warn!(position = envelope.position, "broadcast failed: {e}");
+    let at = Position::of(envelope);
+    let owner = user_room(&ticket.user_id);
+    for (rooms, except, staff) in audiences(&delivery, &owner) {
+        let payload = delivery.payload_for(staff);
+        let sent = io
+            .to(rooms.clone())
+            .except(except.clone())
+            .emit(name, &payload)
+            .await;
+        if let Err(e) = sent {
+            warn!(position = envelope.position, "broadcast failed: {e}");
+        }
+        let twins = |names: Vec<String>| names.iter().map(|r| positioned(r)).collect::<Vec<_>>();
+        let sent = io
+            .to(twins(rooms))
+            .except(twins(except))
+            .emit(name, &(&payload, &at))
+            .await;
+        if let Err(e) = sent {
+            warn!(position = envelope.position, "broadcast failed: {e}");
+        }
     }
     Ok(())
+}
+
+/// Who gets which payload: `(rooms, except rooms, as staff)`. A ticket reaches staff with its
+/// tags and its owner's other sockets without; a message is the same for both, so one emission
+/// reaches a socket that is in both rooms once.
+fn audiences(delivery: &Delivery, owner: &str) -> Vec<(Vec<String>, Vec<String>, bool)> {
+    let staff = || vec![STAFF_ROOM.to_string()];
+    match delivery.audience {
+        Audience::StaffOnly => vec![(staff(), vec![], true)],
+        Audience::OwnerAndStaff if delivery.differs_by_viewer() => vec![
+            (staff(), vec![], true),
+            (vec![owner.to_string()], staff(), false),
+        ],
+        Audience::OwnerAndStaff => vec![(
+            vec![owner.to_string(), STAFF_ROOM.to_string()],
+            vec![],
+            true,
+        )],
+    }
 }
 
 fn is_message_post(envelope: &EventEnvelope) -> bool {

@@ -277,7 +277,10 @@ impl<S: EventStore + crate::store::ReadModels> Replay<'_, S> {
         if delivery.audience == Audience::StaffOnly && !self.viewer.staff {
             return Ok(true);
         }
-        let args = (&delivery.payload, Position::of(envelope));
+        let args = (
+            delivery.payload_for(self.viewer.staff),
+            Position::of(envelope),
+        );
         if !send(self.socket, delivery.event.name(), &args).await {
             return Ok(false);
         }

@@ -833,6 +833,7 @@ pub async fn ticket_listing_order_cursor_and_filters<S: Store>(store: S) {
         status: Some(TicketStatus::Open),
         support_role: Some(General),
         issue_level: None,
+        ..TicketFilter::default()
     };
     assert_eq!(
         ticket_ids(&list(alice_open_general, None, 100).await),

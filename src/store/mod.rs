@@ -33,6 +33,10 @@ pub struct TicketFilter {
     pub issue_level: Option<IssueLevel>,
     /// Only this support team.
     pub support_role: Option<SupportRole>,
+    /// Only tickets held by this id (`Some(None)`: held by nobody).
+    pub assignee: Option<Option<String>>,
+    /// Only tickets carrying every one of these tags (stored form: lower-case).
+    pub tags: Vec<String>,
 }
 
 /// The queries behind the REST API's reads. Every one is answered from an index: nothing here

@@ -366,8 +366,8 @@ pub fn keys(value: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The seed's Ticket keys, in order.
-pub const TICKET_KEYS: [&str; 10] = [
+/// The Ticket keys a customer receives, in order: the seed's, then who holds it.
+pub const TICKET_KEYS: [&str; 12] = [
     "id",
     "user_id",
     "topic",
@@ -378,7 +378,35 @@ pub const TICKET_KEYS: [&str; 10] = [
     "user_role",
     "support_role",
     "issue_level",
+    "assignee_id",
+    "assignee_name",
 ];
+
+/// The Ticket keys staff receive: a customer's, then the tags.
+pub const STAFF_TICKET_KEYS: [&str; 13] = [
+    "id",
+    "user_id",
+    "topic",
+    "description",
+    "status",
+    "created_at",
+    "updated_at",
+    "user_role",
+    "support_role",
+    "issue_level",
+    "assignee_id",
+    "assignee_name",
+    "tags",
+];
+
+/// `ticket` as staff see it: with its tags (`[]` when the answer came to a customer).
+pub fn as_staff_sees(ticket: &Value) -> Value {
+    let mut ticket = ticket.clone();
+    if let Some(object) = ticket.as_object_mut() {
+        object.entry("tags").or_insert(Value::Array(Vec::new()));
+    }
+    ticket
+}
 
 /// The seed's Message keys, in order (internal notes add `internal` after them).
 pub const MESSAGE_KEYS: [&str; 8] = [

@@ -24,7 +24,9 @@ const WATCHDOG_MS = 45000;
 /** The seed's Message Object keys, in order; internal notes add `internal`. */
 const MESSAGE_KEYS = ['id', 'ticket_id', 'author_id', 'author_name', 'content', 'attachments', 'created_at', 'updated_at'];
 /** The seed's Ticket Object keys, in order. */
-const TICKET_KEYS = ['id', 'user_id', 'topic', 'description', 'status', 'created_at', 'updated_at', 'user_role', 'support_role', 'issue_level'];
+const TICKET_KEYS = ['id', 'user_id', 'topic', 'description', 'status', 'created_at', 'updated_at', 'user_role', 'support_role', 'issue_level', 'assignee_id', 'assignee_name'];
+/** Staff also receive the ticket's tags. */
+const STAFF_TICKET_KEYS = [...TICKET_KEYS, 'tags'];
 /** The events a ticket change becomes. */
 const TICKET_EVENTS = ['message', 'edit_message', 'delete_message', 'ticket_closed', 'ticket_updated'];
 
@@ -153,7 +155,8 @@ const observers = [];
  * events already checked by `expectNext`.
  */
 function observe(name, socket) {
-  const o = { name, socket, events: [], disconnects: [], connects: 0, connectErrors: [], cursor: 0 };
+  const token = socket.auth?.token || socket.io?.opts?.query?.token;
+  const o = { name, socket, events: [], disconnects: [], connects: 0, connectErrors: [], cursor: 0, role: roleOf(token) };
   socket.onAny((event, ...args) => {
     o.events.push({ event, data: args[0], args, at: Date.now() });
     log(`  [${name}] <- ${event} ${short(args.length > 1 ? args : args[0])}`);
@@ -194,13 +197,36 @@ async function connected(...os) {
 const ticketEvents = (o) => o.events.filter((e) => TICKET_EVENTS.includes(e.event));
 const errorEvents = (o) => o.events.filter((e) => e.event === 'error');
 
+/** The role in a token's claims, if it is one of ours. */
+function roleOf(token) {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).role;
+  } catch {
+    return undefined;
+  }
+}
+
+const isStaff = (o) => o.role === 'AGENT' || o.role === 'ADMIN';
+
+/**
+ * `expected` (a REST answer, maybe given to someone else) as `o` must receive it: a ticket
+ * reaches customers without its tags and staff with them. A customer receiving tags fails.
+ */
+function asSeenBy(o, data, expected) {
+  if (expected === undefined || expected === null || typeof expected !== 'object' || !('status' in expected)) return expected;
+  if (isStaff(o)) return 'tags' in expected ? expected : { ...expected, tags: [] };
+  check(!('tags' in data), `${o.name} (a customer) received a ticket's tags: ${short(data)}`);
+  const { tags, ...rest } = expected;
+  return rest;
+}
+
 /** The next unchecked ticket event must be `event` (and its payload `expected`, when given). */
 async function expectNext(o, event, expected, what = event) {
   const e = await waitFor(`${o.name} to receive ${what}`, () => ticketEvents(o)[o.cursor]);
   o.cursor += 1;
   check(e.event === event, `${o.name}: expected ${what} next, got ${e.event} ${short(e.data)}`);
   check(e.args.length === 1, `${o.name}: ${event} carries ${e.args.length} arguments, expected 1`);
-  if (expected !== undefined) same(e.data, expected, `${o.name}: ${what} payload vs the REST answer`);
+  if (expected !== undefined) same(e.data, asSeenBy(o, e.data, expected), `${o.name}: ${what} payload vs the REST answer`);
   return e.data;
 }
 
@@ -213,7 +239,7 @@ async function expectNextAt(o, event, expected, what = event) {
   o.cursor += 1;
   check(e.event === event, `${o.name}: expected ${what} next, got ${e.event} ${short(e.data)}`);
   check(e.args.length === 2, `${o.name}: ${event} carries ${e.args.length} argument(s), expected 2 (payload, position)`);
-  if (expected !== undefined) same(e.data, expected, `${o.name}: ${what} payload vs the REST answer`);
+  if (expected !== undefined) same(e.data, asSeenBy(o, e.data, expected), `${o.name}: ${what} payload vs the REST answer`);
   const at = e.args[1];
   keysExactly(at, ['position', 'event_id'], `${o.name}: ${what} position`);
   check(Number.isInteger(at.position) && at.position > 0, `${o.name}: ${what} position ${short(at)}`);
@@ -264,7 +290,9 @@ async function expectErrorEvent(o, ms = WAIT_MS) {
 
 async function authorizeAck(o, payload) {
   try {
-    return await o.socket.timeout(WAIT_MS).emitWithAck('authorize', payload);
+    const ack = await o.socket.timeout(WAIT_MS).emitWithAck('authorize', payload);
+    if (ack?.ok) o.role = ack.user.role;
+    return ack;
   } catch (e) {
     fail(`${o.name}: no ack for authorize within ${WAIT_MS} ms (${e.message})`);
   }
@@ -274,6 +302,27 @@ async function authorizeAck(o, payload) {
 // Scenarios
 
 const scenarios = {
+  /** A claim reaches the owner and staff; a change of tags alone reaches staff only, and no customer ever receives tags. */
+  async claims_and_tags() {
+    const customer = user('alice', 'CUSTOMER');
+    const agent = user('bob', 'AGENT');
+    const ticket = await rest.createTicket(customer, 'Mine or yours');
+    const c = connect('customer', { auth: { token: customer.token } });
+    const s = connect('agent', { auth: { token: agent.token } });
+    await connected(c, s);
+    const claimed = await expectStatus(200, 'POST', `/api/v1/tickets/${ticket.id}/claim`, agent.token);
+    for (const o of [c, s]) {
+      const t = await expectNext(o, 'ticket_updated', claimed, 'ticket_updated (claimed)');
+      check(t.assignee_id === agent.id, `${o.name}: the holder is ${short(t.assignee_id)}`);
+    }
+    const tagged = await rest.patch(agent, ticket, { tags: ['VIP'] });
+    const t = await expectNext(s, 'ticket_updated', tagged, 'ticket_updated (tags)');
+    same(t.tags, ['vip'], 'staff see the tags');
+    const both = await rest.patch(agent, ticket, { tags: ['vip', 'billing'], issue_level: 'URGENT' });
+    for (const o of [c, s]) await expectNext(o, 'ticket_updated', both, 'ticket_updated (level and tags)');
+    await expectNothingMore([c, s]);
+    expectNoErrors(c, s);
+  },
   /**
    * Positions are opt-in: a socket with `auth.positions` gets `{position, event_id}` after each
    * payload, the id of that very event in the log (the feed shows it), while a socket beside it
@@ -516,13 +565,13 @@ const scenarios = {
     for (const o of both) keysExactly(await expectNext(o, 'delete_message', e1), MESSAGE_KEYS, `${o.name}: delete_message`);
 
     const t1 = await rest.patch(agent, ticket, { issue_level: 'URGENT' });
-    for (const o of both) keysExactly(await expectNext(o, 'ticket_updated', t1, 'ticket_updated (issue_level)'), TICKET_KEYS, `${o.name}: ticket_updated`);
+    for (const o of both) keysExactly(await expectNext(o, 'ticket_updated', t1, 'ticket_updated (issue_level)'), isStaff(o) ? STAFF_TICKET_KEYS : TICKET_KEYS, `${o.name}: ticket_updated`);
 
     const t2 = await rest.patch(agent, ticket, { support_role: 'TECHNICAL' });
     for (const o of both) await expectNext(o, 'ticket_updated', t2, 'ticket_updated (support_role)');
 
     const t3 = await rest.close(customer, ticket);
-    for (const o of both) keysExactly(await expectNext(o, 'ticket_closed', t3), TICKET_KEYS, `${o.name}: ticket_closed`);
+    for (const o of both) keysExactly(await expectNext(o, 'ticket_closed', t3), isStaff(o) ? STAFF_TICKET_KEYS : TICKET_KEYS, `${o.name}: ticket_closed`);
 
     const t4 = await rest.reopen(agent, ticket);
     for (const o of both) await expectNext(o, 'ticket_updated', t4, 'ticket_updated (reopen)');
@@ -552,7 +601,7 @@ const scenarios = {
       await sleep(QUIET_MS);
       const more = ticketEvents(o).slice(o.cursor);
       if (more.length === 0) {
-        same(first, t5, `${o.name}: ticket_updated (both fields) payload vs the REST answer`);
+        same(first, asSeenBy(o, first, t5), `${o.name}: ticket_updated (both fields) payload vs the REST answer`);
       } else {
         const second = await expectNext(o, 'ticket_updated', t5, 'second ticket_updated (both fields)');
         log(`  NOTE ${o.name}: one PATCH of two fields gave two ticket_updated events`);
@@ -694,7 +743,7 @@ const scenarios = {
     const ticket = await rest.createTicket(alice, 'Printer on fire');
     for (const o of [a, s]) {
       const e = await waitFor(`${o.name} to receive ticket_opened`, () => o.events.find((x) => x.event === 'ticket_opened'));
-      same(e.data, ticket, `${o.name}: ticket_opened payload vs the REST answer`);
+      same(e.data, asSeenBy(o, e.data, ticket), `${o.name}: ticket_opened payload vs the REST answer`);
     }
     await sleep(QUIET_MS);
     check(!c.events.some((x) => x.event === 'ticket_opened'), "carol was told about alice's new ticket");

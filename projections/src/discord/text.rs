@@ -96,8 +96,13 @@ pub fn topic_marker(ticket_id: &str) -> String {
 }
 
 /// The channel's topic: the marker, then the ticket's topic.
-pub fn channel_topic(ticket_id: &str, topic: &str) -> String {
-    let topic: String = format!("{} · {topic}", topic_marker(ticket_id));
+pub fn channel_topic(ticket_id: &str, topic: &str, holder: Option<&str>) -> String {
+    // The holder goes before the customer's topic, so a long topic cannot push it out.
+    let held = match holder {
+        Some(name) => format!("held by {name}"),
+        None => "unclaimed".to_string(),
+    };
+    let topic: String = format!("{} · {held} · {topic}", topic_marker(ticket_id));
     topic.chars().take(TOPIC_MAX).collect()
 }
 
@@ -218,6 +223,6 @@ mod tests {
             "ticket-can-t-log-in-d4e5f6"
         );
         assert_eq!(channel_name(id, "!!!"), "ticket-d4e5f6");
-        assert!(channel_topic(id, "x").starts_with(&topic_marker(id)));
+        assert!(channel_topic(id, "x", Some("Ann")).starts_with(&topic_marker(id)));
     }
 }

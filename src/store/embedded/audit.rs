@@ -361,7 +361,7 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_error)?;
-    tx.execute_batch("DELETE FROM tickets; DELETE FROM messages;")
+    tx.execute_batch("DELETE FROM tickets; DELETE FROM messages; DELETE FROM ticket_tags;")
         .map_err(sql_error)?;
     let mut summary = ReplaySummary {
         events: 0,

@@ -27,8 +27,9 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
     match change {
         Change::InsertTicket(t) => run(
             "INSERT OR REPLACE INTO tickets (position, id, user_id, topic, description, status, \
-             created_at, updated_at, user_role, support_role, issue_level) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             created_at, updated_at, user_role, support_role, issue_level, assignee_id, \
+             assignee_name, tags) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 to_sql_int(t.position)?,
                 t.id,
@@ -41,24 +42,56 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
                 t.user_role.as_str(),
                 t.support_role.as_str(),
                 t.issue_level.as_str(),
+                t.assignee_id,
+                t.assignee_name,
+                tags_json(t.tags.as_deref().unwrap_or_default())?,
             ],
         ),
         Change::UpdateTicket {
             ticket_id,
             patch,
             updated_at,
-        } => run(
-            "UPDATE tickets SET status = COALESCE(?1, status), \
-             support_role = COALESCE(?2, support_role), \
-             issue_level = COALESCE(?3, issue_level), updated_at = ?4 WHERE id = ?5",
-            params![
-                patch.status.map(|s| s.as_str()),
-                patch.support_role.map(|r| r.as_str()),
-                patch.issue_level.map(|l| l.as_str()),
-                updated_at,
-                ticket_id,
-            ],
-        ),
+        } => {
+            let holder = patch.assignee.clone().map(|h| h.unzip());
+            run(
+                "UPDATE tickets SET status = COALESCE(?1, status), \
+                 support_role = COALESCE(?2, support_role), \
+                 issue_level = COALESCE(?3, issue_level), updated_at = ?4, \
+                 assignee_id = CASE WHEN ?6 THEN ?7 ELSE assignee_id END, \
+                 assignee_name = CASE WHEN ?6 THEN ?8 ELSE assignee_name END WHERE id = ?5",
+                params![
+                    patch.status.map(|s| s.as_str()),
+                    patch.support_role.map(|r| r.as_str()),
+                    patch.issue_level.map(|l| l.as_str()),
+                    updated_at,
+                    ticket_id,
+                    holder.is_some(),
+                    holder.as_ref().and_then(|(id, _)| id.clone()),
+                    holder.and_then(|(_, name)| name),
+                ],
+            )
+        }
+        // The tags are kept twice: in the row, as the ticket shows them, and one row per tag
+        // in `ticket_tags`, the index the `tag` filter reads.
+        Change::SetTags { ticket_id, tags } => {
+            let changed = run(
+                "UPDATE tickets SET tags = ?1 WHERE id = ?2",
+                params![tags_json(&tags)?, ticket_id],
+            )?;
+            run(
+                "DELETE FROM ticket_tags WHERE position = \
+                 (SELECT position FROM tickets WHERE id = ?1)",
+                params![ticket_id],
+            )?;
+            for tag in &tags {
+                run(
+                    "INSERT OR IGNORE INTO ticket_tags (tag, position) \
+                     SELECT ?1, position FROM tickets WHERE id = ?2",
+                    params![tag, ticket_id],
+                )?;
+            }
+            Ok(changed)
+        }
         // The row takes its posting event's position as key: rows append at the table's end,
         // and a ticket's messages are found through the events' stream index, the one page of
         // the ticket a post writes (ADR 0003).
@@ -123,4 +156,8 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
 fn attachments_json(attachments: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(attachments)
         .map_err(|e| StoreError::Unavailable(format!("attachments: {e}")))
+}
+
+fn tags_json(tags: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(tags).map_err(|e| StoreError::Unavailable(format!("tags: {e}")))
 }

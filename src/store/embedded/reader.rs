@@ -202,37 +202,51 @@ pub(super) fn list_tickets(
     // plans it with the index that fits, instead of one catch-all query that can use none.
     let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
-    let mut condition = |column: &str, value: Value| {
+    // `?` in a condition stands for its value's parameter.
+    let mut condition = |template: &str, value: Value| {
         args.push(value);
-        sql.push_str(&format!(" AND {column} ?{}", args.len()));
+        let parameter = format!("?{}", args.len());
+        sql.push_str(&format!(" AND {}", template.replace('?', &parameter)));
     };
     // A user's tickets are few and every customer listing filters by user, so that index must
     // win; without statistics SQLite may pick a status index instead and walk every open ticket.
     // A unary `+` keeps a column's condition but takes its index out of the running.
     let other = if filter.user_id.is_some() { "+" } else { "" };
     if let Some(user_id) = &filter.user_id {
-        condition("user_id =", Value::Text(user_id.clone()));
+        condition("user_id = ?", Value::Text(user_id.clone()));
     }
     if let Some(status) = filter.status {
         condition(
-            &format!("{other}status ="),
+            &format!("{other}status = ?"),
             Value::Text(status.as_str().into()),
         );
     }
     if let Some(level) = filter.issue_level {
         condition(
-            &format!("{other}issue_level ="),
+            &format!("{other}issue_level = ?"),
             Value::Text(level.as_str().into()),
         );
     }
     if let Some(role) = filter.support_role {
         condition(
-            &format!("{other}support_role ="),
+            &format!("{other}support_role = ?"),
             Value::Text(role.as_str().into()),
         );
     }
+    if let Some(assignee) = &filter.assignee {
+        // `IS` matches a NULL parameter too: one text for "held by" and "held by nobody".
+        let value = assignee.clone().map_or(Value::Null, Value::Text);
+        condition(&format!("{other}assignee_id IS ?"), value);
+    }
+    // Each tag through its index; the text depends only on how many there are (at most 10).
+    for tag in &filter.tags {
+        condition(
+            "position IN (SELECT position FROM ticket_tags WHERE tag = ?)",
+            Value::Text(tag.clone()),
+        );
+    }
     if let Some(before) = before_position {
-        condition("position <", Value::Integer(to_sql_int(before)?));
+        condition("position < ?", Value::Integer(to_sql_int(before)?));
     }
     args.push(Value::Integer(to_sql_limit(limit)));
     sql.push_str(&format!(" ORDER BY position DESC LIMIT ?{}", args.len()));

@@ -14,7 +14,8 @@ pub(super) const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, 
 
 /// The `tickets` columns [`ticket_from_row`] expects, in its order.
 pub(super) const TICKET_COLUMNS: &str = "position, id, user_id, topic, description, status, \
-     created_at, updated_at, user_role, support_role, issue_level";
+     created_at, updated_at, user_role, support_role, issue_level, assignee_id, assignee_name, \
+     tags";
 
 /// The `messages` columns [`message_from_row`] expects, in its order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, ticket_id, author_id, author_name, content, \
@@ -106,6 +107,13 @@ fn decode_ticket(row: &Row<'_>, position: u64) -> Result<TicketView, String> {
         user_role: vocabulary(&text(8)?)?,
         support_role: vocabulary(&text(9)?)?,
         issue_level: vocabulary(&text(10)?)?,
+        assignee_id: row
+            .get::<_, Option<String>>(11)
+            .map_err(|e| format!("column 11: {e}"))?,
+        assignee_name: row
+            .get::<_, Option<String>>(12)
+            .map_err(|e| format!("column 12: {e}"))?,
+        tags: Some(serde_json::from_str(&text(13)?).map_err(|e| format!("column 13: {e}"))?),
         position,
     })
 }

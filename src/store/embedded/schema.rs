@@ -126,6 +126,20 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE messages;
     ALTER TABLE messages_by_position RENAME TO messages;
 "#,
+    // 5: who holds a ticket, and its tags, with an index for each filter of the listing. A
+    // database from before has no such events, so the defaults are its true state.
+    r#"
+    ALTER TABLE tickets ADD COLUMN assignee_id   TEXT;
+    ALTER TABLE tickets ADD COLUMN assignee_name TEXT;
+    ALTER TABLE tickets ADD COLUMN tags          TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX tickets_by_assignee ON tickets (assignee_id, position);
+    CREATE TABLE ticket_tags (
+        tag      TEXT    NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (tag, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX ticket_tags_by_ticket ON ticket_tags (position);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -68,6 +68,9 @@ mod tests {
             user_role: UserRole::Customer,
             support_role: SupportRole::General,
             issue_level: IssueLevel::Normal,
+            assignee_id: None,
+            assignee_name: None,
+            tags: Some(vec![]),
             position: 1,
         }
     }

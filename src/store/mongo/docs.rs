@@ -186,6 +186,9 @@ pub(super) fn ticket_doc(ticket: &TicketView) -> Result<Document, StoreError> {
         "user_role": ticket.user_role.as_str(),
         "support_role": ticket.support_role.as_str(),
         "issue_level": ticket.issue_level.as_str(),
+        "assignee_id": ticket.assignee_id.as_deref(),
+        "assignee_name": ticket.assignee_name.as_deref(),
+        "tags": ticket.tags.clone().unwrap_or_default(),
     })
 }
 
@@ -214,6 +217,16 @@ fn decode_ticket(document: &Document, position: u64) -> Result<TicketView, Strin
         user_role: vocabulary(&text(document, "user_role")?)?,
         support_role: vocabulary(&text(document, "support_role")?)?,
         issue_level: vocabulary(&text(document, "issue_level")?)?,
+        // Documents written before tickets had holders and tags lack these fields.
+        assignee_id: document.get_str("assignee_id").ok().map(str::to_string),
+        assignee_name: document.get_str("assignee_name").ok().map(str::to_string),
+        tags: Some(match document.get_array("tags") {
+            Ok(tags) => tags
+                .iter()
+                .map(|t| t.as_str().map(str::to_string).ok_or("tags: not a string"))
+                .collect::<Result<_, _>>()?,
+            Err(_) => Vec::new(),
+        }),
         position,
     })
 }

@@ -107,12 +107,22 @@ fn operation(
             if let Some(level) = patch.issue_level {
                 set.insert("issue_level", level.as_str());
             }
+            if let Some(holder) = patch.assignee {
+                let (id, name) = holder.unzip();
+                set.insert("assignee_id", id);
+                set.insert("assignee_name", name);
+            }
             (
                 &collections.tickets,
                 doc! {"_id": ticket_id},
                 Write::Update(doc! {"$set": set}),
             )
         }
+        Change::SetTags { ticket_id, tags } => (
+            &collections.tickets,
+            doc! {"_id": ticket_id},
+            Write::Update(doc! {"$set": {"tags": tags}}),
+        ),
         Change::InsertMessage(message) => (
             &collections.messages,
             doc! {"_id": &message.id},

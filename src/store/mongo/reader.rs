@@ -140,6 +140,13 @@ pub(super) async fn list_tickets(
     if let Some(role) = filter.support_role {
         query.insert("support_role", role.as_str());
     }
+    if let Some(assignee) = &filter.assignee {
+        // `null` also matches documents from before tickets had holders.
+        query.insert("assignee_id", assignee.as_deref());
+    }
+    if !filter.tags.is_empty() {
+        query.insert("tags", doc! {"$all": &filter.tags});
+    }
     if let Some(before) = before_position {
         query.insert("position", doc! {"$lt": to_i64(before)?});
     }

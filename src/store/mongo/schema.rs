@@ -144,6 +144,8 @@ pub(super) async fn read_model_indexes(
             plain(doc! {"status": 1, "position": 1}, "by_status"),
             plain(doc! {"issue_level": 1, "position": 1}, "by_issue_level"),
             plain(doc! {"support_role": 1, "position": 1}, "by_support_role"),
+            plain(doc! {"assignee_id": 1, "position": 1}, "by_assignee"),
+            plain(doc! {"tags": 1, "position": 1}, "by_tag"),
         ])
         .await
         .map_err(unavailable)?;

@@ -274,8 +274,17 @@ function filterQuery(extra = {}) {
 
 function matchesFilters(t) {
   const f = state.filters;
+  const holder = f.assignee_id === 'me' ? state.me?.id : f.assignee_id === 'none' ? null : undefined;
   return (!f.status || t.status === f.status) && (!f.issue_level || t.issue_level === f.issue_level)
-    && (!f.support_role || t.support_role === f.support_role) && (!f.user_id || t.user_id === f.user_id);
+    && (!f.support_role || t.support_role === f.support_role) && (!f.user_id || t.user_id === f.user_id)
+    && (holder === undefined || t.assignee_id === holder)
+    && (!f.tag || (t.tags || []).includes(f.tag.toLowerCase()));
+}
+
+/** Who holds a ticket, in words. */
+function holderText(t) {
+  if (!t.assignee_id) return 'unclaimed';
+  return t.assignee_id === state.me?.id ? 'held by you' : `held by ${t.assignee_name || t.assignee_id}`;
 }
 
 async function loadTickets(reset) {
@@ -322,9 +331,10 @@ function renderList() {
         { class: 'ticket-line' },
         h('span', { class: `status status-${t.status.toLowerCase()}` }, words(t.status)),
         ' · ', h('span', { class: `level level-${t.issue_level.toLowerCase()}` }, words(t.issue_level)),
-        state.staff ? ` · ${words(t.support_role)} · ${t.user_id}` : '',
+        state.staff ? ` · ${words(t.support_role)} · ${t.user_id} · ${holderText(t)}` : '',
         ' · ', timeEl(t.created_at),
       ),
+      state.staff && t.tags?.length ? h('span', { class: 'chips small' }, ...t.tags.map((tag) => h('span', { class: 'chip' }, tag))) : null,
     );
     list.appendChild(h('li', {}, label));
   }
@@ -343,6 +353,8 @@ $('filters').addEventListener('submit', (event) => {
     issue_level: $('f-level').value,
     support_role: $('f-team').value,
     user_id: $('f-user').value.trim(),
+    assignee_id: $('f-holder').value,
+    tag: $('f-tag').value.trim(),
   };
   attempt(event.submitter, () => loadTickets(true));
 });
@@ -379,15 +391,26 @@ function renderTicketHead() {
   const t = state.current;
   if (!t) return;
   $('ticket-title').textContent = t.topic;
+  const closed = t.status === 'CLOSED';
   clear($('ticket-meta'));
   $('ticket-meta').append(
     h('span', { class: `status status-${t.status.toLowerCase()}` }, words(t.status)),
     ' · ', h('span', { class: `level level-${t.issue_level.toLowerCase()}` }, `${words(t.issue_level)} issue`),
     ` · ${words(t.support_role)} team · opened `, timeEl(t.created_at, false),
     state.staff ? ` by ${t.user_id} (${words(t.user_role)})` : '',
+    ' · ', h('span', { class: 'holder' }, t.assignee_id ? (state.staff ? holderText(t) : `with ${t.assignee_name || 'our team'}`) : (state.staff ? 'unclaimed' : 'waiting for our team')),
   );
+  const mine = t.assignee_id && t.assignee_id === state.me?.id;
+  $('claim').hidden = !state.staff || closed || mine;
+  $('claim').textContent = t.assignee_id && !mine ? 'Take over' : 'Claim';
+  $('release').hidden = !state.staff || !t.assignee_id || !(mine || state.admin);
+  $('tag-editor').hidden = !state.staff;
+  const chips = $('tag-chips');
+  clear(chips);
+  for (const tag of t.tags || []) {
+    chips.appendChild(h('li', { class: 'chip' }, tag, h('button', { type: 'button', class: 'chip-remove', 'aria-label': `Remove tag ${tag}`, onclick: (event) => saveTags(event.currentTarget, (t.tags || []).filter((x) => x !== tag)) }, '×')));
+  }
   $('ticket-desc').textContent = t.description;
-  const closed = t.status === 'CLOSED';
   $('t-team').value = t.support_role;
   $('t-level').value = t.issue_level;
   $('close-form').hidden = closed;
@@ -679,6 +702,37 @@ $('staff-form').addEventListener('submit', (event) => {
     const { data } = await api.patch(`/tickets/${t.id}`, body);
     onTicket(data);
   });
+});
+
+$('claim').addEventListener('click', (event) => {
+  const t = state.current;
+  if (!t) return;
+  attempt(event.currentTarget, async () => onTicket((await api.post(`/tickets/${t.id}/claim`)).data));
+});
+
+$('release').addEventListener('click', (event) => {
+  const t = state.current;
+  if (!t) return;
+  attempt(event.currentTarget, async () => onTicket((await api.post(`/tickets/${t.id}/unclaim`)).data));
+});
+
+/** Replaces the current ticket's tags (staff). */
+function saveTags(button, tags) {
+  const t = state.current;
+  if (!t) return;
+  attempt(button, async () => onTicket((await api.patch(`/tickets/${t.id}`, { tags })).data));
+}
+
+$('tag-editor').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const tag = $('tag-input').value.trim();
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(tag)) {
+    showAlert('A tag is 1 to 32 letters, digits, - or _.');
+    $('tag-input').focus();
+    return;
+  }
+  $('tag-input').value = '';
+  saveTags(event.submitter, [...(state.current?.tags || []), tag]);
 });
 
 $('show-history').addEventListener('click', () => {

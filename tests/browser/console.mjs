@@ -147,6 +147,48 @@ async function scenario(browser) {
   await messageWith(staff, 'I reset my password twice').waitFor();
   log('admin opened the ticket from the inbox');
 
+  // --- Staff claims the ticket; the customer sees who has it, live.
+  await staff.getByRole('button', { name: 'Claim', exact: true }).click();
+  await staff.locator('#ticket-meta .holder', { hasText: 'held by you' }).waitFor();
+  await customer.locator('#ticket-meta .holder', { hasText: 'with Bob' }).waitFor();
+  check(await staff.getByRole('button', { name: 'Release', exact: true }).isVisible(), 'the holder can release the ticket');
+  log('staff claimed the ticket; the customer saw it live');
+
+  // --- Staff tags it with chips; the customer never sees tags.
+  await staff.getByLabel(/^Add a tag/).fill('VIP');
+  await staff.getByRole('button', { name: 'Add tag' }).click();
+  await staff.locator('#tag-chips .chip', { hasText: 'vip' }).waitFor();
+  await staff.getByLabel(/^Add a tag/).fill('billing');
+  await staff.getByLabel(/^Add a tag/).press('Enter');
+  await staff.locator('#tag-chips .chip', { hasText: 'billing' }).waitFor();
+  await staff.getByRole('button', { name: 'Remove tag billing' }).click();
+  await staff.locator('#tag-chips .chip', { hasText: 'billing' }).waitFor({ state: 'detached' });
+  check(await customer.locator('#tag-editor').isHidden(), 'customers have no tag editor');
+  check((await customer.locator('.chip').count()) === 0, 'customers see no tags');
+  log('staff tagged the ticket with chips');
+
+  // --- The inbox filters: mine, unassigned, by tag.
+  const other = await rest('POST', '/tickets', await mintToken('Cy', 'CUSTOMER', 'cy-customer'), { topic: 'Unclaimed question', description: 'Nobody has this yet.' });
+  const inboxHas = (text) => staff.locator('#ticket-list button', { hasText: text });
+  await staff.getByLabel('Held by').selectOption('me');
+  await staff.getByRole('button', { name: 'Apply filters' }).click();
+  await inboxHas(topic).waitFor();
+  check((await inboxHas('Unclaimed question').count()) === 0, '"mine" hides the unclaimed ticket');
+  await staff.getByLabel('Held by').selectOption('none');
+  await staff.getByRole('button', { name: 'Apply filters' }).click();
+  await inboxHas('Unclaimed question').waitFor();
+  await staff.getByLabel('Held by').selectOption('');
+  await staff.getByLabel('Tag', { exact: true }).fill('VIP');
+  await staff.getByRole('button', { name: 'Apply filters' }).click();
+  await inboxHas('Unclaimed question').waitFor({ state: 'detached' });
+  check((await inboxHas(topic).locator('.chip', { hasText: 'vip' }).count()) === 1, 'the inbox shows the tag');
+  await shot(staff, 'staff-claimed-and-tagged');
+  await staff.getByLabel('Tag', { exact: true }).fill('');
+  await staff.getByRole('button', { name: 'Apply filters' }).click();
+  await inboxHas('Unclaimed question').waitFor();
+  check(other.id, 'the second ticket opened');
+  log('inbox filters: mine, unassigned, tag');
+
   // --- Staff replies; the customer sees it live, and nothing on the page moves for it.
   await customer.evaluate(() => { window.layoutShifts.length = 0; });
   const staffComposer = staff.getByRole('textbox', { name: /^Message/ });

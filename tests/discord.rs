@@ -266,7 +266,11 @@ async fn a_ticket_gets_one_hidden_channel_in_its_category_with_an_opening_messag
         .collect();
     assert_eq!(
         buttons,
-        [format!("close:{ticket}"), format!("escalate:{ticket}")]
+        [
+            format!("claim:{ticket}"),
+            format!("escalate:{ticket}"),
+            format!("close:{ticket}")
+        ]
     );
     assert_eq!(opening[0]["allowed_mentions"]["parse"], json!([]));
     server.stop().await;
@@ -394,7 +398,12 @@ async fn slash_commands_and_buttons_are_for_staff_only() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["close", "escalate", "level", "reopen"]);
+    assert_eq!(
+        names,
+        [
+            "close", "escalate", "level", "reopen", "claim", "unclaim", "assign", "tag"
+        ]
+    );
 
     let ann = server.token("ann", "CUSTOMER");
     let ticket = open_ticket(&server, &ann).await;
@@ -1252,6 +1261,93 @@ async fn a_post_not_recorded_before_a_crash_is_not_doubled_once_discord_forgot_i
             && copies[2].contains("other words")
             && copies[3].contains("after the restart"),
         "{copies:#?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_claim_assign_and_tag_from_discord_and_the_topic_names_the_holder() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    let topic = |f: &FakeDiscord| {
+        f.ticket_channels()
+            .iter()
+            .find(|c| c["id"] == channel)
+            .and_then(|c| c["topic"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert!(topic(&fake).contains("unclaimed"), "{}", topic(&fake));
+
+    // The Claim button: the member who clicks holds the ticket, under discord:<id>.
+    let clicked = fake.click(STAFF, &channel, &format!("claim:{ticket}"));
+    let answer = fake.answer(&clicked).await;
+    assert_eq!(answer["data"]["flags"], 64, "{answer}");
+    let seen = ticket_status(&server, &ann, &ticket).await;
+    assert_eq!(seen["assignee_id"], format!("discord:{STAFF}"), "{seen}");
+    assert!(seen["assignee_name"].is_string(), "{seen}");
+    fake.wait_until("the topic to name the holder", 20, |f| {
+        topic(f).contains("held by")
+    })
+    .await;
+
+    // /unclaim lets go; /claim takes it again; an outsider cannot.
+    let asked = fake.slash(STAFF, &channel, "unclaim", json!([]));
+    fake.answer(&asked).await;
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["assignee_id"],
+        Value::Null
+    );
+    let asked = fake.slash(OUTSIDER, &channel, "claim", json!([]));
+    fake.answer(&asked).await;
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["assignee_id"],
+        Value::Null
+    );
+    fake.wait_until("the topic to say nobody holds it", 20, |f| {
+        topic(f).contains("unclaimed")
+    })
+    .await;
+
+    // /assign <member> hands it to another member, named as the guild shows them.
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "assign",
+        json!([{"name": "member", "type": 6, "value": OUTSIDER.to_string()}]),
+    );
+    fake.answer(&asked).await;
+    assert_eq!(
+        ticket_status(&server, &ann, &ticket).await["assignee_id"],
+        format!("discord:{OUTSIDER}")
+    );
+
+    // /tag add and remove; staff see the tags, the customer does not.
+    let tag = |action: &str, value: &str| json!([{"name": action, "type": 1, "options": [{"name": "tag", "type": 3, "value": value}]}]);
+    for (action, value) in [("add", "VIP"), ("add", "billing"), ("remove", "billing")] {
+        let asked = fake.slash(STAFF, &channel, "tag", tag(action, value));
+        fake.answer(&asked).await;
+    }
+    let asked = fake.slash(STAFF, &channel, "tag", tag("add", "not a tag"));
+    assert!(
+        fake.answer(&asked).await["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("A tag is"),
+        "a bad tag is refused with a reason"
+    );
+    let admin = server.token("root", "ADMIN");
+    assert_eq!(
+        ticket_status(&server, &admin, &ticket).await["tags"],
+        json!(["vip"])
+    );
+    assert!(
+        ticket_status(&server, &ann, &ticket)
+            .await
+            .get("tags")
+            .is_none()
     );
     server.stop().await;
 }

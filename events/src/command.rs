@@ -74,6 +74,16 @@ pub enum Command {
         /// Their name as ticketd last saw it, else the id.
         assignee_name: Option<String>,
     },
+    /// Add one tag, unless the ticket has it (staff); one request needs no read of the others.
+    AddTag {
+        /// A valid tag, lower-case.
+        tag: String,
+    },
+    /// Take one tag off, if the ticket has it (staff).
+    RemoveTag {
+        /// A valid tag, lower-case.
+        tag: String,
+    },
     /// Replace the ticket's tags (staff).
     SetTags {
         /// Valid, lower-case, without duplicates ([`crate::limits::normalize_tags`]).

@@ -24,6 +24,9 @@ pub enum TicketError {
     /// Reopening a ticket that is open.
     #[error("ticket is not closed")]
     TicketNotClosed,
+    /// A tag added to a ticket that has as many as it may.
+    #[error("a ticket has at most {} tags", crate::limits::TAGS_MAX)]
+    TooManyTags,
     /// Claiming a ticket another staff member holds (only an ADMIN may take it over).
     #[error("ticket is held by {by}")]
     HeldByAnother {

@@ -306,14 +306,31 @@ impl Ticket {
                     assignee_name.as_deref(),
                 )])
             }
-            Command::SetTags { tags } => {
-                staff_only(actor, "only staff may tag a ticket")?;
-                if self.tags == *tags {
-                    return Ok(vec![]);
+            Command::SetTags { tags } => self.retag(actor, tags.clone()),
+            Command::AddTag { tag } => {
+                let mut tags = self.tags.clone();
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
                 }
-                Ok(vec![TicketEvent::TagsChanged { tags: tags.clone() }])
+                if tags.len() > crate::limits::TAGS_MAX {
+                    return Err(TicketError::TooManyTags);
+                }
+                self.retag(actor, tags)
+            }
+            Command::RemoveTag { tag } => {
+                let tags = self.tags.iter().filter(|t| *t != tag).cloned().collect();
+                self.retag(actor, tags)
             }
         }
+    }
+
+    /// The event that gives the ticket `tags`, if they differ from its own.
+    fn retag(&self, actor: &Actor, tags: Vec<String>) -> Result<Vec<TicketEvent>, TicketError> {
+        staff_only(actor, "only staff may tag a ticket")?;
+        if self.tags == tags {
+            return Ok(vec![]);
+        }
+        Ok(vec![TicketEvent::TagsChanged { tags }])
     }
 
     /// The event that hands the ticket from its holder to `to`.

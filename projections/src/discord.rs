@@ -80,17 +80,20 @@ pub enum Button {
     Close,
     /// Hands the ticket to the next support role up.
     Escalate,
+    /// The member who clicks holds the ticket.
+    Claim,
 }
 
 impl Button {
     /// Every button, in the order they are shown.
-    pub const ALL: [Button; 2] = [Button::Close, Button::Escalate];
+    pub const ALL: [Button; 3] = [Button::Claim, Button::Escalate, Button::Close];
 
     /// What it says.
     pub fn label(self) -> &'static str {
         match self {
             Button::Close => "Close",
             Button::Escalate => "Escalate",
+            Button::Claim => "Claim",
         }
     }
 
@@ -98,6 +101,7 @@ impl Button {
         match self {
             Button::Close => "close",
             Button::Escalate => "escalate",
+            Button::Claim => "claim",
         }
     }
 

@@ -339,6 +339,7 @@ impl Bridge {
                     let style = match b {
                         Button::Close => ButtonStyle::Danger,
                         Button::Escalate => ButtonStyle::Primary,
+                        Button::Claim => ButtonStyle::Success,
                     };
                     CreateButton::new(b.custom_id(ticket_id))
                         .label(b.label())

@@ -9,9 +9,9 @@ use crate::store::ReadModels;
 use serenity::all::{
     CommandDataOption, CommandDataOptionValue, CommandInteraction, CommandOptionType,
     ComponentInteraction, CreateCommand, CreateCommandOption, CreateInteractionResponse,
-    CreateInteractionResponseMessage, Http, RoleId,
+    CreateInteractionResponseMessage, Http, Member, RoleId,
 };
-use ticketd_events::{Actor, Command, IssueLevel, SupportRole, TicketError, UserRole, Via};
+use ticketd_events::{Actor, Command, IssueLevel, SupportRole, TicketError, UserRole, Via, limits};
 use ticketd_projections::discord::Button;
 use tracing::warn;
 
@@ -21,8 +21,9 @@ struct Slash {
     name: &'static str,
     /// How it is registered in the guild.
     register: fn() -> CreateCommand,
-    /// The ticket command it asks for, or why the options do not make one.
-    run: fn(&[CommandDataOption]) -> Result<Command, String>,
+    /// The ticket command it asks for, given the interaction and who asks, or why the options
+    /// do not make one.
+    run: fn(&CommandInteraction, &Actor) -> Result<Command, String>,
 }
 
 /// Every slash command.
@@ -38,9 +39,9 @@ const SLASHES: &[Slash] = &[
                     "Why (shown in the transcript)",
                 ))
         },
-        run: |options| {
+        run: |interaction, _| {
             Ok(Command::CloseTicket {
-                reason: string_option(options, "reason"),
+                reason: string_option(&interaction.data.options, "reason"),
             })
         },
     },
@@ -60,8 +61,8 @@ const SLASHES: &[Slash] = &[
                 .description("Hand this ticket to another support team")
                 .add_option(role)
         },
-        run: |options| {
-            let to = parse::<SupportRole>(options, "role")?;
+        run: |interaction, _| {
+            let to = parse::<SupportRole>(&interaction.data.options, "role")?;
             Ok(Command::ChangeSupportRole { to })
         },
     },
@@ -78,17 +79,131 @@ const SLASHES: &[Slash] = &[
                 .description("Set this ticket's issue level")
                 .add_option(level)
         },
-        run: |options| {
-            let to = parse::<IssueLevel>(options, "level")?;
+        run: |interaction, _| {
+            let to = parse::<IssueLevel>(&interaction.data.options, "level")?;
             Ok(Command::ChangeIssueLevel { to })
         },
     },
     Slash {
         name: "reopen",
         register: || CreateCommand::new("reopen").description("Reopen this closed ticket"),
-        run: |_| Ok(Command::ReopenTicket),
+        run: |_, _| Ok(Command::ReopenTicket),
+    },
+    Slash {
+        name: "claim",
+        register: || CreateCommand::new("claim").description("Hold this ticket yourself"),
+        run: |_, actor| Ok(claim(actor)),
+    },
+    Slash {
+        name: "unclaim",
+        register: || CreateCommand::new("unclaim").description("Let go of this ticket"),
+        run: |_, _| Ok(Command::Unclaim),
+    },
+    Slash {
+        name: "assign",
+        register: || {
+            CreateCommand::new("assign")
+                .description("Hand this ticket to a member of the support team")
+                .add_option(
+                    CreateCommandOption::new(CommandOptionType::User, "member", "Who holds it now")
+                        .required(true),
+                )
+        },
+        run: |interaction, _| {
+            let Some(user) = interaction.data.options.iter().find_map(|o| match o.value {
+                CommandDataOptionValue::User(user) if o.name == "member" => Some(user),
+                _ => None,
+            }) else {
+                return Err("`member` is required".into());
+            };
+            let resolved = &interaction.data.resolved;
+            let name = resolved
+                .members
+                .get(&user)
+                .and_then(|m| m.nick.clone())
+                .or_else(|| {
+                    resolved
+                        .users
+                        .get(&user)
+                        .map(|u| u.display_name().to_string())
+                });
+            Ok(Command::Assign {
+                assignee_id: Some(member_id(user)),
+                assignee_name: name,
+            })
+        },
+    },
+    Slash {
+        name: "tag",
+        register: || {
+            let tag = || {
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "tag",
+                    "Letters, digits, - and _",
+                )
+                .required(true)
+                .max_length(limits::TAG_MAX as u16)
+            };
+            CreateCommand::new("tag")
+                .description("Tag this ticket (staff only see tags)")
+                .add_option(
+                    CreateCommandOption::new(CommandOptionType::SubCommand, "add", "Add a tag")
+                        .add_sub_option(tag()),
+                )
+                .add_option(
+                    CreateCommandOption::new(
+                        CommandOptionType::SubCommand,
+                        "remove",
+                        "Remove a tag",
+                    )
+                    .add_sub_option(tag()),
+                )
+        },
+        run: |interaction, _| {
+            let Some((action, options)) =
+                interaction
+                    .data
+                    .options
+                    .first()
+                    .and_then(|o| match &o.value {
+                        CommandDataOptionValue::SubCommand(options) => {
+                            Some((o.name.as_str(), options))
+                        }
+                        _ => None,
+                    })
+            else {
+                return Err("Use `/tag add` or `/tag remove`.".into());
+            };
+            let tag = string_option(options, "tag").unwrap_or_default();
+            if !limits::is_tag(&tag) {
+                return Err(format!(
+                    "A tag is 1 to {} letters, digits, - or _.",
+                    limits::TAG_MAX
+                ));
+            }
+            let tag = tag.to_ascii_lowercase();
+            match action {
+                "add" => Ok(Command::AddTag { tag }),
+                "remove" => Ok(Command::RemoveTag { tag }),
+                _ => Err("Use `/tag add` or `/tag remove`.".into()),
+            }
+        },
     },
 ];
+
+/// A Discord member's id as ticketd keeps it beside partner user ids.
+fn member_id(user: serenity::all::UserId) -> String {
+    format!("discord:{user}")
+}
+
+/// The command of a member claiming the ticket for themselves.
+fn claim(actor: &Actor) -> Command {
+    Command::Claim {
+        assignee_id: actor.id.clone(),
+        assignee_name: actor.name.clone(),
+    }
+}
 
 /// Every command's registration, for a bulk overwrite in the guild (safe to repeat on READY).
 pub fn registrations() -> Vec<CreateCommand> {
@@ -114,15 +229,25 @@ fn parse<T: std::str::FromStr>(options: &[CommandDataOption], name: &str) -> Res
         .map_err(|_| format!("`{value}` is not a valid {name}"))
 }
 
-/// Whoever acts through Discord: staff, as an agent, under their member id and display name.
-fn staff_actor(user: &serenity::all::User, nick: Option<&str>) -> Actor {
-    Actor {
-        id: user.id.to_string(),
-        name: nick
-            .map(str::to_string)
-            .unwrap_or_else(|| user.display_name().to_string()),
-        role: UserRole::Agent,
-        via: Via::Discord,
+impl Bridge {
+    /// Whoever acts through a command or button: staff under `discord:<member id>` (the id a
+    /// claim records) and their display name; an ADMIN if they hold the admin role, else an
+    /// agent.
+    fn staff_actor(&self, user: &serenity::all::User, member: Option<&Member>) -> Actor {
+        let admin = self.config.role_ids[3];
+        let is_admin = member.is_some_and(|m| m.roles.iter().any(|r| Some(r.get()) == admin));
+        Actor {
+            id: member_id(user.id),
+            name: member
+                .and_then(|m| m.nick.clone())
+                .unwrap_or_else(|| user.display_name().to_string()),
+            role: if is_admin {
+                UserRole::Admin
+            } else {
+                UserRole::Agent
+            },
+            via: Via::Discord,
+        }
     }
 }
 
@@ -134,16 +259,16 @@ impl Bridge {
             .as_ref()
             .map(|m| m.roles.clone())
             .unwrap_or_default();
-        let nick = interaction.member.as_ref().and_then(|m| m.nick.clone());
+        let actor = self.staff_actor(&interaction.user, interaction.member.as_deref());
         let reply = match SLASHES.iter().find(|s| s.name == interaction.data.name) {
             None => "Unknown command.".to_string(),
-            Some(slash) => match (slash.run)(&interaction.data.options) {
+            Some(slash) => match (slash.run)(interaction, &actor) {
                 Err(problem) => problem,
                 Ok(command) => {
                     self.act(
                         &roles,
                         interaction.channel_id,
-                        staff_actor(&interaction.user, nick.as_deref()),
+                        actor,
                         interaction.id.to_string(),
                         command,
                     )
@@ -161,10 +286,10 @@ impl Bridge {
             .as_ref()
             .map(|m| m.roles.clone())
             .unwrap_or_default();
-        let nick = interaction.member.as_ref().and_then(|m| m.nick.clone());
-        let actor = staff_actor(&interaction.user, nick.as_deref());
+        let actor = self.staff_actor(&interaction.user, interaction.member.as_ref());
         let command = match Button::parse(&interaction.data.custom_id) {
             Some((Button::Close, _)) => Ok(Command::CloseTicket { reason: None }),
+            Some((Button::Claim, _)) => Ok(claim(&actor)),
             Some((Button::Escalate, ticket_id)) => {
                 match self.state.store.get_ticket(ticket_id).await {
                     Ok(Some(ticket)) => {
@@ -223,6 +348,10 @@ impl Bridge {
             Command::ReopenTicket => "Ticket reopened.",
             Command::ChangeSupportRole { .. } => "Ticket handed over.",
             Command::ChangeIssueLevel { .. } => "Issue level changed.",
+            Command::Claim { .. } => "You hold this ticket now.",
+            Command::Unclaim => "Nobody holds this ticket now.",
+            Command::Assign { .. } => "Ticket handed over.",
+            Command::AddTag { .. } | Command::RemoveTag { .. } => "Tags updated.",
             _ => "Done.",
         };
         match self

@@ -160,6 +160,10 @@ impl From<TicketError> for ApiError {
             TicketError::TicketAlreadyExists => ApiError::Conflict("Ticket already exists".into()),
             TicketError::TicketClosed => ApiError::Conflict("Ticket is closed".into()),
             TicketError::TicketNotClosed => ApiError::Conflict("Ticket is not closed".into()),
+            TicketError::TooManyTags => ApiError::Conflict(format!(
+                "A ticket has at most {} tags",
+                ticketd_events::limits::TAGS_MAX
+            )),
             TicketError::HeldByAnother { by } => ApiError::Conflict(format!(
                 "Ticket is held by {by}; only an admin may take it over"
             )),

@@ -416,6 +416,9 @@ impl FakeDiscord {
                     if let Some(overwrites) = body.get("permission_overwrites") {
                         found["permission_overwrites"] = overwrites.clone();
                     }
+                    if let Some(topic) = body.get("topic") {
+                        found["topic"] = topic.clone();
+                    }
                     (200, found.clone())
                 }
                 None => (404, json!({"code": 10003, "message": "Unknown Channel"})),

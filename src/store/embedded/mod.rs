@@ -5,6 +5,7 @@
 //! append's transaction ([`projection`]), so a client always reads its own writes.
 
 pub mod audit;
+pub mod beside;
 mod checkpointer;
 pub mod import;
 mod links;

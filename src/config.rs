@@ -637,6 +637,22 @@ mod tests {
     }
 
     #[test]
+    fn the_partner_webhook_stays_out_of_debug_output() {
+        let c = config(&[
+            ("JWT_SECRET_KEY", "dev"),
+            ("WEBHOOK_URL", "https://partner.example/hooks/tok-0a1b2c3d"),
+            ("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ])
+        .unwrap();
+        assert!(c.webhook.is_some());
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("tok-0a1b2c3d") && !debug.contains("MfKQ9r8"),
+            "{debug}"
+        );
+    }
+
+    #[test]
     fn discord_settings_are_checked_while_the_bridge_is_off() {
         for (name, bad) in [
             ("TRANSCRIPT_CHANNEL_ID", "abc"),

@@ -44,7 +44,10 @@ async fn wait_lag(server: &TestServer) -> u64 {
         if let Some(lag) = body["webhook_lag"].as_u64() {
             return lag;
         }
-        assert!(Instant::now() < deadline, "webhook_lag never showed: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "webhook_lag never showed: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -62,7 +65,11 @@ fn webhooks_cli(data_dir: &Path, mongo: Option<&TestMongo>, args: &[&str], code:
     if let Some(mongo) = mongo {
         cmd.env("MONGO_URI", &mongo.uri).env("DB_NAME", &mongo.db);
     }
-    let output = cmd.arg("webhooks").args(args).output().expect("run ticketd");
+    let output = cmd
+        .arg("webhooks")
+        .args(args)
+        .output()
+        .expect("run ticketd");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(
         output.status.code(),
@@ -93,7 +100,10 @@ async fn wait_status(store: &Backend, server: &TestServer, needle: &str) -> Stri
         if out.contains(needle) {
             return out;
         }
-        assert!(Instant::now() < deadline, "status never said {needle:?}:\n{out}");
+        assert!(
+            Instant::now() < deadline,
+            "status never said {needle:?}:\n{out}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -111,7 +121,9 @@ async fn every_event_is_delivered_once_in_order(store: &Backend) {
     let server = store.start().await;
     let ann = mint("ann", "CUSTOMER");
     let agent = mint("agent1", "AGENT");
-    server.create_ticket(&ann, "Before", "made before webhooks").await;
+    server
+        .create_ticket(&ann, "Before", "made before webhooks")
+        .await;
     let env = settings(&receiver, &[]);
     let server = store.restart_with(server, &borrowed(&env)).await;
     assert_eq!(wait_lag(&server).await, 0);
@@ -130,7 +142,9 @@ async fn every_event_is_delivered_once_in_order(store: &Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{note}");
     let path = format!("/api/v1/tickets/{id}/messages/{mid}");
-    let (status, _, _) = server.patch_json(&path, &ann, json!({"content": "edited"})).await;
+    let (status, _, _) = server
+        .patch_json(&path, &ann, json!({"content": "edited"}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _, _) = server.delete(&path, &ann).await;
     assert!(status.is_success(), "{status}");
@@ -148,14 +162,24 @@ async fn every_event_is_delivered_once_in_order(store: &Backend) {
     let kinds: Vec<&str> = taken.iter().map(|r| r.kind()).collect();
     assert_eq!(
         kinds,
-        ["TicketOpened", "MessagePosted", "MessagePosted", "MessageEdited", "MessageDeleted", "TicketClosed"]
+        [
+            "TicketOpened",
+            "MessagePosted",
+            "MessagePosted",
+            "MessageEdited",
+            "MessageDeleted",
+            "TicketClosed"
+        ]
     );
     let mut ids: Vec<&str> = taken.iter().map(|r| r.id.as_str()).collect();
     ids.dedup();
     assert_eq!(ids.len(), 6, "one webhook-id per event");
     let now = common::now_ms();
     for r in &taken {
-        assert_eq!(keys(&r.body), ["type", "position", "ticket_id", "occurred_at", "data"]);
+        assert_eq!(
+            keys(&r.body),
+            ["type", "position", "ticket_id", "occurred_at", "data"]
+        );
         assert_eq!(r.body["ticket_id"], json!(id));
         let at = r.body["occurred_at"].as_i64().expect("epoch ms");
         assert!((now - 60_000..=now).contains(&at), "occurred_at {at}");
@@ -178,9 +202,15 @@ async fn every_event_is_delivered_once_in_order(store: &Backend) {
     let status = cli(store, &server, &["status"], 0).await;
     let end = start + 6;
     assert!(status.contains(&format!("checkpoint: {end}")), "{status}");
-    assert!(status.contains("lag: 0") && status.contains("state: delivering"), "{status}");
+    assert!(
+        status.contains("lag: 0") && status.contains("state: delivering"),
+        "{status}"
+    );
     assert!(status.contains("last failure: none"), "{status}");
-    assert!(!status.contains("tok-5e3c2e7") && !status.contains("MfKQ9r8"), "{status}");
+    assert!(
+        !status.contains("tok-5e3c2e7") && !status.contains("MfKQ9r8"),
+        "{status}"
+    );
     drop(server);
 }
 
@@ -221,10 +251,20 @@ async fn failures_are_retried_without_loss_or_reordering(store: &Backend) {
     let first = &taken[0];
     let attempts: Vec<_> = received.iter().filter(|r| r.id == first.id).collect();
     let statuses: Vec<u16> = attempts.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [500, 500, 429, 503, 200], "the same webhook-id on every retry");
+    assert_eq!(
+        statuses,
+        [500, 500, 429, 503, 200],
+        "the same webhook-id on every retry"
+    );
     let waited = attempts[3].at - attempts[2].at;
-    assert!(waited >= Duration::from_millis(950), "Retry-After: 1 honoured, waited {waited:?}");
-    assert!(attempts[3].timestamp > attempts[2].timestamp, "re-signed with a fresh timestamp");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 honoured, waited {waited:?}"
+    );
+    assert!(
+        attempts[3].timestamp > attempts[2].timestamp,
+        "re-signed with a fresh timestamp"
+    );
     assert_ne!(attempts[3].signature, attempts[2].signature);
     // Each position is taken once: no later event overtook an earlier one.
     let mut seen = HashMap::new();
@@ -234,17 +274,25 @@ async fn failures_are_retried_without_loss_or_reordering(store: &Backend) {
         }
     }
     let positions: Vec<u64> = received.iter().map(|r| r.position()).collect();
-    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "attempts in log order: {positions:?}");
+    assert!(
+        positions.windows(2).all(|w| w[0] <= w[1]),
+        "attempts in log order: {positions:?}"
+    );
     drop(server);
 }
 
 async fn webhook_events_filters_types(store: &Backend) {
     let receiver = Receiver::start().await;
-    let env = settings(&receiver, &[("WEBHOOK_EVENTS", "TicketOpened,TicketClosed")]);
+    let env = settings(
+        &receiver,
+        &[("WEBHOOK_EVENTS", "TicketOpened,TicketClosed")],
+    );
     let server = store.start_with(&borrowed(&env)).await;
     wait_lag(&server).await;
     let ann = mint("ann", "CUSTOMER");
-    let ticket = server.create_ticket(&ann, "Filtered", "only open and close").await;
+    let ticket = server
+        .create_ticket(&ann, "Filtered", "only open and close")
+        .await;
     let id = ticket["id"].as_str().unwrap().to_string();
     server.post_message(&ann, &id, "not sent").await;
     server.post_message(&ann, &id, "not sent either").await;
@@ -253,10 +301,18 @@ async fn webhook_events_filters_types(store: &Backend) {
         .await;
     let taken = receiver.wait_taken(2, WITHIN).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let kinds: Vec<String> = receiver.taken().iter().map(|r| r.kind().to_string()).collect();
+    let kinds: Vec<String> = receiver
+        .taken()
+        .iter()
+        .map(|r| r.kind().to_string())
+        .collect();
     assert_eq!(kinds, ["TicketOpened", "TicketClosed"]);
     assert_eq!(taken[1].position(), taken[0].position() + 3);
-    assert_eq!(wait_lag(&server).await, 0, "filtered events move the checkpoint too");
+    assert_eq!(
+        wait_lag(&server).await,
+        0,
+        "filtered events move the checkpoint too"
+    );
     receiver.assert_all_verified();
 }
 
@@ -267,7 +323,9 @@ async fn gone_pauses_until_resumed(store: &Backend) {
     wait_lag(&server).await;
     receiver.script([Answer::Status(410)]);
     let ann = mint("ann", "CUSTOMER");
-    let ticket = server.create_ticket(&ann, "Gone", "partner says gone").await;
+    let ticket = server
+        .create_ticket(&ann, "Gone", "partner says gone")
+        .await;
     let id = ticket["id"].as_str().unwrap().to_string();
     let paused = wait_status(store, &server, "state: paused").await;
     assert!(paused.contains("last failure: HTTP 410"), "{paused}");
@@ -284,7 +342,11 @@ async fn gone_pauses_until_resumed(store: &Backend) {
     assert!(out.contains("resumes"), "{out}");
     let taken = receiver.wait_taken(2, WITHIN).await;
     assert_eq!(taken[0].kind(), "TicketOpened");
-    assert_eq!(taken[0].id, receiver.received()[0].id, "the refused event comes first");
+    assert_eq!(
+        taken[0].id,
+        receiver.received()[0].id,
+        "the refused event comes first"
+    );
     assert_eq!(taken[1].kind(), "MessagePosted");
     wait_status(store, &server, "state: delivering").await;
     let again = cli(store, &server, &["resume"], 0).await;
@@ -296,7 +358,9 @@ async fn replay_redelivers_history(store: &Backend) {
     let receiver = Receiver::start().await;
     let server = store.start().await;
     let ann = mint("ann", "CUSTOMER");
-    let ticket = server.create_ticket(&ann, "History", "before the switch").await;
+    let ticket = server
+        .create_ticket(&ann, "History", "before the switch")
+        .await;
     let id = ticket["id"].as_str().unwrap().to_string();
     server.post_message(&ann, &id, "old").await;
     let env = settings(&receiver, &[]);
@@ -315,12 +379,18 @@ async fn replay_redelivers_history(store: &Backend) {
     let taken = receiver.wait_taken(4, WITHIN).await;
     let positions: Vec<u64> = taken.iter().map(|r| r.position()).collect();
     assert_eq!(positions, [3, 1, 2, 3]);
-    assert_eq!(taken[3].id, taken[0].id, "a replayed event keeps its webhook-id");
+    assert_eq!(
+        taken[3].id, taken[0].id,
+        "a replayed event keeps its webhook-id"
+    );
     assert_eq!(taken[1].body["data"]["status"], "OPEN");
     assert_eq!(taken[2].body["data"]["content"], "old");
     assert_eq!(taken[3].body["data"]["content"], "new");
     let status = wait_status(store, &server, "lag: 0").await;
-    assert!(status.contains("checkpoint: 3") && !status.contains("replay:"), "{status}");
+    assert!(
+        status.contains("checkpoint: 3") && !status.contains("replay:"),
+        "{status}"
+    );
     receiver.assert_all_verified();
 }
 
@@ -364,7 +434,10 @@ async fn kill_9_mid_delivery_redelivers_at_most_the_unacknowledged_event() {
     server.kill9();
     let before = receiver.received();
     let in_flight = before.last().expect("one in flight").clone();
-    assert!(!in_flight.answered, "killed while the partner was answering");
+    assert!(
+        !in_flight.answered,
+        "killed while the partner was answering"
+    );
 
     let server = BinaryServer::spawn_with(dir.path(), &env).await;
     let deadline = Instant::now() + WITHIN;
@@ -375,7 +448,10 @@ async fn kill_9_mid_delivery_redelivers_at_most_the_unacknowledged_event() {
         if positions == (1..=10).collect::<Vec<_>>() {
             break;
         }
-        assert!(Instant::now() < deadline, "not all delivered: {positions:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not all delivered: {positions:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut counts: HashMap<String, usize> = HashMap::new();
@@ -383,16 +459,25 @@ async fn kill_9_mid_delivery_redelivers_at_most_the_unacknowledged_event() {
         *counts.entry(r.id).or_default() += 1;
     }
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.len() <= 1, "more than one event sent twice: {twice:?}");
+    assert!(
+        twice.len() <= 1,
+        "more than one event sent twice: {twice:?}"
+    );
     if let Some((id, n)) = twice.first() {
-        assert_eq!(**id, in_flight.id, "only the unacknowledged event is sent again");
+        assert_eq!(
+            **id, in_flight.id,
+            "only the unacknowledged event is sent again"
+        );
         assert_eq!(**n, 2);
     }
     receiver.assert_all_verified();
     // Neither the URL (its token) nor the secret is ever logged.
     let log = log + &server.log_text();
     assert!(log.contains("webhook"), "{log}");
-    assert!(!log.contains("tok-5e3c2e7") && !log.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{log}");
+    assert!(
+        !log.contains("tok-5e3c2e7") && !log.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,7 +514,10 @@ async fn two_instances_on_one_mongodb_never_both_deliver() {
     let mut positions: Vec<u64> = taken.iter().map(|r| r.position()).collect();
     positions.dedup();
     assert_eq!(positions, (1..=16).collect::<Vec<_>>());
-    assert!(receiver.received().len() <= 17, "at most the one in flight sent twice");
+    assert!(
+        receiver.received().len() <= 17,
+        "at most the one in flight sent twice"
+    );
     assert_eq!(receiver.max_in_flight(), 1);
     receiver.assert_all_verified();
     drop(b);
@@ -455,6 +543,9 @@ fn start_up_refuses_bad_webhook_settings_without_echoing_them() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}={bad}: {stderr}");
         assert!(stderr.contains(name), "{stderr}");
-        assert!(!stderr.contains("tok-5e3c2e7") && !stderr.contains("MfKQ9r8"), "{stderr}");
+        assert!(
+            !stderr.contains("tok-5e3c2e7") && !stderr.contains("MfKQ9r8"),
+            "{stderr}"
+        );
     }
 }

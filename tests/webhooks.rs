@@ -374,6 +374,8 @@ async fn replay_redelivers_history(store: &Backend) {
 
     cli(store, &server, &["replay", "--from", "0"], 2).await;
     cli(store, &server, &["replay", "--from", "5"], 2).await;
+    let out = cli(store, &server, &["replay", "--from", "4"], 0).await;
+    assert!(out.contains("nothing to replay"), "{out}");
     let out = cli(store, &server, &["replay", "--from", "1"], 0).await;
     assert!(out.contains("position 1 is delivered next"), "{out}");
     let taken = receiver.wait_taken(4, WITHIN).await;

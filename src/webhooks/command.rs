@@ -169,6 +169,15 @@ async fn replay(control: &Control, from: u64) -> Result<ExitCode, StoreError> {
         );
         return Ok(ExitCode::from(2));
     }
+    if let Some(checkpoint) = state::checkpoint(control).await?
+        && from > checkpoint
+    {
+        println!(
+            "position {from} has not been delivered yet (the checkpoint is {checkpoint}): nothing to replay; delivery goes on from position {}",
+            checkpoint + 1
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     state::set_replay_request(control, Some(from)).await?;
     println!(
         "webhook replay requested: position {from} is delivered next, then every later one (a running deliverer takes this up within a second)"

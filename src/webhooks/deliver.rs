@@ -184,7 +184,8 @@ impl Deliverer {
         let moved = match request {
             None => None,
             Some(from) => {
-                let to = from.saturating_sub(1);
+                // A replay only goes back: moving forward would skip events never delivered.
+                let to = from.saturating_sub(1).min(after);
                 retry_store("save the checkpoint", || {
                     let store = store.clone();
                     async move { state::save_checkpoint(&store, to).await }

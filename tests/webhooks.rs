@@ -429,7 +429,9 @@ async fn kill_9_mid_delivery_redelivers_at_most_the_unacknowledged_event() {
         server.post_message(&ann, &id, &format!("m{i}")).await;
     }
     receiver.wait_taken(3, WITHIN).await;
+    let deadline = Instant::now() + WITHIN;
     while receiver.in_flight() == 0 {
+        assert!(Instant::now() < deadline, "no delivery in flight");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let log = server.log_text();

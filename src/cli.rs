@@ -1,7 +1,8 @@
 //! The command line: `ticketd` / `ticketd serve` serve the API; `ticketd token` signs a token
 //! with the configured secret so a newcomer can try the API at once; `ticketd export` and
 //! `import` move a store's history (see `crate::transfer`); `ticketd audit`, `replay` and
-//! `verify` are for auditors (see `crate::audit`).
+//! `verify` are for auditors (see `crate::audit`); `ticketd webhooks` looks after partner
+//! webhooks (see `crate::webhooks::command`).
 
 use crate::auth;
 use crate::config::Config;
@@ -46,6 +47,55 @@ pub enum Commands {
     /// the server stopped), with its links and checkpoints, and rebuild the read models;
     /// refuses a store that has data.
     Import(ImportArgs),
+    /// Partner webhooks: show delivery, resume it after a 410, or deliver history again
+    /// (MongoDB when MONGO_URI is set, else DATA_DIR; works while servers run).
+    Webhooks(WebhooksArgs),
+}
+
+/// `ticketd webhooks`.
+#[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: WebhooksCommand,
+}
+
+/// The `ticketd webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Print the checkpoint, the lag behind the head, whether delivery is paused, and the last
+    /// failure.
+    Status(StoreArgs),
+    /// Lift the pause a 410 Gone left: the refused event is delivered again first.
+    Resume(StoreArgs),
+    /// Move the checkpoint back so the event at --from, and every one after it, is delivered
+    /// again.
+    Replay(ReplayArgs),
+}
+
+/// `ticketd webhooks replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The first position delivered again (positions start at 1).
+    #[arg(long)]
+    pub from: u64,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+impl WebhooksArgs {
+    /// Runs the subcommand.
+    pub fn run(self) -> ExitCode {
+        use crate::webhooks::command::{Action, webhooks_command};
+        match self.command {
+            WebhooksCommand::Status(store) => webhooks_command(&store.target(), Action::Status),
+            WebhooksCommand::Resume(store) => webhooks_command(&store.target(), Action::Resume),
+            WebhooksCommand::Replay(args) => {
+                webhooks_command(&args.store.target(), Action::Replay { from: args.from })
+            }
+        }
+    }
 }
 
 /// `ticketd export`.

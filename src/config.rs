@@ -158,6 +158,8 @@ pub struct Config {
     pub error_webhook_url: Option<String>,
     /// `ERROR_BOT_WEBHOOK_URL`: a Discord webhook that gets the Discord bridge's errors.
     pub error_bot_webhook_url: Option<String>,
+    /// Signed webhooks to a partner backend, when `WEBHOOK_URL` and `WEBHOOK_SECRET` are set.
+    pub webhook: Option<crate::webhooks::WebhookConfig>,
 }
 
 /// A setting that cannot be used; start-up stops with this message.
@@ -181,7 +183,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
         reason: reason.into(),
@@ -413,6 +415,7 @@ impl Config {
                 get("ERROR_BOT_WEBHOOK_URL"),
                 "ERROR_BOT_WEBHOOK_URL",
             )?,
+            webhook: crate::webhooks::WebhookConfig::from_lookup(&get)?,
         })
     }
 
@@ -480,6 +483,14 @@ impl Config {
             None => {
                 info!("ERROR_BOT_WEBHOOK_URL is not set: Discord bridge errors are only logged")
             }
+        }
+        // Like the error webhooks': whether it is on, never the URL or the secret.
+        match &self.webhook {
+            Some(webhook) => info!(
+                events = %webhook.events_summary(),
+                "WEBHOOK_URL is set: events are delivered to the partner backend, signed"
+            ),
+            None => info!("WEBHOOK_URL is not set: partner webhooks are off"),
         }
         if !self.rate_limits {
             warn!("RATE_LIMITS=off: rate limits are disabled (benchmarks only)");
@@ -636,6 +647,22 @@ mod tests {
                 "{name}={bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_partner_webhook_stays_out_of_debug_output() {
+        let c = config(&[
+            ("JWT_SECRET_KEY", "dev"),
+            ("WEBHOOK_URL", "https://partner.example/hooks/tok-0a1b2c3d"),
+            ("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ])
+        .unwrap();
+        assert!(c.webhook.is_some());
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("tok-0a1b2c3d") && !debug.contains("MfKQ9r8"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod socket;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;
+pub mod webhooks;
 
 use crate::app::AppState;
 use crate::config::Config;
@@ -104,6 +105,25 @@ pub async fn run(
         },
         (None, _) => None,
     };
+    // Partner webhooks: like the bridge, one deliverer per database.
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+    let mut webhook_supervisor = None;
+    if let Some(webhook) = &state.config.webhook {
+        let webhook = std::sync::Arc::new(webhook.clone());
+        match &store {
+            Store::Mongo(mongo) => {
+                let holder = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+                let lease = mongo.lease(webhooks::lease::LEASE, &holder, webhooks::lease::TTL);
+                webhook_supervisor = Some(tokio::spawn(webhooks::lease::supervise(
+                    store.clone(),
+                    webhook,
+                    lease,
+                    webhooks_stopped,
+                )));
+            }
+            Store::Embedded(_) => state.spawn(webhooks::deliver::run(store.clone(), webhook)),
+        }
+    }
     let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;
     // An address bound on every interface is not one a browser can open; this machine's is.
@@ -125,6 +145,10 @@ pub async fn run(
     }
     let _ = stop_discord.send(true);
     if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
+    }
+    let _ = stop_webhooks.send(true);
+    if let Some(supervisor) = webhook_supervisor {
         let _ = supervisor.await;
     }
     state.stop_background();

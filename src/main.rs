@@ -18,5 +18,6 @@ fn main() -> ExitCode {
         Commands::Verify(args) => ticketd::audit::verify_command(&args.target()),
         Commands::Export(args) => ticketd::cli::export(args),
         Commands::Import(args) => ticketd::cli::import(args),
+        Commands::Webhooks(args) => args.run(),
     }
 }

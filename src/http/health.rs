@@ -22,18 +22,27 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Ready when the store answers. Also says how many sockets have a deadline pending (token
-/// expiry or anonymous timeout), which follows the connected sockets.
+/// expiry or anonymous timeout), which follows the connected sockets, and, with partner
+/// webhooks on, how many events they are behind: from the moment `webhook_lag` shows, the
+/// checkpoint exists and every later event will be delivered.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.head().await {
-        Ok(head) => (
-            StatusCode::OK,
-            Json(json!({
+    let lag = match &state.config.webhook {
+        None => Ok(None),
+        Some(_) => crate::webhooks::state::checkpoint(&state.store).await,
+    };
+    match (state.store.head().await, lag) {
+        (Ok(head), Ok(checkpoint)) => {
+            let mut body = json!({
                 "status": "ready",
                 "position": head,
                 "socket_deadlines": state.socket_deadlines.load(Ordering::Relaxed),
-            })),
-        ),
-        Err(e) => (
+            });
+            if let Some(checkpoint) = checkpoint {
+                body["webhook_lag"] = json!(head.saturating_sub(checkpoint));
+            }
+            (StatusCode::OK, Json(body))
+        }
+        (Err(e), _) | (_, Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "SERVICE_UNAVAILABLE", "message": e.to_string()})),
         ),

@@ -685,7 +685,8 @@ fn build() -> Value {
                     "200": ok("The store answers", json!({"type": "object", "additionalProperties": false,
                         "properties": {"status": {"type": "string", "const": "ready"},
                                        "position": {"type": "integer", "minimum": 0, "description": "The last committed event"},
-                                       "socket_deadlines": {"type": "integer", "minimum": 0, "description": "Sockets of this instance with a deadline pending: anonymous ones (the authorization timeout) and those whose token has an `exp`"}},
+                                       "socket_deadlines": {"type": "integer", "minimum": 0, "description": "Sockets of this instance with a deadline pending: anonymous ones (the authorization timeout) and those whose token has an `exp`"},
+                                       "webhook_lag": {"type": "integer", "minimum": 0, "description": "With partner webhooks on (WEBHOOK_URL), events after the webhook checkpoint: how far delivery is behind the head. Present once the checkpoint exists; every event after it will be delivered (docs/webhooks.md)"}},
                         "required": ["status", "position", "socket_deadlines"]})),
                     "503": ok("The store cannot be used", reference("Unavailable"))
                 }

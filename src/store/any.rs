@@ -161,6 +161,15 @@ impl Links for Store {
         delegate!(self, s => s.save_link(kind, key, value).await)
     }
 
+    async fn save_link_relaxed(
+        &self,
+        kind: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.save_link_relaxed(kind, key, value).await)
+    }
+
     async fn claim_link(&self, kind: &str, key: &str, value: &str) -> Result<String, StoreError> {
         delegate!(self, s => s.claim_link(kind, key, value).await)
     }

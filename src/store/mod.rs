@@ -116,6 +116,18 @@ pub trait Links: Send + Sync {
         value: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// [`Links::save_link`] for bookkeeping that may be lost to a power cut but not to a killed
+    /// process (the webhook checkpoint, written once per delivered event): a store may skip
+    /// waiting for the disk. By default it is `save_link`.
+    fn save_link_relaxed(
+        &self,
+        kind: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.save_link(kind, key, value)
+    }
+
     /// Links `key` to `value` unless it is linked already, atomically, and answers the value
     /// that holds: `value` for the first claim, the first claim's value for every later one, so
     /// racing claimants all agree on one.

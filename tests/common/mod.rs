@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod webhook_receiver;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, StatusCode};
@@ -792,16 +793,37 @@ impl Backend {
 
     /// Stops `server` and starts another on the same store, as a restart would.
     pub async fn restart(&self, server: TestServer) -> TestServer {
+        self.restart_with(server, &[]).await
+    }
+
+    /// The same, the new server with extra settings.
+    pub async fn restart_with(&self, server: TestServer, env: &[(&str, &str)]) -> TestServer {
         let dir = server.stop().await;
         match self {
-            Backend::Embedded => TestServer::start_in(dir, &[]).await,
+            Backend::Embedded => TestServer::start_in(dir, env).await,
             Backend::Mongo { databases, .. } => {
                 let (uri, db) = {
                     let databases = databases.lock().unwrap_or_else(|p| p.into_inner());
                     let last = databases.last().expect("a server was started");
                     (last.uri.clone(), last.db.clone())
                 };
-                TestServer::start_mongo(&TestMongo { uri, db }, &[]).await
+                TestServer::start_mongo(&TestMongo { uri, db }, env).await
+            }
+        }
+    }
+
+    /// The database in use on MongoDB (for `ticketd_cli` and a second server), `None` on the
+    /// embedded store.
+    pub fn current_mongo(&self) -> Option<TestMongo> {
+        match self {
+            Backend::Embedded => None,
+            Backend::Mongo { databases, .. } => {
+                let databases = databases.lock().unwrap_or_else(|p| p.into_inner());
+                let last = databases.last().expect("a server was started");
+                Some(TestMongo {
+                    uri: last.uri.clone(),
+                    db: last.db.clone(),
+                })
             }
         }
     }

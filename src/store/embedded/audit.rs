@@ -243,7 +243,7 @@ impl AuditSource for AuditReader {
     }
 }
 
-fn db_path(dir: &Path) -> Result<PathBuf, StoreError> {
+pub(super) fn db_path(dir: &Path) -> Result<PathBuf, StoreError> {
     let path = dir.join(DB_FILE);
     if path.exists() {
         Ok(path)

@@ -5,6 +5,7 @@
 //! append's transaction ([`projection`]), so a client always reads its own writes.
 
 pub mod audit;
+pub mod beside;
 mod checkpointer;
 pub mod import;
 mod links;
@@ -356,6 +357,24 @@ impl Links for EmbeddedStore {
             kind: kind.to_owned(),
             key: key.to_owned(),
             value: value.map(str::to_owned),
+            relaxed: false,
+            reply,
+        })?;
+        Self::answer(answer).await
+    }
+
+    async fn save_link_relaxed(
+        &self,
+        kind: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Request::SaveLink {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+            relaxed: true,
             reply,
         })?;
         Self::answer(answer).await

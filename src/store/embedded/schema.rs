@@ -11,7 +11,7 @@ use ticketd_events::StoreError;
 
 /// Long enough to ride out a checkpoint or another process's short write, short enough that a
 /// stuck lock surfaces as an error instead of a hang.
-const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// Every distinct statement a connection runs stays prepared: the writer has about ten, a reader
 /// up to 32 ticket-listing shapes plus a handful of others.

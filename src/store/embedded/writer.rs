@@ -58,6 +58,9 @@ pub(super) enum Request {
         key: String,
         /// The other system's id; `None` removes the link.
         value: Option<String>,
+        /// Whether surviving a killed process is enough (see `Links::save_link_relaxed`): a
+        /// batch of nothing else commits without waiting for the disk.
+        relaxed: bool,
         /// Gets the outcome once the batch is committed.
         reply: Reply<()>,
     },
@@ -131,6 +134,8 @@ impl Answer {
 pub(super) struct Writer {
     /// The only read-write connection to the file.
     conn: Connection,
+    /// Its configured `PRAGMA synchronous` (2 FULL, 1 NORMAL), restored after a relaxed batch.
+    synchronous: i64,
     /// Position of the last committed event; the next event gets `head + 1`.
     head: u64,
     /// `global_hash` of the last committed event; the next one chains to it.
@@ -153,8 +158,12 @@ impl Writer {
         head_tx: Arc<watch::Sender<u64>>,
     ) -> Result<Self, StoreError> {
         let (head, last_recorded_at, global_hash) = load_head(&conn)?;
+        let synchronous = conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .map_err(sql_error)?;
         head_tx.send_replace(head);
         Ok(Writer {
+            synchronous,
             conn,
             head,
             global_hash,
@@ -198,8 +207,32 @@ impl Writer {
         }
     }
 
-    /// Runs `batch` in one transaction and answers every request after the commit.
+    /// Commits `batch` (see [`Writer::commit`]), without waiting for the disk when it holds
+    /// relaxed bookkeeping only.
     fn commit_batch(&mut self, batch: Vec<Request>) {
+        // A batch of relaxed bookkeeping only (the webhook checkpoint, once per delivered event)
+        // commits with synchronous=NORMAL: in WAL mode that survives a killed process, and it
+        // spares an fsync per event. Anything else in the batch keeps the configured mode.
+        let relaxed = self.synchronous > 1 && relaxed_only(&batch);
+        if relaxed {
+            self.set_synchronous(1);
+        }
+        self.commit(batch);
+        if relaxed {
+            self.set_synchronous(self.synchronous);
+        }
+    }
+
+    /// `PRAGMA synchronous`; a failure only costs the speed or safety of one batch, so it is
+    /// logged, not fatal.
+    fn set_synchronous(&self, level: i64) {
+        if let Err(e) = self.conn.pragma_update(None, "synchronous", level) {
+            tracing::warn!("cannot set synchronous={level}: {e}");
+        }
+    }
+
+    /// Runs `batch` in one transaction and answers every request after the commit.
+    fn commit(&mut self, batch: Vec<Request>) {
         let stamp = now_ms().max(self.last_recorded_at);
         let mut head = (self.head, self.global_hash.clone());
         let mut answers = Vec::with_capacity(batch.len());
@@ -327,6 +360,7 @@ fn execute(
             key,
             value,
             reply,
+            ..
         } => match super::links::save_link(tx, &kind, &key, value.as_deref()) {
             Ok(()) => (Answer::SaveLink(reply, Ok(())), Some(head.clone())),
             Err(e) => (Answer::SaveLink(reply, Err(e)), None),
@@ -599,6 +633,13 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Whether every request of `batch` is relaxed bookkeeping.
+fn relaxed_only(batch: &[Request]) -> bool {
+    batch
+        .iter()
+        .all(|r| matches!(r, Request::SaveLink { relaxed: true, .. }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -639,6 +680,45 @@ mod tests {
     fn positions(answer: &mut AppendAnswer) -> Vec<u64> {
         let envelopes = answer.try_recv().unwrap().unwrap();
         envelopes.iter().map(|e| e.position).collect()
+    }
+
+    fn save_link(relaxed: bool) -> (Request, oneshot::Receiver<Result<(), StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::SaveLink {
+            kind: "webhook".into(),
+            key: "checkpoint".into(),
+            value: Some("1".into()),
+            relaxed,
+            reply,
+        };
+        (request, answer)
+    }
+
+    #[test]
+    fn only_a_batch_of_relaxed_links_skips_the_fsync_and_the_mode_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db"), true).unwrap();
+        let mut writer = Writer::new(conn, Arc::new(watch::Sender::new(0))).unwrap();
+        let mode = |w: &Writer| -> i64 {
+            w.conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(mode(&writer), 2);
+        let (link, mut answer) = save_link(true);
+        writer.commit_batch(vec![link]);
+        assert!(answer.try_recv().unwrap().is_ok());
+        assert_eq!(mode(&writer), 2, "FULL again after a relaxed batch");
+        let (relaxed, _) = save_link(true);
+        let (durable, _) = save_link(false);
+        let (also_relaxed, _) = save_link(true);
+        assert!(relaxed_only(&[relaxed]));
+        assert!(
+            !relaxed_only(&[also_relaxed, durable]),
+            "a durable write keeps its fsync"
+        );
+        let (append, _) = open_request("s1", vec![opening()]);
+        assert!(!relaxed_only(&[append]));
     }
 
     #[test]

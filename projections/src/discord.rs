@@ -653,7 +653,10 @@ mod tests {
                 opened(),
                 Via::Web,
                 with_open,
-                vec![here, "post e5: **New ticket** `t1` [Close, Escalate]"],
+                vec![
+                    here,
+                    "post e5: **New ticket** `t1` [Claim, Escalate, Close]",
+                ],
             ),
             (
                 "an opening of a ticket closed since gets no channel",
@@ -795,6 +798,45 @@ mod tests {
                 with_open,
                 vec![here, "post e5: ℹ️ Ticket reopened — by Sam []"],
             ),
+            (
+                "a claim retitles the channel with its holder and says so, escaped",
+                TicketEvent::AssigneeChanged {
+                    from: None,
+                    to: Some("discord:9".into()),
+                    to_name: Some("*Sam*".into()),
+                },
+                Via::Discord,
+                with_open,
+                vec![
+                    here,
+                    "set the topic: ticket t1 · unclaimed · Login fails",
+                    "post e5: ℹ️ Held by \\*Sam\\* — by Sam []",
+                ],
+            ),
+            (
+                "a release says nobody holds it",
+                TicketEvent::AssigneeChanged {
+                    from: Some("discord:9".into()),
+                    to: None,
+                    to_name: None,
+                },
+                Via::Web,
+                with_open,
+                vec![
+                    here,
+                    "set the topic: ticket t1 · unclaimed · Login fails",
+                    "post e5: ℹ️ Released: nobody holds this ticket — by Sam []",
+                ],
+            ),
+            (
+                "new tags are shown to the support team",
+                TicketEvent::TagsChanged {
+                    tags: vec!["vip".into(), "billing".into()],
+                },
+                Via::Web,
+                with_open,
+                vec![here, "post e5: ℹ️ Tags: vip, billing — by Sam []"],
+            ),
         ];
         for (what, event, via, known, expected) in table {
             let envelope = envelope(event, via);
@@ -916,7 +958,8 @@ mod tests {
             panic!("no opening")
         };
         let ids: Vec<String> = post.buttons.iter().map(|b| b.custom_id("t1")).collect();
-        assert_eq!(ids, ["close:t1", "escalate:t1"]);
+        assert_eq!(ids, ["claim:t1", "escalate:t1", "close:t1"]);
+        assert_eq!(Button::parse("claim:t1"), Some((Button::Claim, "t1")));
         assert_eq!(Button::parse("escalate:t1"), Some((Button::Escalate, "t1")));
         assert_eq!(Button::parse("delete:t1"), None);
         assert_eq!(Button::Close.label(), "Close");

@@ -27,7 +27,10 @@ pub fn render(envelope: &EventEnvelope, model: &MemoryReadModel) -> Value {
         | TicketEvent::SupportRoleChanged { .. }
         | TicketEvent::IssueLevelChanged { .. }
         | TicketEvent::TicketClosed { .. }
-        | TicketEvent::TicketReopened {} => ticket.and_then(|t| serde_json::to_value(t).ok()),
+        | TicketEvent::TicketReopened {}
+        | TicketEvent::AssigneeChanged { .. }
+        // The partner's own backend sees what staff see, tags included.
+        | TicketEvent::TagsChanged { .. } => ticket.and_then(|t| serde_json::to_value(t).ok()),
     };
     json!({
         "type": envelope.event.type_name(),

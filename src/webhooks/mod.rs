@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// Every event type name a partner can receive: the serialized `type` of `TicketEvent`.
-pub const EVENT_TYPES: [&str; 8] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "TicketOpened",
     "MessagePosted",
     "MessageEdited",
@@ -29,6 +29,8 @@ pub const EVENT_TYPES: [&str; 8] = [
     "IssueLevelChanged",
     "TicketClosed",
     "TicketReopened",
+    "AssigneeChanged",
+    "TagsChanged",
 ];
 
 /// The partner's URL; it may carry a token, so it is never printed.
@@ -204,6 +206,12 @@ mod tests {
             },
             TicketEvent::TicketClosed { reason: None },
             TicketEvent::TicketReopened {},
+            TicketEvent::AssigneeChanged {
+                from: None,
+                to: None,
+                to_name: None,
+            },
+            TicketEvent::TagsChanged { tags: vec![] },
         ];
         let names: Vec<_> = every.iter().map(TicketEvent::type_name).collect();
         assert_eq!(names, EVENT_TYPES);

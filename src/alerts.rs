@@ -58,7 +58,8 @@ impl Alerts {
         let mut secrets: Vec<String> = [&config.error_webhook_url, &config.error_bot_webhook_url]
             .into_iter()
             .flatten()
-            .flat_map(|url| [url.clone(), webhook_token(url).to_string()])
+            .map(|url| url.expose())
+            .flat_map(|url| [url.to_string(), webhook_token(url).to_string()])
             .collect();
         secrets.push(String::from_utf8_lossy(config.jwt_secret.expose()).into_owned());
         if let Some(discord) = &config.discord {
@@ -68,11 +69,11 @@ impl Alerts {
         secrets.retain(|s| s.len() >= 8);
         let pace = Pace::default();
         let mut deliveries = Vec::new();
-        let mut reporter = |url: &Option<String>, title: &'static str| match url {
+        let mut reporter = |url: &Option<crate::config::SecretUrl>, title: &'static str| match url {
             None => Reporter::default(),
             Some(url) => {
                 let (reporter, delivery) =
-                    Reporter::with_delivery(url.clone(), title, secrets.clone(), pace);
+                    Reporter::with_delivery(url.expose().to_string(), title, secrets.clone(), pace);
                 deliveries.push(delivery);
                 reporter
             }

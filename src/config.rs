@@ -52,6 +52,23 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A URL that holds a token (a Discord webhook's): its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL itself, for the HTTP client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretUrl(redacted)")
+    }
+}
+
 /// Where the secret came from, so start-up can say how to mint a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretSource {
@@ -155,9 +172,9 @@ pub struct Config {
     pub discord: Option<DiscordConfig>,
     /// `ERROR_WEBHOOK_URL`: a Discord webhook that gets server errors (500s, panics); it holds a
     /// token, so it is never logged.
-    pub error_webhook_url: Option<String>,
+    pub error_webhook_url: Option<SecretUrl>,
     /// `ERROR_BOT_WEBHOOK_URL`: a Discord webhook that gets the Discord bridge's errors.
-    pub error_bot_webhook_url: Option<String>,
+    pub error_bot_webhook_url: Option<SecretUrl>,
     /// Signed webhooks to a partner backend, when `WEBHOOK_URL` and `WEBHOOK_SECRET` are set.
     pub webhook: Option<crate::webhooks::WebhookConfig>,
 }
@@ -499,13 +516,16 @@ impl Config {
 }
 
 /// A webhook URL must be http(s); the error never repeats the value, which holds a token.
-fn webhook_url(value: Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
+fn webhook_url(
+    value: Option<String>,
+    name: &'static str,
+) -> Result<Option<SecretUrl>, ConfigError> {
     match value {
         Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => Err(invalid(
             name,
             "expected a Discord webhook URL (https://discord.com/api/webhooks/…)",
         )),
-        other => Ok(other),
+        other => Ok(other.map(SecretUrl)),
     }
 }
 
@@ -655,14 +675,21 @@ mod tests {
             ("JWT_SECRET_KEY", "dev"),
             ("WEBHOOK_URL", "https://partner.example/hooks/tok-0a1b2c3d"),
             ("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            (
+                "ERROR_WEBHOOK_URL",
+                "https://discord.example/api/webhooks/1/errtok-5e6f",
+            ),
+            (
+                "ERROR_BOT_WEBHOOK_URL",
+                "https://discord.example/api/webhooks/2/bottok-7a8b",
+            ),
         ])
         .unwrap();
-        assert!(c.webhook.is_some());
+        assert!(c.webhook.is_some() && c.error_webhook_url.is_some());
         let debug = format!("{c:?}");
-        assert!(
-            !debug.contains("tok-0a1b2c3d") && !debug.contains("MfKQ9r8"),
-            "{debug}"
-        );
+        for secret in ["tok-0a1b2c3d", "MfKQ9r8", "errtok-5e6f", "bottok-7a8b"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
     }
 
     #[test]

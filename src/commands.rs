@@ -63,11 +63,12 @@ pub const TICKET_KEYS: &str = "ticket-idempotency-key";
 pub struct IdempotencySeed([u8; 32]);
 
 impl IdempotencySeed {
-    /// The seed of `key` sent by `user_id` for `ticket_id`.
-    pub fn new(user_id: &str, ticket_id: &str, key: &str) -> Self {
+    /// The seed of `key` sent by `user_id` in `scope`: the ticket id when opening it, the route
+    /// and ticket when posting in it, so one key used on both names different events.
+    pub fn new(user_id: &str, scope: &str, key: &str) -> Self {
         use sha2::{Digest, Sha256};
         let mut hash = Sha256::new();
-        for part in ["ticketd idempotency v1", user_id, ticket_id, key] {
+        for part in ["ticketd idempotency v1", user_id, scope, key] {
             hash.update((part.len() as u64).to_be_bytes());
             hash.update(part.as_bytes());
         }

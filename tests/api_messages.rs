@@ -568,7 +568,40 @@ async fn a_retried_post_never_brings_back_a_message_deleted_since(store: &Backen
     assert_eq!(seen_by_staff, json!([]));
 }
 
+/// Schemathesis found it: the key that opened a ticket, sent again to post in it, named the
+/// post's event like the opening's, so the post answered 500 and the ticket then refused every
+/// change with 503 until the store's cache of stream versions was cleared.
+async fn one_key_may_open_a_ticket_and_post_in_it(store: &Backend) {
+    let server = store.start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let (status, _, ticket) = server.create_ticket_keyed(&ann, "same-key", "Keyed").await;
+    assert_eq!(status, StatusCode::OK, "{ticket}");
+    let id = ticket["id"].as_str().unwrap();
+    let (status, _, posted) = post_keyed(&server, &ann, id, "same-key", "first words").await;
+    assert_eq!(status, StatusCode::OK, "{posted}");
+    assert_eq!(posted["content"], "first words");
+    let (status, _, again) = post_keyed(&server, &ann, id, "same-key", "first words").await;
+    assert_eq!(
+        (status, &again),
+        (StatusCode::OK, &posted),
+        "the retry answers the post"
+    );
+    let path = format!(
+        "/api/v1/tickets/{id}/messages/{}",
+        posted["id"].as_str().unwrap()
+    );
+    let (status, _, edited) = server
+        .patch_json(&path, &ann, json!({"content": "edited words"}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the ticket still takes changes: {edited}"
+    );
+}
+
 on_both_stores!(
+    one_key_may_open_a_ticket_and_post_in_it,
     post_answers_the_seed_message_object,
     list_right_after_post_is_oldest_first,
     pagination_walks_every_message_once_oldest_first,

@@ -47,7 +47,9 @@ async fn feed(
     let limit = number(&query, "limit", 1, MAX_LIMIT as u64)?.map_or(DEFAULT_LIMIT, |n| n as usize);
     let wait = number(&query, "wait", 0, MAX_WAIT_SECS)?.unwrap_or(0);
     let mut events = state.store.read_all(after, limit).await?;
-    if events.is_empty() && wait > 0 {
+    // Waiting makes sense at the head; a position beyond it was never given out, and waiting
+    // for the log to grow past it could hold the request for ever.
+    if events.is_empty() && wait > 0 && after <= state.store.head().await? {
         let mut stopping = state.stopping();
         tokio::select! {
             () = state.store.wait_beyond(after) => {}

@@ -49,7 +49,10 @@ async fn send(
     let internal = fields.optional_bool("internal").unwrap_or(false);
     fields.finish()?;
     let mut context = context(&auth, &request_id);
-    context.idempotency = key.map(|key| IdempotencySeed::new(&auth.0.id, ticket.as_str(), key));
+    // The scope names the route as well as the ticket: the same key may have opened this very
+    // ticket, and its events' ids must not meet the opening's (ADR 0014).
+    let scope = format!("POST /api/v1/tickets/{}/messages", ticket.as_str());
+    context.idempotency = key.map(|key| IdempotencySeed::new(&auth.0.id, &scope, key));
     // A retry with the same key names the same message, so it is answered with the first one.
     let message_id = match &context.idempotency {
         Some(seed) => seed.id("message"),

@@ -340,9 +340,13 @@ fn execute(
             reply,
         } => match append(tx, &stream_id, expected, events, head, tips, stamp) {
             Ok((envelopes, new_head)) => {
-                new_tip = envelopes
-                    .last()
-                    .map(|e| (stream_id, (e.version, e.hash.clone())));
+                // A retry answered with what an earlier try stored wrote nothing: its envelopes
+                // may be older than the stream's tip, which must not move back to them.
+                if new_head.0 > head.0 {
+                    new_tip = envelopes
+                        .last()
+                        .map(|e| (stream_id, (e.version, e.hash.clone())));
+                }
                 (Answer::Append(reply, Ok(envelopes)), Some(new_head))
             }
             Err(e) => (Answer::Append(reply, Err(e)), None),

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod app;
 pub mod audit;
+pub mod autoclose;
 pub mod auth;
 pub mod cli;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod serve;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
+pub mod ticket_rules;
 pub mod transfer;
 pub mod webhooks;
 
@@ -123,6 +125,22 @@ pub async fn run(
             }
             Store::Embedded(_) => state.spawn(webhooks::deliver::run(store.clone(), webhook)),
         }
+    }
+    // Auto-close of inactive tickets: on MongoDB under a lease, like the bridge (ADR 0022).
+    if let Some(rules) = state.config.tickets.auto_close {
+        let lease = match &store {
+            Store::Mongo(mongo) => {
+                let holder = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+                Some(mongo.lease(autoclose::LEASE, &holder, autoclose::LEASE_TTL))
+            }
+            Store::Embedded(_) => None,
+        };
+        state.spawn(autoclose::run(
+            state.clone(),
+            rules,
+            std::sync::Arc::new(autoclose::SystemClock),
+            lease,
+        ));
     }
     let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;

@@ -11,6 +11,7 @@ pub mod command;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod inactivity;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod limits;

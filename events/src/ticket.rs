@@ -6,6 +6,7 @@ use crate::command::Command;
 use crate::envelope::Actor;
 use crate::error::TicketError;
 use crate::event::TicketEvent;
+use crate::inactivity::{self, CountdownEffect};
 use crate::roles::{IssueLevel, SupportRole, TicketStatus, UserRole};
 use std::collections::HashMap;
 
@@ -41,6 +42,9 @@ pub struct Ticket {
     pub assignee: Option<(String, String)>,
     /// Its tags, as stored.
     pub tags: Vec<String>,
+    /// The last public staff message the customer has not answered since: the auto-close
+    /// countdown runs from it (ADR 0022).
+    pub awaiting: Option<String>,
 }
 
 impl Ticket {
@@ -71,10 +75,16 @@ impl Ticket {
             TicketEvent::MessagePosted {
                 message_id,
                 author_id,
+                author_role,
                 internal,
                 content,
                 ..
             } => {
+                match inactivity::message_effect(author_id, *author_role, *internal) {
+                    CountdownEffect::Start => self.awaiting = Some(message_id.clone()),
+                    CountdownEffect::Stop => self.awaiting = None,
+                    CountdownEffect::Warned | CountdownEffect::None => {}
+                }
                 self.messages.insert(
                     message_id.clone(),
                     MessageState {
@@ -101,7 +111,10 @@ impl Ticket {
             }
             TicketEvent::SupportRoleChanged { to, .. } => self.support_role = Some(*to),
             TicketEvent::IssueLevelChanged { to, .. } => self.issue_level = Some(*to),
-            TicketEvent::TicketClosed { .. } => self.status = Some(TicketStatus::Closed),
+            TicketEvent::TicketClosed { .. } => {
+                self.status = Some(TicketStatus::Closed);
+                self.awaiting = None;
+            }
             TicketEvent::TicketReopened {} => self.status = Some(TicketStatus::Open),
             TicketEvent::AssigneeChanged { to, to_name, .. } => {
                 self.assignee = to
@@ -307,6 +320,39 @@ impl Ticket {
                 )])
             }
             Command::SetTags { tags } => self.retag(actor, tags.clone()),
+            Command::WarnInactive {
+                awaiting,
+                message_id,
+                content,
+            } => {
+                system_only(actor)?;
+                // Already posted (another instance, or a retry), or the countdown is over: the
+                // customer answered, staff wrote again, or the ticket closed.
+                if self.messages.contains_key(message_id)
+                    || closed
+                    || self.awaiting.as_ref() != Some(awaiting)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TicketEvent::MessagePosted {
+                    message_id: message_id.clone(),
+                    author_id: actor.id.clone(),
+                    author_name: actor.name.clone(),
+                    author_role: actor.role,
+                    content: content.clone(),
+                    attachments: vec![],
+                    internal: false,
+                }])
+            }
+            Command::CloseInactive { awaiting } => {
+                system_only(actor)?;
+                if closed || self.awaiting.as_ref() != Some(awaiting) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TicketEvent::TicketClosed {
+                    reason: Some(inactivity::CLOSE_REASON.into()),
+                }])
+            }
             Command::AddTag { tag } => {
                 let mut tags = self.tags.clone();
                 if !tags.contains(tag) {
@@ -368,6 +414,16 @@ impl Ticket {
             return Err(TicketError::TicketClosed);
         }
         Ok(())
+    }
+}
+
+fn system_only(actor: &Actor) -> Result<(), TicketError> {
+    if inactivity::is_system(actor) {
+        Ok(())
+    } else {
+        Err(TicketError::Forbidden(
+            "only ticketd itself closes inactive tickets",
+        ))
     }
 }
 

@@ -182,6 +182,10 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable("The store is unavailable; retry the request later".into())
             }
             StoreError::ShuttingDown => ApiError::Unavailable("The server is shutting down".into()),
+            StoreError::OpenTicketLimit { open, limit } => ApiError::Conflict(format!(
+                "You have {open} open tickets, the most one user may have open is {limit}; \
+                 close one to open another"
+            )),
             corrupt @ StoreError::Corrupt { .. } => ApiError::Internal(corrupt.to_string()),
         }
     }

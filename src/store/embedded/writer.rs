@@ -10,6 +10,7 @@ use super::reader::events_by_id;
 use super::rows::{sql_error, to_sql_int};
 use super::schema::INSERT_EVENT;
 use super::ticket_cache::TicketCache;
+use crate::store::OpenCap;
 use crate::store::prepared::PreparedEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 use ticketd_events::chain::{self, Placement};
 use ticketd_events::envelope::SCHEMA_VERSION;
-use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError};
+use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError, TicketStatus};
 use tokio::sync::{oneshot, watch};
 
 /// Requests committed together at most; bounds how long the first of them waits for the last.
@@ -37,6 +38,8 @@ pub(super) enum Request {
         expected: ExpectedVersion,
         /// What to append, in order.
         events: Vec<PreparedEvent>,
+        /// For an opening under `MAX_OPEN_TICKETS_PER_USER`: the cap it is appended under.
+        cap: Option<OpenCap>,
         /// Gets the stored envelopes once the batch is committed.
         reply: Reply<Vec<EventEnvelope>>,
     },
@@ -89,7 +92,8 @@ enum Answer {
 }
 
 impl Answer {
-    /// Tickets whose row an appended event changed (messages live in their own rows).
+    /// Tickets whose row an appended event changed (messages live in their own rows, but a
+    /// public message moves its ticket's auto-close countdown).
     fn changed_tickets(&self) -> impl Iterator<Item = &str> {
         let events = match self {
             Answer::Append(_, Ok(events)) => events.as_slice(),
@@ -100,7 +104,7 @@ impl Answer {
             .filter(|e| {
                 !matches!(
                     e.event,
-                    ticketd_events::TicketEvent::MessagePosted { .. }
+                    ticketd_events::TicketEvent::MessagePosted { internal: true, .. }
                         | ticketd_events::TicketEvent::MessageEdited { .. }
                         | ticketd_events::TicketEvent::MessageDeleted { .. }
                 )
@@ -337,8 +341,11 @@ fn execute(
             stream_id,
             expected,
             events,
+            cap,
             reply,
-        } => match append(tx, &stream_id, expected, events, head, tips, stamp) {
+        } => match check_cap(tx, &stream_id, cap.as_ref(), tips)
+            .and_then(|()| append(tx, &stream_id, expected, events, head, tips, stamp))
+        {
             Ok((envelopes, new_head)) => {
                 new_tip = envelopes
                     .last()
@@ -523,6 +530,44 @@ fn append(
     Ok((envelopes, (position, global_hash)))
 }
 
+/// Refuses an opening whose opener has `cap.limit` open tickets already. The writer is the only
+/// one that writes, and earlier requests of this batch are already projected in this
+/// transaction, so the count is exact at the moment of the append (ADR 0023). A stream that
+/// exists is left to `append` (a retry is answered with what it stored).
+fn check_cap(
+    conn: &Connection,
+    stream_id: &str,
+    cap: Option<&OpenCap>,
+    tips: &StreamTips,
+) -> Result<(), StoreError> {
+    let Some(cap) = cap else {
+        return Ok(());
+    };
+    let exists = match tips.get(stream_id) {
+        Some((version, _)) => *version > 0,
+        None => stream_tip(conn, stream_id)?.0 > 0,
+    };
+    if exists {
+        return Ok(());
+    }
+    let open: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM tickets WHERE user_id = ?1 AND status = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![cap.user_id, TicketStatus::Open.as_str()], |row| {
+                row.get(0)
+            })
+        })
+        .map_err(sql_error)?;
+    let open = u64::try_from(open).unwrap_or(0);
+    if open >= cap.limit {
+        return Err(StoreError::OpenTicketLimit {
+            open,
+            limit: cap.limit,
+        });
+    }
+    Ok(())
+}
+
 /// A retry of an append whose outcome the caller never learned: when its first event is already
 /// in this stream, the first try committed, and its envelopes are the answer.
 fn already_stored(
@@ -664,6 +709,7 @@ mod tests {
                 .into_iter()
                 .map(|e| PreparedEvent::new(stream_id, e).unwrap())
                 .collect(),
+            cap: None,
             reply,
         };
         (request, answer)

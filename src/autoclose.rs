@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ticketd_events::inactivity::{Due, due, scan_horizon, system_actor};
-use ticketd_events::{Command, EventStore, StoreError, TicketStatus};
+use ticketd_events::{Command, EventStore, StoreError, TicketError, TicketStatus};
 use tracing::{info, warn};
 
 /// Waiting tickets read per sweep at most; the oldest first, so none starves.
@@ -155,6 +155,9 @@ pub async fn sweep<S: EventStore + Countdowns>(
                         }
                     }
                 }
+            }
+            // The read model was a moment behind: the customer answered or the ticket closed.
+            Err(CommandError::Rejected(TicketError::CountdownMoved | TicketError::TicketClosed)) => {
             }
             Err(CommandError::Rejected(e)) => {
                 warn!(ticket_id = %ticket.id, "auto-close refused: {e}");

@@ -326,14 +326,11 @@ impl Ticket {
                 content,
             } => {
                 system_only(actor)?;
-                // Already posted (another instance, or a retry), or the countdown is over: the
-                // customer answered, staff wrote again, or the ticket closed.
-                if self.messages.contains_key(message_id)
-                    || closed
-                    || self.awaiting.as_ref() != Some(awaiting)
-                {
+                // Already posted (by another instance, or a retry): nothing more.
+                if self.messages.contains_key(message_id) {
                     return Ok(vec![]);
                 }
+                self.still_waiting(awaiting, closed)?;
                 Ok(vec![TicketEvent::MessagePosted {
                     message_id: message_id.clone(),
                     author_id: actor.id.clone(),
@@ -346,9 +343,7 @@ impl Ticket {
             }
             Command::CloseInactive { awaiting } => {
                 system_only(actor)?;
-                if closed || self.awaiting.as_ref() != Some(awaiting) {
-                    return Ok(vec![]);
-                }
+                self.still_waiting(awaiting, closed)?;
                 Ok(vec![TicketEvent::TicketClosed {
                     reason: Some(inactivity::CLOSE_REASON.into()),
                 }])
@@ -402,6 +397,18 @@ impl Ticket {
             ));
         }
         Ok(message)
+    }
+
+    /// The countdown from staff message `awaiting` still runs: the customer has not answered,
+    /// staff have not written again, the ticket is open.
+    fn still_waiting(&self, awaiting: &str, closed: bool) -> Result<(), TicketError> {
+        if closed {
+            return Err(TicketError::TicketClosed);
+        }
+        if self.awaiting.as_deref() != Some(awaiting) {
+            return Err(TicketError::CountdownMoved);
+        }
+        Ok(())
     }
 
     fn staff_on_open_ticket(&self, actor: &Actor, closed: bool) -> Result<(), TicketError> {

@@ -121,6 +121,7 @@ fn warn_and_close_decide_only_on_the_countdown_they_saw() {
     let closing = TicketEvent::TicketClosed {
         reason: Some(CLOSE_REASON.into()),
     };
+    let closed = vec![opened(), posted("a1", &agent, false), closing.clone()];
     let warning = TicketEvent::MessagePosted {
         message_id: "w1".into(),
         author_id: "system".into(),
@@ -134,16 +135,34 @@ fn warn_and_close_decide_only_on_the_countdown_they_saw() {
     let cases: Vec<Case> = vec![
         ("warn a waiting ticket", &waiting, warn("a1"), system.clone(), Ok(vec![warning])),
         ("warn twice: once", &warned, warn("a1"), system.clone(), Ok(vec![])),
-        ("warn after the answer", &answered, warn("a1"), system.clone(), Ok(vec![])),
-        ("warn on a newer staff message", &waiting, warn("a0"), system.clone(), Ok(vec![])),
-        ("close a warned ticket", &warned, close("a1"), system.clone(), Ok(vec![closing.clone()])),
-        ("close after the answer", &answered, close("a1"), system.clone(), Ok(vec![])),
         (
-            "close twice: once",
-            &[opened(), posted("a1", &agent, false), closing.clone()],
+            "warn after the answer",
+            &answered,
+            warn("a1"),
+            system.clone(),
+            Err(TicketError::CountdownMoved),
+        ),
+        (
+            "warn for an older staff message",
+            &waiting,
+            warn("a0"),
+            system.clone(),
+            Err(TicketError::CountdownMoved),
+        ),
+        ("close a warned ticket", &warned, close("a1"), system.clone(), Ok(vec![closing.clone()])),
+        (
+            "close after the answer",
+            &answered,
             close("a1"),
             system.clone(),
-            Ok(vec![]),
+            Err(TicketError::CountdownMoved),
+        ),
+        (
+            "close twice: once",
+            &closed,
+            close("a1"),
+            system.clone(),
+            Err(TicketError::TicketClosed),
         ),
         (
             "staff may not close as the system",

@@ -164,6 +164,9 @@ impl From<TicketError> for ApiError {
                 "A ticket has at most {} tags",
                 ticketd_events::limits::TAGS_MAX
             )),
+            TicketError::CountdownMoved => {
+                ApiError::Conflict("The ticket no longer waits on its customer".into())
+            }
             TicketError::HeldByAnother { by } => ApiError::Conflict(format!(
                 "Ticket is held by {by}; only an admin may take it over"
             )),

@@ -157,8 +157,9 @@ pub async fn sweep<S: EventStore + Countdowns>(
                 }
             }
             // The read model was a moment behind: the customer answered or the ticket closed.
-            Err(CommandError::Rejected(TicketError::CountdownMoved | TicketError::TicketClosed)) => {
-            }
+            Err(CommandError::Rejected(
+                TicketError::CountdownMoved | TicketError::TicketClosed,
+            )) => {}
             Err(CommandError::Rejected(e)) => {
                 warn!(ticket_id = %ticket.id, "auto-close refused: {e}");
             }
@@ -210,12 +211,10 @@ pub async fn run(
                 }
             }
         }
-        let holding = lease.is_none()
-            || held.is_some_and(|deadline| std::time::Instant::now() < deadline);
-        if holding {
-            if let Err(e) = sweep(&state.executor, &rules, clock.now_ms()).await {
-                warn!("auto-close sweep failed, trying again: {e}");
-            }
+        let holding =
+            lease.is_none() || held.is_some_and(|deadline| std::time::Instant::now() < deadline);
+        if holding && let Err(e) = sweep(&state.executor, &rules, clock.now_ms()).await {
+            warn!("auto-close sweep failed, trying again: {e}");
         }
         tokio::time::sleep(every).await;
     }

@@ -7,8 +7,8 @@
 pub mod alerts;
 pub mod app;
 pub mod audit;
-pub mod autoclose;
 pub mod auth;
+pub mod autoclose;
 pub mod cli;
 pub mod commands;
 pub mod config;

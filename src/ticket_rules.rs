@@ -109,7 +109,9 @@ mod tests {
     fn defaults_are_no_limit_and_no_auto_close() {
         assert_eq!(rules(&[]).unwrap(), TicketRules::default());
         assert_eq!(
-            rules(&[("AUTO_CLOSE_AFTER_HOURS", "0")]).unwrap().auto_close,
+            rules(&[("AUTO_CLOSE_AFTER_HOURS", "0")])
+                .unwrap()
+                .auto_close,
             None
         );
     }
@@ -117,7 +119,9 @@ mod tests {
     #[test]
     fn settings_table() {
         let ms = Duration::from_millis;
-        let cases: &[(&[(&str, &str)], u64, Option<(Duration, Duration)>)] = &[
+        // (settings, the limit, the auto-close delay and warning)
+        type Case<'a> = (&'a [(&'a str, &'a str)], u64, Option<(Duration, Duration)>);
+        let cases: &[Case] = &[
             (&[("MAX_OPEN_TICKETS_PER_USER", "3")], 3, None),
             (
                 &[("AUTO_CLOSE_AFTER_HOURS", "72")],

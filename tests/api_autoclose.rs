@@ -37,7 +37,10 @@ fn system_warnings(events: &[Value]) -> usize {
 }
 
 fn closes(events: &[Value]) -> Vec<&Value> {
-    events.iter().filter(|e| e["type"] == "TicketClosed").collect()
+    events
+        .iter()
+        .filter(|e| e["type"] == "TicketClosed")
+        .collect()
 }
 
 /// Polls the customer's view of the messages until the system's warning is there.
@@ -88,8 +91,12 @@ async fn an_unanswered_ticket_is_warned_then_closed(store: &Backend) {
     let waiting = id_of(&server.create_ticket(&ann, "Printer", "On fire").await);
     let answered = id_of(&server.create_ticket(&ann, "Scanner", "Jammed").await);
     let silent = id_of(&server.create_ticket(&ann, "Fax", "Who uses fax").await);
-    server.post_message(&ada, &waiting, "Have you tried water?").await;
-    server.post_message(&ada, &answered, "Is it plugged in?").await;
+    server
+        .post_message(&ada, &waiting, "Have you tried water?")
+        .await;
+    server
+        .post_message(&ada, &answered, "Is it plugged in?")
+        .await;
 
     let warning = wait_for_warning(&server, &ann, &waiting).await;
     assert!(

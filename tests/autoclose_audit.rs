@@ -74,7 +74,9 @@ async fn verify_checks_and_replay_rebuilds_the_countdowns() {
     );
     let (code, out, err) = run_cli(dir.path(), &["replay"]);
     assert_eq!(code, 0, "{out}{err}");
-    verify(dir.path()).unwrap().expect("the rebuilt countdowns verify");
+    verify(dir.path())
+        .unwrap()
+        .expect("the rebuilt countdowns verify");
     assert_eq!(countdowns(dir.path(), &[&waiting, &answered]).await, live);
 }
 
@@ -93,5 +95,7 @@ async fn a_file_from_before_countdowns_gets_them_on_open() {
         )
         .unwrap();
     assert_eq!(countdowns(dir.path(), &[&waiting, &answered]).await, live);
-    verify(dir.path()).unwrap().expect("the migrated file verifies");
+    verify(dir.path())
+        .unwrap()
+        .expect("the migrated file verifies");
 }

@@ -89,16 +89,28 @@ where
     let t0 = since(&store, &waiting).await;
     let t1 = since(&store, &answered).await;
     assert!(
-        store.get_ticket(&untouched).await.unwrap().unwrap().countdown.is_none(),
+        store
+            .get_ticket(&untouched)
+            .await
+            .unwrap()
+            .unwrap()
+            .countdown
+            .is_none(),
         "a ticket staff never answered waits on nobody"
     );
 
     let nothing = Swept::default();
-    assert_eq!(sweep(&executor, &RULES, t0 + 79_999).await.unwrap(), nothing);
+    assert_eq!(
+        sweep(&executor, &RULES, t0 + 79_999).await.unwrap(),
+        nothing
+    );
     let at_warning = t0.max(t1) + 80_000;
     assert_eq!(
         sweep(&executor, &RULES, at_warning).await.unwrap(),
-        Swept { warned: 2, closed: 0 }
+        Swept {
+            warned: 2,
+            closed: 0
+        }
     );
     assert_eq!(
         sweep(&executor, &RULES, at_warning).await.unwrap(),
@@ -117,14 +129,28 @@ where
     );
 
     say(&executor, &answered, "ann", UserRole::Customer).await;
-    assert!(store.get_ticket(&answered).await.unwrap().unwrap().countdown.is_none());
+    assert!(
+        store
+            .get_ticket(&answered)
+            .await
+            .unwrap()
+            .unwrap()
+            .countdown
+            .is_none()
+    );
 
     let at_close = t0.max(t1) + 100_000;
     assert_eq!(
         sweep(&executor, &RULES, at_close).await.unwrap(),
-        Swept { warned: 0, closed: 1 }
+        Swept {
+            warned: 0,
+            closed: 1
+        }
     );
-    assert_eq!(sweep(&executor, &RULES, at_close + 500_000).await.unwrap(), nothing);
+    assert_eq!(
+        sweep(&executor, &RULES, at_close + 500_000).await.unwrap(),
+        nothing
+    );
     let closed = store.get_ticket(&waiting).await.unwrap().unwrap();
     assert_eq!(closed.status, TicketStatus::Closed);
     assert!(closed.countdown.is_none());
@@ -143,7 +169,10 @@ where
     let t = since(&store, &stale).await;
     assert_eq!(
         sweep(&other, &RULES, t + 80_000).await.unwrap(),
-        Swept { warned: 1, closed: 0 }
+        Swept {
+            warned: 1,
+            closed: 0
+        }
     );
 
     // Two instances sweeping at once: each its own executor (its own cache and locks).
@@ -151,10 +180,7 @@ where
     say(&executor, &racing, "ada", UserRole::Agent).await;
     let t = since(&store, &racing).await;
     for now in [t + 80_000, t + 100_000] {
-        let (a, b) = tokio::join!(
-            sweep(&executor, &RULES, now),
-            sweep(&other, &RULES, now)
-        );
+        let (a, b) = tokio::join!(sweep(&executor, &RULES, now), sweep(&other, &RULES, now));
         let (a, b) = (a.unwrap(), b.unwrap());
         // `stale` is due too (warned at t0 + 80 s, so closing at +100 s of its own start): count
         // only what happened to `racing` below.

@@ -99,10 +99,22 @@ mod tests {
             ("late, never warned: warn first", 0, None, 500, Due::Warn),
             ("warned on time, not yet", 0, Some(80), 99, Due::Nothing),
             ("warned on time, due", 0, Some(80), 100, Due::Close),
-            ("warned late: a full warning still", 0, Some(500), 519, Due::Nothing),
+            (
+                "warned late: a full warning still",
+                0,
+                Some(500),
+                519,
+                Due::Nothing,
+            ),
             ("warned late, then due", 0, Some(500), 520, Due::Close),
             ("a later start", 1_000, None, 1_079, Due::Nothing),
-            ("a later start, warned", 1_000, Some(1_080), 1_100, Due::Close),
+            (
+                "a later start, warned",
+                1_000,
+                Some(1_080),
+                1_100,
+                Due::Close,
+            ),
         ];
         for (name, since, warned, now, expected) in cases {
             assert_eq!(due(since, warned, 100, 20, now), expected, "{name}");
@@ -121,12 +133,48 @@ mod tests {
     #[test]
     fn message_effects() {
         let cases = [
-            ("staff reply", "a1", UserRole::Agent, false, CountdownEffect::Start),
-            ("admin reply", "a2", UserRole::Admin, false, CountdownEffect::Start),
-            ("staff note", "a1", UserRole::Agent, true, CountdownEffect::None),
-            ("customer", "u1", UserRole::Customer, false, CountdownEffect::Stop),
-            ("guest", "g1", UserRole::TempUser, false, CountdownEffect::Stop),
-            ("warning", SYSTEM_ID, UserRole::Admin, false, CountdownEffect::Warned),
+            (
+                "staff reply",
+                "a1",
+                UserRole::Agent,
+                false,
+                CountdownEffect::Start,
+            ),
+            (
+                "admin reply",
+                "a2",
+                UserRole::Admin,
+                false,
+                CountdownEffect::Start,
+            ),
+            (
+                "staff note",
+                "a1",
+                UserRole::Agent,
+                true,
+                CountdownEffect::None,
+            ),
+            (
+                "customer",
+                "u1",
+                UserRole::Customer,
+                false,
+                CountdownEffect::Stop,
+            ),
+            (
+                "guest",
+                "g1",
+                UserRole::TempUser,
+                false,
+                CountdownEffect::Stop,
+            ),
+            (
+                "warning",
+                SYSTEM_ID,
+                UserRole::Admin,
+                false,
+                CountdownEffect::Warned,
+            ),
         ];
         for (name, author, role, internal, expected) in cases {
             assert_eq!(message_effect(author, role, internal), expected, "{name}");

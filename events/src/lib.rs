@@ -11,9 +11,9 @@ pub mod command;
 pub mod envelope;
 pub mod error;
 pub mod event;
-pub mod inactivity;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+pub mod inactivity;
 pub mod limits;
 pub mod roles;
 pub mod store;

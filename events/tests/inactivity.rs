@@ -63,7 +63,11 @@ fn the_countdown_follows_the_conversation() {
     let system = system_actor();
     let cases: Vec<(&str, Vec<TicketEvent>, Option<&str>)> = vec![
         ("no messages", vec![opened()], None),
-        ("staff answered", vec![opened(), posted("a1", &agent, false)], Some("a1")),
+        (
+            "staff answered",
+            vec![opened(), posted("a1", &agent, false)],
+            Some("a1"),
+        ),
         (
             "a staff note starts nothing",
             vec![opened(), posted("n1", &agent, true)],
@@ -71,22 +75,38 @@ fn the_countdown_follows_the_conversation() {
         ),
         (
             "the customer answered",
-            vec![opened(), posted("a1", &agent, false), posted("c1", &customer, false)],
+            vec![
+                opened(),
+                posted("a1", &agent, false),
+                posted("c1", &customer, false),
+            ],
             None,
         ),
         (
             "staff wrote again",
-            vec![opened(), posted("a1", &agent, false), posted("a2", &agent, false)],
+            vec![
+                opened(),
+                posted("a1", &agent, false),
+                posted("a2", &agent, false),
+            ],
             Some("a2"),
         ),
         (
             "the warning keeps the countdown",
-            vec![opened(), posted("a1", &agent, false), posted("w1", &system, false)],
+            vec![
+                opened(),
+                posted("a1", &agent, false),
+                posted("w1", &system, false),
+            ],
             Some("a1"),
         ),
         (
             "closed",
-            vec![opened(), posted("a1", &agent, false), TicketEvent::TicketClosed { reason: None }],
+            vec![
+                opened(),
+                posted("a1", &agent, false),
+                TicketEvent::TicketClosed { reason: None },
+            ],
             None,
         ),
         (
@@ -112,7 +132,11 @@ fn warn_and_close_decide_only_on_the_countdown_they_saw() {
     let customer = actor("owner", UserRole::Customer);
     let system = system_actor();
     let waiting = vec![opened(), posted("a1", &agent, false)];
-    let warned = vec![opened(), posted("a1", &agent, false), posted("w1", &system, false)];
+    let warned = vec![
+        opened(),
+        posted("a1", &agent, false),
+        posted("w1", &system, false),
+    ];
     let answered = vec![
         opened(),
         posted("a1", &agent, false),
@@ -131,10 +155,28 @@ fn warn_and_close_decide_only_on_the_countdown_they_saw() {
         attachments: vec![],
         internal: false,
     };
-    type Case<'a> = (&'a str, &'a [TicketEvent], Command, Actor, Result<Vec<TicketEvent>, TicketError>);
+    type Case<'a> = (
+        &'a str,
+        &'a [TicketEvent],
+        Command,
+        Actor,
+        Result<Vec<TicketEvent>, TicketError>,
+    );
     let cases: Vec<Case> = vec![
-        ("warn a waiting ticket", &waiting, warn("a1"), system.clone(), Ok(vec![warning])),
-        ("warn twice: once", &warned, warn("a1"), system.clone(), Ok(vec![])),
+        (
+            "warn a waiting ticket",
+            &waiting,
+            warn("a1"),
+            system.clone(),
+            Ok(vec![warning]),
+        ),
+        (
+            "warn twice: once",
+            &warned,
+            warn("a1"),
+            system.clone(),
+            Ok(vec![]),
+        ),
         (
             "warn after the answer",
             &answered,
@@ -149,7 +191,13 @@ fn warn_and_close_decide_only_on_the_countdown_they_saw() {
             system.clone(),
             Err(TicketError::CountdownMoved),
         ),
-        ("close a warned ticket", &warned, close("a1"), system.clone(), Ok(vec![closing.clone()])),
+        (
+            "close a warned ticket",
+            &warned,
+            close("a1"),
+            system.clone(),
+            Ok(vec![closing.clone()]),
+        ),
         (
             "close after the answer",
             &answered,
@@ -169,14 +217,18 @@ fn warn_and_close_decide_only_on_the_countdown_they_saw() {
             &warned,
             close("a1"),
             actor("system", UserRole::Admin),
-            Err(TicketError::Forbidden("only ticketd itself closes inactive tickets")),
+            Err(TicketError::Forbidden(
+                "only ticketd itself closes inactive tickets",
+            )),
         ),
         (
             "nor warn as it",
             &waiting,
             warn("a1"),
             agent.clone(),
-            Err(TicketError::Forbidden("only ticketd itself closes inactive tickets")),
+            Err(TicketError::Forbidden(
+                "only ticketd itself closes inactive tickets",
+            )),
         ),
     ];
     for (name, events, command, actor, expected) in cases {

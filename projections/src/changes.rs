@@ -144,18 +144,18 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
                 CountdownEffect::None => None,
             };
             let mut list = vec![Change::InsertMessage(MessageView {
-            id: message_id.clone(),
-            ticket_id: ticket_id.clone(),
-            author_id: author_id.clone(),
-            author_name: author_name.clone(),
-            content: content.clone(),
-            attachments: attachments.clone(),
-            created_at: at,
-            updated_at: at,
-            internal: *internal,
-            seq: envelope.version,
-            deleted_at: None,
-        })];
+                id: message_id.clone(),
+                ticket_id: ticket_id.clone(),
+                author_id: author_id.clone(),
+                author_name: author_name.clone(),
+                content: content.clone(),
+                attachments: attachments.clone(),
+                created_at: at,
+                updated_at: at,
+                internal: *internal,
+                seq: envelope.version,
+                deleted_at: None,
+            })];
             list.extend(countdown.map(|change| Change::Countdown {
                 ticket_id: ticket_id.clone(),
                 change,

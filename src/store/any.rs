@@ -3,7 +3,8 @@
 //! native async functions and a call on the embedded store costs one match more than before.
 
 use super::{
-    CappedAppend, Checkpoints, Countdowns, EmbeddedStore, Links, MongoStore, OpenCap, ReadModels, TicketFilter,
+    CappedAppend, Checkpoints, Countdowns, EmbeddedStore, Links, MongoStore, OpenCap, ReadModels,
+    TicketFilter,
 };
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
 use ticketd_projections::{MessageView, TicketView};

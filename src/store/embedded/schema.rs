@@ -239,7 +239,14 @@ fn backfill_countdowns(conn: &Connection) -> Result<(), StoreError> {
         .map_err(sql_error)?;
     let mut rows = stmt.query([]).map_err(sql_error)?;
     while let Some(row) = rows.next().map_err(sql_error)? {
-        let envelope = super::rows::event_from_row(row).map_err(sql_error)??;
+        // A damaged row is `ticketd verify`'s to report; it must not keep the store from opening.
+        let envelope = match super::rows::event_from_row(row).map_err(sql_error)? {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!("no countdown from a damaged event: {e}");
+                continue;
+            }
+        };
         for change in ticketd_projections::changes(&envelope) {
             if matches!(change, ticketd_projections::Change::Countdown { .. }) {
                 super::projection::apply(conn, change)?;

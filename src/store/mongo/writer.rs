@@ -343,7 +343,10 @@ impl Writer {
                 // Counted in this transaction's snapshot, plus the openings this batch accepted
                 // already; the counter document makes a concurrent batch of another instance
                 // conflict and rerun on our result, so no two counts miss each other (ADR 0023).
-                let earlier = opened_in_batch.get(cap.user_id.as_str()).copied().unwrap_or(0);
+                let earlier = opened_in_batch
+                    .get(cap.user_id.as_str())
+                    .copied()
+                    .unwrap_or(0);
                 let open = count_open(c, &mut *session, &cap.user_id).await? + earlier;
                 if open >= cap.limit {
                     outcomes.push(Outcome::Refused(StoreError::OpenTicketLimit {

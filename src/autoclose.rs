@@ -219,3 +219,59 @@ pub async fn run(
         tokio::time::sleep(every).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(after_ms: u64, warning_ms: u64) -> AutoClose {
+        AutoClose {
+            after: Duration::from_millis(after_ms),
+            warning: Duration::from_millis(warning_ms),
+        }
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_set_and_clones_share_it() {
+        let clock = ManualClock::at(1_000);
+        let shared = clock.clone();
+        assert_eq!(clock.now_ms(), 1_000);
+        shared.set(5_000);
+        assert_eq!(clock.now_ms(), 5_000);
+        assert!(
+            SystemClock.now_ms() > 1_700_000_000_000,
+            "the wall clock is epoch ms"
+        );
+    }
+
+    #[test]
+    fn sweeps_come_often_enough_and_not_too_often() {
+        let cases = [
+            // (after, warning, tick): an eighth of the warning, within 100 ms..30 s.
+            (7_200, 3_600, 450),
+            (1_000, 200, 100),
+            (72 * 3_600_000, 24 * 3_600_000, 30_000),
+        ];
+        for (after, warning, tick_ms) in cases {
+            assert_eq!(
+                tick(&rules(after, warning)),
+                Duration::from_millis(tick_ms),
+                "{after} {warning}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_warning_says_how_long_in_words() {
+        let cases = [
+            (3_600, "in 3 seconds"),
+            (24 * 3_600_000, "in 24 hours"),
+            (30 * 60_000, "in 30 minutes"),
+            (90_000, "in 90 seconds"),
+        ];
+        for (warning, words) in cases {
+            let text = warning_text(&rules(warning * 2, warning));
+            assert!(text.contains(words), "{warning}: {text}");
+        }
+    }
+}

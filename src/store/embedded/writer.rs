@@ -691,7 +691,7 @@ mod tests {
     use crate::store::conformance::{new_event, opened, user};
     use crate::store::embedded::schema::open_writer;
     use std::time::Duration;
-    use ticketd_events::{IssueLevel, NewEvent, SupportRole, UserRole};
+    use ticketd_events::{IssueLevel, NewEvent, SupportRole, TicketEvent, UserRole};
 
     type AppendAnswer = oneshot::Receiver<Result<Vec<EventEnvelope>, StoreError>>;
 
@@ -765,6 +765,138 @@ mod tests {
         );
         let (append, _) = open_request("s1", vec![opening()]);
         assert!(!relaxed_only(&[append]));
+    }
+
+    /// An opening by `user` on a new stream, under a cap of `limit` when given.
+    fn open_by(user_id: &str, limit: Option<u64>) -> (Request, AppendAnswer) {
+        let opener = user(user_id, UserRole::Customer);
+        let stream_id = crate::store::conformance::new_id();
+        let (mut request, answer) = open_request(
+            &stream_id,
+            vec![new_event(
+                &opener,
+                opened(&opener, SupportRole::General, IssueLevel::Normal),
+            )],
+        );
+        if let Request::Append { cap, .. } = &mut request {
+            *cap = limit.map(|limit| OpenCap {
+                user_id: user_id.into(),
+                limit,
+            });
+        }
+        (request, answer)
+    }
+
+    #[test]
+    fn the_open_ticket_limit_table() {
+        // (case, u1's open tickets before, u1's closed ones, u2's open ones, the batch as
+        // (opener, cap), what each request of the batch gets: Ok or the open count refused)
+        type Case = (
+            &'static str,
+            usize,
+            usize,
+            usize,
+            Vec<(&'static str, Option<u64>)>,
+            Vec<Result<(), u64>>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "under the limit",
+                0,
+                0,
+                0,
+                vec![("u1", Some(1))],
+                vec![Ok(())],
+            ),
+            ("at the limit", 1, 0, 0, vec![("u1", Some(1))], vec![Err(1)]),
+            (
+                "past it (a lowered setting)",
+                3,
+                0,
+                0,
+                vec![("u1", Some(2))],
+                vec![Err(3)],
+            ),
+            (
+                "one slot, two in one batch",
+                1,
+                0,
+                0,
+                vec![("u1", Some(2)), ("u1", Some(2))],
+                vec![Ok(()), Err(2)],
+            ),
+            (
+                "others' tickets do not count",
+                0,
+                0,
+                3,
+                vec![("u1", Some(1))],
+                vec![Ok(())],
+            ),
+            (
+                "closed tickets do not count",
+                0,
+                2,
+                0,
+                vec![("u1", Some(1))],
+                vec![Ok(())],
+            ),
+            (
+                "no cap, no limit",
+                2,
+                0,
+                0,
+                vec![("u1", None)],
+                vec![Ok(())],
+            ),
+        ];
+        for (name, open, closed, others, batch, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer = writer(dir.path());
+            let mut before = Vec::new();
+            for _ in 0..open + closed {
+                before.push(open_by("u1", None));
+            }
+            for _ in 0..others {
+                before.push(open_by("u2", None));
+            }
+            let (requests, mut answers): (Vec<_>, Vec<_>) = before.into_iter().unzip();
+            writer.commit_batch(requests);
+            let agent = user("a1", UserRole::Agent);
+            let mut closes = Vec::new();
+            for answer in answers.iter_mut().take(closed) {
+                let stream = answer.try_recv().unwrap().unwrap()[0].stream_id.clone();
+                let (reply, _) = oneshot::channel();
+                closes.push(Request::Append {
+                    stream_id: stream.clone(),
+                    expected: ExpectedVersion::Exact(1),
+                    events: vec![
+                        PreparedEvent::new(
+                            &stream,
+                            new_event(&agent, TicketEvent::TicketClosed { reason: None }),
+                        )
+                        .unwrap(),
+                    ],
+                    cap: None,
+                    reply,
+                });
+            }
+            writer.commit_batch(closes);
+            let (requests, answers): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .map(|(opener, limit)| open_by(opener, limit))
+                .unzip();
+            writer.commit_batch(requests);
+            let got: Vec<Result<(), u64>> = answers
+                .into_iter()
+                .map(|mut answer| match answer.try_recv().unwrap() {
+                    Ok(_) => Ok(()),
+                    Err(StoreError::OpenTicketLimit { open, .. }) => Err(open),
+                    Err(e) => panic!("{name}: {e}"),
+                })
+                .collect();
+            assert_eq!(got, expected, "{name}");
+        }
     }
 
     #[test]

@@ -127,7 +127,18 @@ pub async fn run(
         }
     }
     // Auto-close of inactive tickets: on MongoDB under a lease, like the bridge (ADR 0022).
+    if state.config.tickets.max_open_per_user > 0 {
+        info!(
+            max_open_tickets_per_user = state.config.tickets.max_open_per_user,
+            "open tickets per user are limited"
+        );
+    }
     if let Some(rules) = state.config.tickets.auto_close {
+        info!(
+            after_secs = rules.after.as_secs_f64(),
+            warning_secs = rules.warning.as_secs_f64(),
+            "inactive tickets close automatically"
+        );
         let lease = match &store {
             Store::Mongo(mongo) => {
                 let holder = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());

@@ -1,15 +1,16 @@
-//! The auto-close countdown as a read model of the embedded store: `ticketd verify` checks it
-//! against a rebuild from the events, `ticketd replay` rebuilds it, and a file from before it
-//! existed (schema 5) gets the countdowns its history implies when it is opened. MongoDB's
-//! replay goes through the same ticket documents (see `src/store/mongo/audit.rs`).
+//! The auto-close countdown as a read model on both stores: `ticketd verify` checks it against a
+//! rebuild from the events and `ticketd replay` rebuilds it (with its index); a SQLite file from
+//! before it existed (schema 5) gets the countdowns its history implies when it is opened.
 
 mod common;
 
-use common::{TestServer, binary_command};
+use bson::{Document, doc};
+use common::{TestMongo, TestServer, binary_command};
 use rusqlite::Connection;
 use std::path::Path;
-use ticketd::audit::verify::{Damage, verify};
-use ticketd::store::{EmbeddedOptions, EmbeddedStore, ReadModels};
+use ticketd::audit::verify::{Damage, check, verify};
+use ticketd::store::mongo::audit::MongoAudit;
+use ticketd::store::{EmbeddedOptions, EmbeddedStore, MongoStore, ReadModels};
 
 fn db(dir: &Path) -> Connection {
     Connection::open(dir.join("ticketd.db")).unwrap()
@@ -28,7 +29,10 @@ fn run_cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
 /// Two tickets staff answered; the customer answered one of them back. Returns the data
 /// directory and the waiting ticket's id.
 async fn history() -> (tempfile::TempDir, String, String) {
-    let server = TestServer::start().await;
+    history_on(TestServer::start().await).await
+}
+
+async fn history_on(server: TestServer) -> (tempfile::TempDir, String, String) {
     let ann = server.token("ann", "CUSTOMER");
     let ada = server.token("ada", "AGENT");
     let waiting = server.create_ticket(&ann, "Printer", "Broken").await;
@@ -98,4 +102,61 @@ async fn a_file_from_before_countdowns_gets_them_on_open() {
     verify(dir.path())
         .unwrap()
         .expect("the migrated file verifies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mongodb_verify_checks_and_replay_rebuilds_the_countdowns() {
+    let Some(mongo) = TestMongo::new("autoclose_audit") else {
+        return;
+    };
+    let (_dir, waiting, answered) = history_on(TestServer::start_mongo(&mongo, &[]).await).await;
+    let read = || async {
+        let store = MongoStore::connect(&mongo.uri, &mongo.db).await.unwrap();
+        let mut out = Vec::new();
+        for id in [&waiting, &answered] {
+            let ticket = store.get_ticket(id).await.unwrap().unwrap();
+            out.push(ticket.countdown.map(|c| (c.message_id, c.since)));
+        }
+        store.shutdown().await;
+        out
+    };
+    let verify = || async {
+        let mut audit = MongoAudit::open(&mongo.uri, &mongo.db).await.unwrap();
+        check(&mut audit).await.unwrap()
+    };
+    let live = read().await;
+    assert!(live[0].is_some() && live[1].is_none(), "{live:?}");
+    verify().await.expect("a clean database verifies");
+
+    let db = mongodb::Client::with_uri_str(&mongo.uri)
+        .await
+        .unwrap()
+        .database(&mongo.db);
+    db.collection::<Document>("tickets")
+        .update_one(doc! {"_id": &waiting}, doc! {"$unset": {"countdown": ""}})
+        .await
+        .unwrap();
+    assert_eq!(verify().await.unwrap_err().damage, Damage::ReadModel);
+
+    let cwd = tempfile::tempdir().unwrap();
+    let out = binary_command(cwd.path(), cwd.path())
+        .env("MONGO_URI", &mongo.uri)
+        .env("DB_NAME", &mongo.db)
+        .arg("replay")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verify().await.expect("the rebuilt countdowns verify");
+    assert_eq!(read().await, live);
+    let indexes = db
+        .collection::<Document>("tickets")
+        .list_index_names()
+        .await
+        .unwrap();
+    assert!(indexes.iter().any(|i| i == "by_countdown"), "{indexes:?}");
+    mongo.drop_database().await;
 }

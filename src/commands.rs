@@ -5,7 +5,7 @@
 //! Decided state is cached per ticket so a busy ticket with 10,000 messages is not re-read for
 //! every command.
 
-use crate::store::Links;
+use crate::store::{CappedAppend, Links, OpenCap};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -150,20 +150,7 @@ impl<S: EventStore> Executor<S> {
             if decided.is_empty() {
                 break Ok(Vec::new());
             }
-            let new_events = decided
-                .into_iter()
-                .enumerate()
-                .map(|(i, event)| NewEvent {
-                    event_id: match &context.idempotency {
-                        Some(seed) => seed.id(&format!("event {i}")),
-                        None => uuid::Uuid::now_v7().to_string(),
-                    },
-                    actor: context.actor.clone(),
-                    correlation_id: context.correlation_id.clone(),
-                    causation_id: context.correlation_id.clone(),
-                    event,
-                })
-                .collect();
+            let new_events = new_events(context, decided);
             let expected = ExpectedVersion::from_version(ticket.version);
             match self.store.append(ticket_id, expected, new_events).await {
                 Ok(stored) => {
@@ -234,23 +221,33 @@ impl<S: EventStore> Executor<S> {
     }
 }
 
-impl<S: EventStore + Links> Executor<S> {
+impl<S: EventStore + Links + CappedAppend> Executor<S> {
     /// Opens a ticket as `context`'s actor, with `open` (an [`Command::OpenTicket`]), and answers
     /// its id. Without a key it is a new ticket. With the client's idempotency key, the key is
     /// first claimed in the store's links (atomically on both stores), so a retry, or a twin
     /// racing on any instance, opens nothing more and answers the ticket the first try opened;
     /// a first try that stopped between the claim and the open is finished by the retry, with
     /// the event ids it used, so the store recognises an append it did finish (ADR 0014).
+    ///
+    /// With `max_open` above 0 the opening is appended under an [`OpenCap`]: refused with
+    /// [`StoreError::OpenTicketLimit`] when the opener has that many tickets open, counted in the
+    /// append's own transaction (ADR 0023). A retry of a ticket that did open is answered with
+    /// it, whatever the count.
     pub async fn open_ticket(
         &self,
         context: &Context,
         open: Command,
         key: Option<&str>,
+        max_open: u64,
     ) -> Result<String, CommandError> {
+        let cap = (max_open > 0).then(|| OpenCap {
+            user_id: context.actor.id.clone(),
+            limit: max_open,
+        });
         // A fresh v7 id keeps tickets in time order, whether or not a key claims it.
         let fresh_id = uuid::Uuid::now_v7().to_string();
         let Some(key) = key else {
-            self.execute(&fresh_id, context, &[open]).await?;
+            self.open(&fresh_id, context, open, cap.as_ref()).await?;
             return Ok(fresh_id);
         };
         let user_id = context.actor.id.as_str();
@@ -267,11 +264,81 @@ impl<S: EventStore + Links> Executor<S> {
             ..context.clone()
         };
         // "Already exists" means an earlier try (or a racing twin) opened it.
-        match self.execute(&ticket_id, &context, &[open]).await {
-            Ok(_) | Err(CommandError::Rejected(TicketError::TicketAlreadyExists)) => Ok(ticket_id),
+        match self.open(&ticket_id, &context, open, cap.as_ref()).await {
+            Ok(()) | Err(CommandError::Rejected(TicketError::TicketAlreadyExists)) => Ok(ticket_id),
             Err(e) => Err(e),
         }
     }
+
+    /// Opens `ticket_id`, under `cap` when there is one. An opening is decided on whether the
+    /// stream exists only, so it needs no retry loop: a twin that appended first makes it
+    /// "already exists".
+    async fn open(
+        &self,
+        ticket_id: &str,
+        context: &Context,
+        open: Command,
+        cap: Option<&OpenCap>,
+    ) -> Result<(), CommandError> {
+        let Some(cap) = cap else {
+            return self.execute(ticket_id, context, &[open]).await.map(drop);
+        };
+        let slot = self.slot(ticket_id);
+        let mut cached = slot.lock().await;
+        let mut ticket = match cached.take() {
+            Some(ticket) => ticket,
+            None => self.load(ticket_id, Ticket::default()).await?,
+        };
+        let decided = ticket.decide(&open, &context.actor);
+        let result = match decided {
+            Err(e) => Err(CommandError::Rejected(e)),
+            Ok(decided) => {
+                let appended = self
+                    .store
+                    .append_capped(ticket_id, new_events(context, decided), cap)
+                    .await;
+                match appended {
+                    Ok(stored) => {
+                        let known = ticket.version;
+                        for envelope in stored.iter().filter(|e| e.version > known) {
+                            ticket.apply(&envelope.event);
+                        }
+                        Ok(())
+                    }
+                    Err(StoreError::WrongExpectedVersion { .. }) => {
+                        Err(CommandError::Rejected(TicketError::TicketAlreadyExists))
+                    }
+                    Err(e) => Err(CommandError::Store(e)),
+                }
+            }
+        };
+        if ticket.exists() && result.is_ok() {
+            *cached = Some(ticket);
+        } else {
+            drop(cached);
+            self.forget(ticket_id);
+        }
+        result
+    }
+}
+
+/// The decided events in their envelopes-to-be: ids from the idempotency seed when there is one
+/// (a retry names the same events), else fresh.
+fn new_events(context: &Context, decided: Vec<ticketd_events::TicketEvent>) -> Vec<NewEvent> {
+    decided
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| NewEvent {
+            event_id: match &context.idempotency {
+                Some(seed) => seed.id(&format!("event {i}")),
+                None => uuid::Uuid::now_v7().to_string(),
+            },
+            actor: context.actor.clone(),
+            correlation_id: context.correlation_id.clone(),
+            causation_id: context.correlation_id.clone(),
+            event,
+        })
+        .collect()
 }
 
 fn decide_all(

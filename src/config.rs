@@ -177,6 +177,8 @@ pub struct Config {
     pub error_bot_webhook_url: Option<SecretUrl>,
     /// Signed webhooks to a partner backend, when `WEBHOOK_URL` and `WEBHOOK_SECRET` are set.
     pub webhook: Option<crate::webhooks::WebhookConfig>,
+    /// The open-ticket limit and the auto-close of inactive tickets.
+    pub tickets: crate::ticket_rules::TicketRules,
 }
 
 /// A setting that cannot be used; start-up stops with this message.
@@ -433,6 +435,7 @@ impl Config {
                 "ERROR_BOT_WEBHOOK_URL",
             )?,
             webhook: crate::webhooks::WebhookConfig::from_lookup(&get)?,
+            tickets: crate::ticket_rules::TicketRules::from_lookup(&get)?,
         })
     }
 

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod autoclose;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod serve;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
+pub mod ticket_rules;
 pub mod transfer;
 pub mod webhooks;
 
@@ -123,6 +125,33 @@ pub async fn run(
             }
             Store::Embedded(_) => state.spawn(webhooks::deliver::run(store.clone(), webhook)),
         }
+    }
+    // Auto-close of inactive tickets: on MongoDB under a lease, like the bridge (ADR 0022).
+    if state.config.tickets.max_open_per_user > 0 {
+        info!(
+            max_open_tickets_per_user = state.config.tickets.max_open_per_user,
+            "open tickets per user are limited"
+        );
+    }
+    if let Some(rules) = state.config.tickets.auto_close {
+        info!(
+            after_secs = rules.after.as_secs_f64(),
+            warning_secs = rules.warning.as_secs_f64(),
+            "inactive tickets close automatically"
+        );
+        let lease = match &store {
+            Store::Mongo(mongo) => {
+                let holder = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+                Some(mongo.lease(autoclose::LEASE, &holder, autoclose::LEASE_TTL))
+            }
+            Store::Embedded(_) => None,
+        };
+        state.spawn(autoclose::run(
+            state.clone(),
+            rules,
+            std::sync::Arc::new(autoclose::SystemClock),
+            lease,
+        ));
     }
     let router = http::router(state.clone(), socket_layer);
     let addr = listener.local_addr()?;

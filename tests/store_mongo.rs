@@ -486,3 +486,46 @@ mod lease {
         mongo.drop_database().await;
     }
 }
+
+/// Openings under one cap racing through two instances (two connections, two writers): the
+/// counter document serializes their transactions, so exactly the allowed number lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_ticket_limit_holds_across_instances() {
+    use ticketd::store::{CappedAppend, OpenCap};
+    let Some(mongo) = TestMongo::new("open_limit_instances") else {
+        return;
+    };
+    let a = connect(&mongo).await;
+    let b = connect(&mongo).await;
+    let customer = user("u1", UserRole::Customer);
+    let cap = OpenCap {
+        user_id: "u1".into(),
+        limit: 3,
+    };
+    let opening = || {
+        vec![new_event(
+            &customer,
+            opened(&customer, SupportRole::General, IssueLevel::Normal),
+        )]
+    };
+    let ids: Vec<String> = (0..12).map(|_| new_id()).collect();
+    let results = futures_util::future::join_all(ids.iter().enumerate().map(|(i, id)| {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (events, cap) = (opening(), cap.clone());
+        async move { store.append_capped(id, events, &cap).await }
+    }))
+    .await;
+    let landed = results.iter().filter(|r| r.is_ok()).count();
+    for result in &results {
+        if let Err(e) = result {
+            assert!(
+                matches!(e, StoreError::OpenTicketLimit { open: 3, limit: 3 }),
+                "{e}"
+            );
+        }
+    }
+    assert_eq!(landed, 3, "exactly the limit lands across two instances");
+    a.shutdown().await;
+    b.shutdown().await;
+    mongo.drop_database().await;
+}

@@ -89,4 +89,21 @@ pub enum Command {
         /// Valid, lower-case, without duplicates ([`crate::limits::normalize_tags`]).
         tags: Vec<String>,
     },
+    /// Warn the customer that the ticket will close (the system only): posted only while the
+    /// ticket still waits on the customer since staff message `awaiting` (ADR 0022).
+    WarnInactive {
+        /// The staff message the countdown runs from, as the read model saw it.
+        awaiting: String,
+        /// The warning's id; derived from the ticket and `awaiting`, so every instance and
+        /// every retry names the same message and it is posted once.
+        message_id: String,
+        /// The text.
+        content: String,
+    },
+    /// Close the ticket as inactive (the system only), if it still waits on the customer since
+    /// staff message `awaiting`; otherwise nothing.
+    CloseInactive {
+        /// The staff message the countdown runs from, as the read model saw it.
+        awaiting: String,
+    },
 }

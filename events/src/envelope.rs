@@ -21,6 +21,8 @@ pub enum Via {
     Discord,
     /// The command line.
     Cli,
+    /// ticketd itself, on a timer (the auto-close of inactive tickets, ADR 0022).
+    System,
 }
 
 /// Who caused an event.

@@ -27,6 +27,11 @@ pub enum TicketError {
     /// A tag added to a ticket that has as many as it may.
     #[error("a ticket has at most {} tags", crate::limits::TAGS_MAX)]
     TooManyTags,
+    /// The system's warning or close came for a countdown that is over: the customer answered,
+    /// staff wrote again, or the ticket closed (ADR 0022). An error rather than "nothing", so a
+    /// decision made on stale state is looked at once more on fresh state.
+    #[error("the ticket no longer waits on its customer")]
+    CountdownMoved,
     /// Claiming a ticket another staff member holds (only an ADMIN may take it over).
     #[error("ticket is held by {by}")]
     HeldByAnother {

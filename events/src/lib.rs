@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+pub mod inactivity;
 pub mod limits;
 pub mod roles;
 pub mod store;

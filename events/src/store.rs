@@ -62,6 +62,15 @@ pub enum StoreError {
     /// The store is shutting down and takes no more writes.
     #[error("store is shutting down")]
     ShuttingDown,
+    /// An open refused because its opener already has `open` tickets open, as many as the
+    /// limit allows; decided inside the append's transaction, so it holds under concurrency.
+    #[error("{open} tickets are open already (the limit is {limit})")]
+    OpenTicketLimit {
+        /// How many of the opener's tickets are open.
+        open: u64,
+        /// The limit the append was made under.
+        limit: u64,
+    },
 }
 
 /// An append-only log of ticket events with one stream per ticket and a gap-free global order.

@@ -6,6 +6,7 @@ use crate::command::Command;
 use crate::envelope::Actor;
 use crate::error::TicketError;
 use crate::event::TicketEvent;
+use crate::inactivity::{self, CountdownEffect};
 use crate::roles::{IssueLevel, SupportRole, TicketStatus, UserRole};
 use std::collections::HashMap;
 
@@ -41,6 +42,9 @@ pub struct Ticket {
     pub assignee: Option<(String, String)>,
     /// Its tags, as stored.
     pub tags: Vec<String>,
+    /// The last public staff message the customer has not answered since: the auto-close
+    /// countdown runs from it (ADR 0022).
+    pub awaiting: Option<String>,
 }
 
 impl Ticket {
@@ -71,10 +75,16 @@ impl Ticket {
             TicketEvent::MessagePosted {
                 message_id,
                 author_id,
+                author_role,
                 internal,
                 content,
                 ..
             } => {
+                match inactivity::message_effect(author_id, *author_role, *internal) {
+                    CountdownEffect::Start => self.awaiting = Some(message_id.clone()),
+                    CountdownEffect::Stop => self.awaiting = None,
+                    CountdownEffect::Warned | CountdownEffect::None => {}
+                }
                 self.messages.insert(
                     message_id.clone(),
                     MessageState {
@@ -101,7 +111,10 @@ impl Ticket {
             }
             TicketEvent::SupportRoleChanged { to, .. } => self.support_role = Some(*to),
             TicketEvent::IssueLevelChanged { to, .. } => self.issue_level = Some(*to),
-            TicketEvent::TicketClosed { .. } => self.status = Some(TicketStatus::Closed),
+            TicketEvent::TicketClosed { .. } => {
+                self.status = Some(TicketStatus::Closed);
+                self.awaiting = None;
+            }
             TicketEvent::TicketReopened {} => self.status = Some(TicketStatus::Open),
             TicketEvent::AssigneeChanged { to, to_name, .. } => {
                 self.assignee = to
@@ -307,6 +320,34 @@ impl Ticket {
                 )])
             }
             Command::SetTags { tags } => self.retag(actor, tags.clone()),
+            Command::WarnInactive {
+                awaiting,
+                message_id,
+                content,
+            } => {
+                system_only(actor)?;
+                // Already posted (by another instance, or a retry): nothing more.
+                if self.messages.contains_key(message_id) {
+                    return Ok(vec![]);
+                }
+                self.still_waiting(awaiting, closed)?;
+                Ok(vec![TicketEvent::MessagePosted {
+                    message_id: message_id.clone(),
+                    author_id: actor.id.clone(),
+                    author_name: actor.name.clone(),
+                    author_role: actor.role,
+                    content: content.clone(),
+                    attachments: vec![],
+                    internal: false,
+                }])
+            }
+            Command::CloseInactive { awaiting } => {
+                system_only(actor)?;
+                self.still_waiting(awaiting, closed)?;
+                Ok(vec![TicketEvent::TicketClosed {
+                    reason: Some(inactivity::CLOSE_REASON.into()),
+                }])
+            }
             Command::AddTag { tag } => {
                 let mut tags = self.tags.clone();
                 if !tags.contains(tag) {
@@ -358,6 +399,18 @@ impl Ticket {
         Ok(message)
     }
 
+    /// The countdown from staff message `awaiting` still runs: the customer has not answered,
+    /// staff have not written again, the ticket is open.
+    fn still_waiting(&self, awaiting: &str, closed: bool) -> Result<(), TicketError> {
+        if closed {
+            return Err(TicketError::TicketClosed);
+        }
+        if self.awaiting.as_deref() != Some(awaiting) {
+            return Err(TicketError::CountdownMoved);
+        }
+        Ok(())
+    }
+
     fn staff_on_open_ticket(&self, actor: &Actor, closed: bool) -> Result<(), TicketError> {
         if !actor.is_staff() {
             return Err(TicketError::Forbidden(
@@ -368,6 +421,16 @@ impl Ticket {
             return Err(TicketError::TicketClosed);
         }
         Ok(())
+    }
+}
+
+fn system_only(actor: &Actor) -> Result<(), TicketError> {
+    if inactivity::is_system(actor) {
+        Ok(())
+    } else {
+        Err(TicketError::Forbidden(
+            "only ticketd itself closes inactive tickets",
+        ))
     }
 }
 

@@ -2,6 +2,7 @@
 //! exactly the same projection.
 
 use crate::views::{MessageView, TicketView};
+use ticketd_events::inactivity::{CountdownEffect, message_effect};
 use ticketd_events::{EventEnvelope, IssueLevel, SupportRole, TicketEvent, TicketStatus};
 
 /// Fields of a ticket an event may change; `None` leaves a field as it is.
@@ -60,6 +61,33 @@ pub enum Change {
         /// The event's time.
         deleted_at: i64,
     },
+    /// A ticket's auto-close countdown changes (ADR 0022). Like tags, it leaves `updated_at` as
+    /// it is: it is bookkeeping for the timer, not something that happened to the ticket.
+    Countdown {
+        /// Which ticket.
+        ticket_id: String,
+        /// How.
+        change: CountdownChange,
+    },
+}
+
+/// How a countdown changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CountdownChange {
+    /// It starts anew from a public staff message posted at `since`.
+    Start {
+        /// The staff message.
+        message_id: String,
+        /// Its time.
+        since: i64,
+    },
+    /// The system's warning was posted at `at`; a ticket without a countdown stays without.
+    Warned {
+        /// The warning's time.
+        at: i64,
+    },
+    /// The customer answered or the ticket closed: no countdown.
+    Stop,
 }
 
 /// The read-model changes one stored event causes, in the order to apply them.
@@ -95,28 +123,45 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
             assignee_name: None,
             tags: Some(Vec::new()),
             position: envelope.position,
+            countdown: None,
         })],
         TicketEvent::MessagePosted {
             message_id,
             author_id,
             author_name,
+            author_role,
             content,
             attachments,
             internal,
-            ..
-        } => vec![Change::InsertMessage(MessageView {
-            id: message_id.clone(),
-            ticket_id: ticket_id.clone(),
-            author_id: author_id.clone(),
-            author_name: author_name.clone(),
-            content: content.clone(),
-            attachments: attachments.clone(),
-            created_at: at,
-            updated_at: at,
-            internal: *internal,
-            seq: envelope.version,
-            deleted_at: None,
-        })],
+        } => {
+            let countdown = match message_effect(author_id, *author_role, *internal) {
+                CountdownEffect::Start => Some(CountdownChange::Start {
+                    message_id: message_id.clone(),
+                    since: at,
+                }),
+                CountdownEffect::Stop => Some(CountdownChange::Stop),
+                CountdownEffect::Warned => Some(CountdownChange::Warned { at }),
+                CountdownEffect::None => None,
+            };
+            let mut list = vec![Change::InsertMessage(MessageView {
+                id: message_id.clone(),
+                ticket_id: ticket_id.clone(),
+                author_id: author_id.clone(),
+                author_name: author_name.clone(),
+                content: content.clone(),
+                attachments: attachments.clone(),
+                created_at: at,
+                updated_at: at,
+                internal: *internal,
+                seq: envelope.version,
+                deleted_at: None,
+            })];
+            list.extend(countdown.map(|change| Change::Countdown {
+                ticket_id: ticket_id.clone(),
+                change,
+            }));
+            list
+        }
         TicketEvent::MessageEdited {
             message_id,
             content,
@@ -144,10 +189,16 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
             })]
         }
         TicketEvent::TicketClosed { .. } => {
-            vec![touch(TicketPatch {
-                status: Some(TicketStatus::Closed),
-                ..TicketPatch::default()
-            })]
+            vec![
+                touch(TicketPatch {
+                    status: Some(TicketStatus::Closed),
+                    ..TicketPatch::default()
+                }),
+                Change::Countdown {
+                    ticket_id: ticket_id.clone(),
+                    change: CountdownChange::Stop,
+                },
+            ]
         }
         TicketEvent::TicketReopened {} => {
             vec![touch(TicketPatch {

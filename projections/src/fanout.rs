@@ -151,6 +151,8 @@ pub fn plan(
             Change::DeleteMessage { message_id, .. } => {
                 Some((SocketEvent::DeleteMessage, message_id.clone()))
             }
+            // Bookkeeping for the timer; the message or close beside it is what is heard.
+            Change::Countdown { .. } => None,
             Change::UpdateTicket { patch, .. } => Some((
                 if patch.status == Some(ticketd_events::TicketStatus::Closed) {
                     SocketEvent::TicketClosed
@@ -223,6 +225,7 @@ mod tests {
             assignee_name: None,
             tags: Some(vec![]),
             position: 1,
+            countdown: None,
         }
     }
 

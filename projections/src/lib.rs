@@ -13,6 +13,6 @@ mod memory;
 pub mod transcript;
 mod views;
 
-pub use changes::{Change, TicketPatch, changes};
-pub use memory::MemoryReadModel;
-pub use views::{MessageView, TicketView};
+pub use changes::{Change, CountdownChange, TicketPatch, changes};
+pub use memory::{MemoryReadModel, next_countdown};
+pub use views::{Countdown, MessageView, TicketView};

@@ -1,10 +1,26 @@
 //! The read models held in memory: the reference every stored read model must equal after a
 //! replay, and the way to see a ticket as it was at an instant (fold its events up to then).
 
-use crate::changes::{Change, changes};
-use crate::views::{MessageView, TicketView};
+use crate::changes::{Change, CountdownChange, changes};
+use crate::views::{Countdown, MessageView, TicketView};
 use std::collections::BTreeMap;
 use ticketd_events::EventEnvelope;
+
+/// The countdown after `change`: the one rule every store mirrors.
+pub fn next_countdown(current: Option<Countdown>, change: CountdownChange) -> Option<Countdown> {
+    match change {
+        CountdownChange::Start { message_id, since } => Some(Countdown {
+            message_id,
+            since,
+            warned_at: None,
+        }),
+        CountdownChange::Warned { at } => current.map(|c| Countdown {
+            warned_at: Some(at),
+            ..c
+        }),
+        CountdownChange::Stop => None,
+    }
+}
 
 /// Tickets and messages by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +97,11 @@ impl MemoryReadModel {
             } => {
                 if let Some(message) = self.messages.get_mut(&message_id) {
                     message.deleted_at = Some(deleted_at);
+                }
+            }
+            Change::Countdown { ticket_id, change } => {
+                if let Some(ticket) = self.tickets.get_mut(&ticket_id) {
+                    ticket.countdown = next_countdown(ticket.countdown.take(), change);
                 }
             }
         }

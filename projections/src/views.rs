@@ -38,6 +38,22 @@ pub struct TicketView {
     /// Global position of its opening event: the stable sort key of listings and their cursor.
     #[serde(skip)]
     pub position: u64,
+    /// The auto-close countdown while the ticket waits on its customer (ADR 0022); kept for the
+    /// timer, never sent to clients.
+    #[serde(skip)]
+    pub countdown: Option<Countdown>,
+}
+
+/// A ticket waiting on its customer: since when, from which staff message, and whether the
+/// warning went out. Times are the events' `recorded_at`, so a replay gives the same values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Countdown {
+    /// The public staff message the customer has not answered.
+    pub message_id: String,
+    /// When it was posted, epoch ms.
+    pub since: i64,
+    /// When the system's warning was posted, epoch ms, if it was.
+    pub warned_at: Option<i64>,
 }
 
 impl TicketView {

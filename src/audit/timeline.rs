@@ -48,6 +48,7 @@ fn via(event: &EventEnvelope) -> &'static str {
         ticketd_events::Via::Socket => "socket",
         ticketd_events::Via::Discord => "discord",
         ticketd_events::Via::Cli => "cli",
+        ticketd_events::Via::System => "system",
     }
 }
 

@@ -164,6 +164,9 @@ impl From<TicketError> for ApiError {
                 "A ticket has at most {} tags",
                 ticketd_events::limits::TAGS_MAX
             )),
+            TicketError::CountdownMoved => {
+                ApiError::Conflict("The ticket no longer waits on its customer".into())
+            }
             TicketError::HeldByAnother { by } => ApiError::Conflict(format!(
                 "Ticket is held by {by}; only an admin may take it over"
             )),
@@ -182,6 +185,10 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable("The store is unavailable; retry the request later".into())
             }
             StoreError::ShuttingDown => ApiError::Unavailable("The server is shutting down".into()),
+            StoreError::OpenTicketLimit { open, limit } => ApiError::Conflict(format!(
+                "You have {open} open tickets, the most one user may have open is {limit}; \
+                 close one to open another"
+            )),
             corrupt @ StoreError::Corrupt { .. } => ApiError::Internal(corrupt.to_string()),
         }
     }

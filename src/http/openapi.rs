@@ -479,7 +479,8 @@ fn build() -> Value {
 
     // What each kind of route can answer besides its success.
     // A route that reads a body can also answer 408 (the body time-out).
-    let create = [400, 401, 408, 429, 500, 503];
+    // 409: the opener has `MAX_OPEN_TICKETS_PER_USER` tickets open already.
+    let create = [400, 401, 408, 409, 429, 500, 503];
     let list = [400, 401, 403, 429, 500, 503];
     let read = [400, 401, 403, 404, 429, 500, 503];
     let write = [400, 401, 403, 404, 409, 429, 500, 503];
@@ -496,7 +497,7 @@ fn build() -> Value {
     let paths = json!({
         "/api/v1/tickets": {
             "post": {
-                "operationId": "createTicket", "summary": "Open a ticket", "tags": ["tickets"],
+                "operationId": "createTicket", "summary": "Open a ticket (409 when the opener has as many open as MAX_OPEN_TICKETS_PER_USER allows)", "tags": ["tickets"],
                 "parameters": [idempotency_key("1–200 visible ASCII characters; a retry with the same key (same user) answers with the ticket the first try opened instead of opening another; another value is a 400 of type `invalid_header`")],
                 "requestBody": json_body(true, json!({
                     "type": "object", "additionalProperties": false,

@@ -68,7 +68,12 @@ async fn create(
         .await?;
     let ticket_id = state
         .executor
-        .open_ticket(&context(&auth, &request_id), command, key)
+        .open_ticket(
+            &context(&auth, &request_id),
+            command,
+            key,
+            state.config.tickets.max_open_per_user,
+        )
         .await?;
     ticket_now(&state, &ticket_id, auth.0.is_staff()).await
 }

@@ -2,7 +2,10 @@
 //! set, MongoDB when it is. An enum rather than a trait object, so the store traits keep their
 //! native async functions and a call on the embedded store costs one match more than before.
 
-use super::{Checkpoints, EmbeddedStore, Links, MongoStore, ReadModels, TicketFilter};
+use super::{
+    CappedAppend, Checkpoints, Countdowns, EmbeddedStore, Links, MongoStore, OpenCap, ReadModels,
+    TicketFilter,
+};
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
 use ticketd_projections::{MessageView, TicketView};
 
@@ -49,6 +52,27 @@ impl Store {
             Store::Embedded(_) => "embedded",
             Store::Mongo(_) => "mongodb",
         }
+    }
+}
+
+impl Countdowns for Store {
+    async fn due_countdowns(
+        &self,
+        started_by: i64,
+        limit: usize,
+    ) -> Result<Vec<TicketView>, StoreError> {
+        delegate!(self, s => s.due_countdowns(started_by, limit).await)
+    }
+}
+
+impl CappedAppend for Store {
+    async fn append_capped(
+        &self,
+        stream_id: &str,
+        events: Vec<NewEvent>,
+        cap: &OpenCap,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        delegate!(self, s => s.append_capped(stream_id, events, cap).await)
     }
 }
 

@@ -36,6 +36,7 @@ macro_rules! conformance_suite {
             racing_appenders_on_one_stream_all_land,
             links_keep_the_last_value_per_kind,
             a_claimed_link_keeps_its_first_value,
+            open_ticket_limit_holds_under_concurrency,
         );
     };
 }
@@ -1144,6 +1145,107 @@ pub async fn a_claimed_link_keeps_its_first_value<S: super::Links>(store: S) {
         store.load_link("ticket-key", "k2").await.unwrap().as_ref(),
         Some(&claims[0])
     );
+}
+
+/// Openings under an [`OpenCap`](super::OpenCap) of 2: concurrent opens by one user at the
+/// limit leave exactly the allowed number open, each refusal says how many are open, other
+/// users are not counted against, a close frees a slot, and a retry of an opening that was
+/// stored is answered with it even at the limit (ADR 0023).
+pub async fn open_ticket_limit_holds_under_concurrency<S: Store + super::CappedAppend>(store: S) {
+    let cap = super::OpenCap {
+        user_id: "u1".into(),
+        limit: 2,
+    };
+    let customer = user("u1", UserRole::Customer);
+    let opening = || {
+        vec![new_event(
+            &customer,
+            opened(&customer, SupportRole::General, IssueLevel::Normal),
+        )]
+    };
+    let first_id = new_id();
+    let first = opening();
+    store
+        .append_capped(&first_id, first.clone(), &cap)
+        .await
+        .expect("the first opening is under the limit");
+
+    // Eight at once with one slot left: exactly one lands.
+    let ids: Vec<String> = (0..8).map(|_| new_id()).collect();
+    let results = futures_util::future::join_all(
+        ids.iter()
+            .map(|id| store.append_capped(id, opening(), &cap)),
+    )
+    .await;
+    let mut landed = Vec::new();
+    for (id, result) in ids.iter().zip(results) {
+        match result {
+            Ok(_) => landed.push(id.clone()),
+            Err(StoreError::OpenTicketLimit { open: 2, limit: 2 }) => {}
+            Err(e) => panic!("an opening at the limit answers OpenTicketLimit(2, 2), not {e}"),
+        }
+    }
+    assert_eq!(landed.len(), 1, "one of the racing openings lands");
+    let open = store
+        .list_tickets(
+            &TicketFilter {
+                user_id: Some("u1".into()),
+                status: Some(TicketStatus::Open),
+                ..TicketFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 2, "two tickets open, the limit");
+
+    // A retry of the first opening (same event ids) is answered with what was stored.
+    let retried = store
+        .append_capped(&first_id, first, &cap)
+        .await
+        .expect("a retry of a stored opening is not refused");
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].version, 1);
+
+    // Someone else's tickets do not count.
+    let other = user("u2", UserRole::Customer);
+    let other_cap = super::OpenCap {
+        user_id: "u2".into(),
+        limit: 2,
+    };
+    store
+        .append_capped(
+            &new_id(),
+            vec![new_event(
+                &other,
+                opened(&other, SupportRole::General, IssueLevel::Normal),
+            )],
+            &other_cap,
+        )
+        .await
+        .expect("another user has slots of their own");
+
+    // A close frees a slot, for one opening.
+    store
+        .append(
+            &first_id,
+            ExpectedVersion::Exact(1),
+            vec![new_event(
+                &customer,
+                TicketEvent::TicketClosed { reason: None },
+            )],
+        )
+        .await
+        .unwrap();
+    store
+        .append_capped(&new_id(), opening(), &cap)
+        .await
+        .expect("a closed ticket frees its slot");
+    match store.append_capped(&new_id(), opening(), &cap).await {
+        Err(StoreError::OpenTicketLimit { open: 2, limit: 2 }) => {}
+        other => panic!("the freed slot is taken again: {other:?}"),
+    }
 }
 
 /// What every store promises about shutting down: a second shutdown is harmless, appends and

@@ -19,7 +19,7 @@ pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use mongo::MongoStore;
 
 use std::future::Future;
-use ticketd_events::{IssueLevel, StoreError, SupportRole, TicketStatus};
+use ticketd_events::{EventEnvelope, IssueLevel, NewEvent, StoreError, SupportRole, TicketStatus};
 use ticketd_projections::{MessageView, TicketView};
 
 /// Which tickets a listing wants; `None` fields do not filter.
@@ -82,6 +82,50 @@ pub trait ReadModels: Send + Sync {
         limit: usize,
         include_internal: bool,
     ) -> impl Future<Output = Result<Vec<MessageView>, StoreError>> + Send;
+}
+
+/// The cap an opening is appended under: its opener may have at most `limit` open tickets
+/// (`MAX_OPEN_TICKETS_PER_USER`, ADR 0023).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCap {
+    /// Whose open tickets count: the opener's id.
+    pub user_id: String,
+    /// How many may be open at once; 1 or more (0 means no cap, and no [`OpenCap`] is made).
+    pub limit: u64,
+}
+
+/// Appending an opening under an [`OpenCap`]. Counting open tickets in the read model and then
+/// appending would let two opens that both counted `limit - 1` both succeed; here the count is
+/// taken inside the append's own transaction, which every other append is serialized against
+/// (the embedded store's single writer; MongoDB's counter document, which every append
+/// transaction writes, so two of them conflict and one reruns on the other's result).
+pub trait CappedAppend: Send + Sync {
+    /// Appends `events` to the new stream `stream_id` (as with [`ExpectedVersion::NoStream`])
+    /// unless `cap.user_id` has `cap.limit` or more open tickets, which is refused with
+    /// [`StoreError::OpenTicketLimit`]. A stream that exists already is not counted against:
+    /// the append answers as an unguarded one would (stored envelopes for a retry, else a
+    /// wrong expected version).
+    ///
+    /// [`ExpectedVersion::NoStream`]: ticketd_events::ExpectedVersion::NoStream
+    fn append_capped(
+        &self,
+        stream_id: &str,
+        events: Vec<NewEvent>,
+        cap: &OpenCap,
+    ) -> impl Future<Output = Result<Vec<EventEnvelope>, StoreError>> + Send;
+}
+
+/// The auto-close timer's query (ADR 0022): tickets waiting on their customer, by when they
+/// started waiting, from an index that holds waiting tickets only, so a scan never walks every
+/// ticket.
+pub trait Countdowns: Send + Sync {
+    /// Tickets whose countdown started at or before `started_by` (epoch ms), oldest first, at
+    /// most `limit`.
+    fn due_countdowns(
+        &self,
+        started_by: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<TicketView>, StoreError>> + Send;
 }
 
 /// Durable positions of the projectors that follow the global stream (socket fan-out, Discord).

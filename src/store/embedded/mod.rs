@@ -170,6 +170,29 @@ impl fmt::Debug for EmbeddedStore {
     }
 }
 
+impl crate::store::CappedAppend for EmbeddedStore {
+    async fn append_capped(
+        &self,
+        stream_id: &str,
+        events: Vec<NewEvent>,
+        cap: &crate::store::OpenCap,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let events = events
+            .into_iter()
+            .map(|event| PreparedEvent::new(stream_id, event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (reply, answer) = oneshot::channel();
+        self.submit(Request::Append {
+            stream_id: stream_id.to_owned(),
+            expected: ExpectedVersion::NoStream,
+            events,
+            cap: Some(cap.clone()),
+            reply,
+        })?;
+        Self::answer(answer).await
+    }
+}
+
 impl EventStore for EmbeddedStore {
     async fn append(
         &self,
@@ -186,6 +209,7 @@ impl EventStore for EmbeddedStore {
             stream_id: stream_id.to_owned(),
             expected,
             events,
+            cap: None,
             reply,
         })?;
         Self::answer(answer).await
@@ -235,6 +259,19 @@ impl EventStore for EmbeddedStore {
         let mut head = self.inner.head.subscribe();
         // The sender lives as long as `self`, so this ends only by the head passing `position`.
         let _ = head.wait_for(|head| *head > position).await;
+    }
+}
+
+impl crate::store::Countdowns for EmbeddedStore {
+    async fn due_countdowns(
+        &self,
+        started_by: i64,
+        limit: usize,
+    ) -> Result<Vec<TicketView>, StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| reader::due_countdowns(conn, started_by, limit))
+            .await
     }
 }
 

@@ -8,7 +8,7 @@
 use super::rows::{sql_error, to_sql_int};
 use rusqlite::{Connection, ToSql, params};
 use ticketd_events::{EventEnvelope, StoreError};
-use ticketd_projections::{Change, changes};
+use ticketd_projections::{Change, CountdownChange, changes};
 
 /// Applies everything `envelope` changes in the read models.
 pub(super) fn project(conn: &Connection, envelope: &EventEnvelope) -> Result<(), StoreError> {
@@ -28,8 +28,8 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
         Change::InsertTicket(t) => run(
             "INSERT OR REPLACE INTO tickets (position, id, user_id, topic, description, status, \
              created_at, updated_at, user_role, support_role, issue_level, assignee_id, \
-             assignee_name, tags) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             assignee_name, tags, countdown_message, countdown_since, countdown_warned_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 to_sql_int(t.position)?,
                 t.id,
@@ -45,6 +45,9 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
                 t.assignee_id,
                 t.assignee_name,
                 tags_json(t.tags.as_deref().unwrap_or_default())?,
+                t.countdown.as_ref().map(|c| c.message_id.as_str()),
+                t.countdown.as_ref().map(|c| c.since),
+                t.countdown.as_ref().and_then(|c| c.warned_at),
             ],
         ),
         Change::UpdateTicket {
@@ -149,6 +152,25 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
             "UPDATE messages SET deleted_at = ?1 WHERE id = ?2",
             params![deleted_at, message_id],
         ),
+        // Mirrors `ticketd_projections::next_countdown`: a start replaces, a warning marks
+        // only a running countdown, a stop clears.
+        Change::Countdown { ticket_id, change } => match change {
+            CountdownChange::Start { message_id, since } => run(
+                "UPDATE tickets SET countdown_message = ?1, countdown_since = ?2, \
+                 countdown_warned_at = NULL WHERE id = ?3",
+                params![message_id, since, ticket_id],
+            ),
+            CountdownChange::Warned { at } => run(
+                "UPDATE tickets SET countdown_warned_at = ?1 \
+                 WHERE id = ?2 AND countdown_since IS NOT NULL",
+                params![at, ticket_id],
+            ),
+            CountdownChange::Stop => run(
+                "UPDATE tickets SET countdown_message = NULL, countdown_since = NULL, \
+                 countdown_warned_at = NULL WHERE id = ?1 AND countdown_since IS NOT NULL",
+                params![ticket_id],
+            ),
+        },
     }
     .map(drop)
 }

@@ -131,7 +131,8 @@ pub(super) fn read_stream_page(
             event_from_row,
         )
         .map_err(sql_error)?;
-    rows.map(|row| row.map_err(sql_error)?).collect()
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
 }
 
 /// Up to `limit` events after a position, in position order.
@@ -151,7 +152,8 @@ pub(super) fn read_all(
             event_from_row,
         )
         .map_err(sql_error)?;
-    rows.map(|row| row.map_err(sql_error)?).collect()
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
 }
 
 /// Looks up stored events by id; used to answer a retried append with what the first try wrote.
@@ -189,6 +191,27 @@ pub(super) fn get_ticket(
         .optional()
         .map_err(sql_error)?
         .transpose()
+}
+
+/// Tickets whose countdown started at or before `started_by`, oldest first; reads the partial
+/// `tickets_by_countdown` index, which holds waiting tickets only.
+pub(super) fn due_countdowns(
+    conn: &Connection,
+    started_by: i64,
+    limit: usize,
+) -> Result<Vec<TicketView>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_by_countdown \
+             WHERE countdown_since IS NOT NULL AND countdown_since <= ?1 \
+             ORDER BY countdown_since LIMIT ?2"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map(params![started_by, to_sql_limit(limit)], ticket_from_row)
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
 }
 
 /// Tickets matching every set field of `filter`, newest first, below `before_position`.
@@ -254,7 +277,8 @@ pub(super) fn list_tickets(
     let rows = stmt
         .query_map(params_from_iter(args), ticket_from_row)
         .map_err(sql_error)?;
-    rows.map(|row| row.map_err(sql_error)?).collect()
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
 }
 
 /// One message by id, deleted or not.
@@ -331,7 +355,8 @@ pub(super) fn list_messages(
             message_from_row,
         )
         .map_err(sql_error)?;
-    rows.map(|row| row.map_err(sql_error)?).collect()
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
 }
 
 /// A ticket's live messages newest first, before `before_seq` when given (same index as
@@ -355,7 +380,8 @@ pub(super) fn list_messages_newest_first(
             message_from_row,
         )
         .map_err(sql_error)?;
-    rows.map(|row| row.map_err(sql_error)?).collect()
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
 }
 
 /// Every message row of a ticket in posting order, deleted ones and internal notes included;
@@ -370,7 +396,8 @@ pub(super) fn all_messages_of(
     let rows = stmt
         .query_map([ticket_id], message_from_row)
         .map_err(sql_error)?;
-    rows.map(|row| row.map_err(sql_error)?).collect()
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
 }
 
 /// A projector's last finished position, 0 when it never saved one.

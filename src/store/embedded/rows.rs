@@ -5,7 +5,7 @@
 use rusqlite::Row;
 use std::str::FromStr;
 use ticketd_events::{Actor, EventEnvelope, StoreError, TicketEvent};
-use ticketd_projections::{MessageView, TicketView};
+use ticketd_projections::{Countdown, MessageView, TicketView};
 
 /// The `events` columns [`event_from_row`] expects, in its order.
 pub(super) const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, recorded_at, \
@@ -15,7 +15,7 @@ pub(super) const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, 
 /// The `tickets` columns [`ticket_from_row`] expects, in its order.
 pub(super) const TICKET_COLUMNS: &str = "position, id, user_id, topic, description, status, \
      created_at, updated_at, user_role, support_role, issue_level, assignee_id, assignee_name, \
-     tags";
+     tags, countdown_message, countdown_since, countdown_warned_at";
 
 /// The `messages` columns [`message_from_row`] expects, in its order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, ticket_id, author_id, author_name, content, \
@@ -115,7 +115,29 @@ fn decode_ticket(row: &Row<'_>, position: u64) -> Result<TicketView, String> {
             .map_err(|e| format!("column 12: {e}"))?,
         tags: Some(serde_json::from_str(&text(13)?).map_err(|e| format!("column 13: {e}"))?),
         position,
+        countdown: decode_countdown(row)?,
     })
+}
+
+/// The countdown columns (14–16): a message and its time together, or neither.
+fn decode_countdown(row: &Row<'_>) -> Result<Option<Countdown>, String> {
+    let get = |i: usize| -> Result<Option<String>, String> {
+        row.get::<_, Option<String>>(i)
+            .map_err(|e| format!("column {i}: {e}"))
+    };
+    let int = |i: usize| -> Result<Option<i64>, String> {
+        row.get::<_, Option<i64>>(i)
+            .map_err(|e| format!("column {i}: {e}"))
+    };
+    match (get(14)?, int(15)?) {
+        (Some(message_id), Some(since)) => Ok(Some(Countdown {
+            message_id,
+            since,
+            warned_at: int(16)?,
+        })),
+        (None, None) => Ok(None),
+        _ => Err("countdown_message and countdown_since must be set together".into()),
+    }
 }
 
 /// Decodes a message row selected with [`MESSAGE_COLUMNS`]. Messages carry no global position;

@@ -140,6 +140,16 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX ticket_tags_by_ticket ON ticket_tags (position);
 "#,
+    // 6: the auto-close countdown of a ticket waiting on its customer (ADR 0022), and the
+    // index the timer's due-time scan reads: only waiting tickets are in it. A file from before
+    // starts with no countdowns; `ticketd replay` computes those its history implies.
+    r#"
+    ALTER TABLE tickets ADD COLUMN countdown_message   TEXT;
+    ALTER TABLE tickets ADD COLUMN countdown_since     INTEGER;
+    ALTER TABLE tickets ADD COLUMN countdown_warned_at INTEGER;
+    CREATE INDEX tickets_by_countdown ON tickets (countdown_since)
+        WHERE countdown_since IS NOT NULL;
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -213,6 +223,39 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The schema version that added the auto-close countdown columns.
+const COUNTDOWN_VERSION: i64 = 6;
+
+/// Sets the countdown of every ticket of a file from before countdowns, from its messages and
+/// closes in position order, as the inline projection would have: a timer started after the
+/// upgrade then sees the tickets that were already waiting, and `ticketd verify` agrees.
+fn backfill_countdowns(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM events WHERE event_type IN ('MessagePosted', 'TicketClosed') \
+             ORDER BY position",
+            super::rows::EVENT_COLUMNS
+        ))
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        // A damaged row is `ticketd verify`'s to report; it must not keep the store from opening.
+        let envelope = match super::rows::event_from_row(row).map_err(sql_error)? {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!("no countdown from a damaged event: {e}");
+                continue;
+            }
+        };
+        for change in ticketd_projections::changes(&envelope) {
+            if matches!(change, ticketd_projections::Change::Countdown { .. }) {
+                super::projection::apply(conn, change)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Applies the migrations the file has not seen yet, each atomically with its version bump.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn
@@ -235,6 +278,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_error)?;
         tx.execute_batch(sql).map_err(sql_error)?;
+        if from + 1 == COUNTDOWN_VERSION {
+            backfill_countdowns(&tx)?;
+        }
         tx.pragma_update(None, "user_version", from + 1)
             .map_err(sql_error)?;
         tx.commit().map_err(sql_error)?;

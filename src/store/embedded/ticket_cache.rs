@@ -72,6 +72,7 @@ mod tests {
             assignee_name: None,
             tags: Some(vec![]),
             position: 1,
+            countdown: None,
         }
     }
 

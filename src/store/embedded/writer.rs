@@ -10,6 +10,7 @@ use super::reader::events_by_id;
 use super::rows::{sql_error, to_sql_int};
 use super::schema::INSERT_EVENT;
 use super::ticket_cache::TicketCache;
+use crate::store::OpenCap;
 use crate::store::prepared::PreparedEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 use ticketd_events::chain::{self, Placement};
 use ticketd_events::envelope::SCHEMA_VERSION;
-use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError};
+use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError, TicketStatus};
 use tokio::sync::{oneshot, watch};
 
 /// Requests committed together at most; bounds how long the first of them waits for the last.
@@ -37,6 +38,8 @@ pub(super) enum Request {
         expected: ExpectedVersion,
         /// What to append, in order.
         events: Vec<PreparedEvent>,
+        /// For an opening under `MAX_OPEN_TICKETS_PER_USER`: the cap it is appended under.
+        cap: Option<OpenCap>,
         /// Gets the stored envelopes once the batch is committed.
         reply: Reply<Vec<EventEnvelope>>,
     },
@@ -89,7 +92,8 @@ enum Answer {
 }
 
 impl Answer {
-    /// Tickets whose row an appended event changed (messages live in their own rows).
+    /// Tickets whose row an appended event changed (messages live in their own rows, but a
+    /// public message moves its ticket's auto-close countdown).
     fn changed_tickets(&self) -> impl Iterator<Item = &str> {
         let events = match self {
             Answer::Append(_, Ok(events)) => events.as_slice(),
@@ -100,7 +104,7 @@ impl Answer {
             .filter(|e| {
                 !matches!(
                     e.event,
-                    ticketd_events::TicketEvent::MessagePosted { .. }
+                    ticketd_events::TicketEvent::MessagePosted { internal: true, .. }
                         | ticketd_events::TicketEvent::MessageEdited { .. }
                         | ticketd_events::TicketEvent::MessageDeleted { .. }
                 )
@@ -337,8 +341,11 @@ fn execute(
             stream_id,
             expected,
             events,
+            cap,
             reply,
-        } => match append(tx, &stream_id, expected, events, head, tips, stamp) {
+        } => match check_cap(tx, &stream_id, cap.as_ref(), tips)
+            .and_then(|()| append(tx, &stream_id, expected, events, head, tips, stamp))
+        {
             Ok((envelopes, new_head)) => {
                 // A retry answered with what an earlier try stored wrote nothing: its envelopes
                 // may be older than the stream's tip, which must not move back to them.
@@ -527,6 +534,44 @@ fn append(
     Ok((envelopes, (position, global_hash)))
 }
 
+/// Refuses an opening whose opener has `cap.limit` open tickets already. The writer is the only
+/// one that writes, and earlier requests of this batch are already projected in this
+/// transaction, so the count is exact at the moment of the append (ADR 0023). A stream that
+/// exists is left to `append` (a retry is answered with what it stored).
+fn check_cap(
+    conn: &Connection,
+    stream_id: &str,
+    cap: Option<&OpenCap>,
+    tips: &StreamTips,
+) -> Result<(), StoreError> {
+    let Some(cap) = cap else {
+        return Ok(());
+    };
+    let exists = match tips.get(stream_id) {
+        Some((version, _)) => *version > 0,
+        None => stream_tip(conn, stream_id)?.0 > 0,
+    };
+    if exists {
+        return Ok(());
+    }
+    let open: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM tickets WHERE user_id = ?1 AND status = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![cap.user_id, TicketStatus::Open.as_str()], |row| {
+                row.get(0)
+            })
+        })
+        .map_err(sql_error)?;
+    let open = u64::try_from(open).unwrap_or(0);
+    if open >= cap.limit {
+        return Err(StoreError::OpenTicketLimit {
+            open,
+            limit: cap.limit,
+        });
+    }
+    Ok(())
+}
+
 /// A retry of an append whose outcome the caller never learned: when its first event is already
 /// in this stream, the first try committed, and its envelopes are the answer.
 fn already_stored(
@@ -650,7 +695,7 @@ mod tests {
     use crate::store::conformance::{new_event, opened, user};
     use crate::store::embedded::schema::open_writer;
     use std::time::Duration;
-    use ticketd_events::{IssueLevel, NewEvent, SupportRole, UserRole};
+    use ticketd_events::{IssueLevel, NewEvent, SupportRole, TicketEvent, UserRole};
 
     type AppendAnswer = oneshot::Receiver<Result<Vec<EventEnvelope>, StoreError>>;
 
@@ -668,6 +713,7 @@ mod tests {
                 .into_iter()
                 .map(|e| PreparedEvent::new(stream_id, e).unwrap())
                 .collect(),
+            cap: None,
             reply,
         };
         (request, answer)
@@ -723,6 +769,138 @@ mod tests {
         );
         let (append, _) = open_request("s1", vec![opening()]);
         assert!(!relaxed_only(&[append]));
+    }
+
+    /// An opening by `user` on a new stream, under a cap of `limit` when given.
+    fn open_by(user_id: &str, limit: Option<u64>) -> (Request, AppendAnswer) {
+        let opener = user(user_id, UserRole::Customer);
+        let stream_id = crate::store::conformance::new_id();
+        let (mut request, answer) = open_request(
+            &stream_id,
+            vec![new_event(
+                &opener,
+                opened(&opener, SupportRole::General, IssueLevel::Normal),
+            )],
+        );
+        if let Request::Append { cap, .. } = &mut request {
+            *cap = limit.map(|limit| OpenCap {
+                user_id: user_id.into(),
+                limit,
+            });
+        }
+        (request, answer)
+    }
+
+    #[test]
+    fn the_open_ticket_limit_table() {
+        // (case, u1's open tickets before, u1's closed ones, u2's open ones, the batch as
+        // (opener, cap), what each request of the batch gets: Ok or the open count refused)
+        type Case = (
+            &'static str,
+            usize,
+            usize,
+            usize,
+            Vec<(&'static str, Option<u64>)>,
+            Vec<Result<(), u64>>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "under the limit",
+                0,
+                0,
+                0,
+                vec![("u1", Some(1))],
+                vec![Ok(())],
+            ),
+            ("at the limit", 1, 0, 0, vec![("u1", Some(1))], vec![Err(1)]),
+            (
+                "past it (a lowered setting)",
+                3,
+                0,
+                0,
+                vec![("u1", Some(2))],
+                vec![Err(3)],
+            ),
+            (
+                "one slot, two in one batch",
+                1,
+                0,
+                0,
+                vec![("u1", Some(2)), ("u1", Some(2))],
+                vec![Ok(()), Err(2)],
+            ),
+            (
+                "others' tickets do not count",
+                0,
+                0,
+                3,
+                vec![("u1", Some(1))],
+                vec![Ok(())],
+            ),
+            (
+                "closed tickets do not count",
+                0,
+                2,
+                0,
+                vec![("u1", Some(1))],
+                vec![Ok(())],
+            ),
+            (
+                "no cap, no limit",
+                2,
+                0,
+                0,
+                vec![("u1", None)],
+                vec![Ok(())],
+            ),
+        ];
+        for (name, open, closed, others, batch, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer = writer(dir.path());
+            let mut before = Vec::new();
+            for _ in 0..open + closed {
+                before.push(open_by("u1", None));
+            }
+            for _ in 0..others {
+                before.push(open_by("u2", None));
+            }
+            let (requests, mut answers): (Vec<_>, Vec<_>) = before.into_iter().unzip();
+            writer.commit_batch(requests);
+            let agent = user("a1", UserRole::Agent);
+            let mut closes = Vec::new();
+            for answer in answers.iter_mut().take(closed) {
+                let stream = answer.try_recv().unwrap().unwrap()[0].stream_id.clone();
+                let (reply, _) = oneshot::channel();
+                closes.push(Request::Append {
+                    stream_id: stream.clone(),
+                    expected: ExpectedVersion::Exact(1),
+                    events: vec![
+                        PreparedEvent::new(
+                            &stream,
+                            new_event(&agent, TicketEvent::TicketClosed { reason: None }),
+                        )
+                        .unwrap(),
+                    ],
+                    cap: None,
+                    reply,
+                });
+            }
+            writer.commit_batch(closes);
+            let (requests, answers): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .map(|(opener, limit)| open_by(opener, limit))
+                .unzip();
+            writer.commit_batch(requests);
+            let got: Vec<Result<(), u64>> = answers
+                .into_iter()
+                .map(|mut answer| match answer.try_recv().unwrap() {
+                    Ok(_) => Ok(()),
+                    Err(StoreError::OpenTicketLimit { open, .. }) => Err(open),
+                    Err(e) => panic!("{name}: {e}"),
+                })
+                .collect();
+            assert_eq!(got, expected, "{name}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use mongodb::error::{
 };
 use std::str::FromStr;
 use ticketd_events::{EventEnvelope, StoreError};
-use ticketd_projections::{MessageView, TicketView};
+use ticketd_projections::{Countdown, MessageView, TicketView};
 
 /// Duplicate key: a unique index refused a write.
 pub(super) const DUPLICATE_KEY: i32 = 11000;
@@ -174,7 +174,7 @@ pub(super) fn stream_tip_from_doc(
 
 /// A ticket document; `_id` is the ticket id.
 pub(super) fn ticket_doc(ticket: &TicketView) -> Result<Document, StoreError> {
-    Ok(doc! {
+    let mut document = doc! {
         "_id": &ticket.id,
         "position": to_i64(ticket.position)?,
         "user_id": &ticket.user_id,
@@ -189,7 +189,32 @@ pub(super) fn ticket_doc(ticket: &TicketView) -> Result<Document, StoreError> {
         "assignee_id": ticket.assignee_id.as_deref(),
         "assignee_name": ticket.assignee_name.as_deref(),
         "tags": ticket.tags.clone().unwrap_or_default(),
-    })
+    };
+    if let Some(countdown) = &ticket.countdown {
+        document.insert("countdown", countdown_doc(countdown));
+    }
+    Ok(document)
+}
+
+/// A ticket's auto-close countdown (ADR 0022), absent from the ticket while it waits on nobody:
+/// the `countdown.since` index then holds the waiting tickets only.
+pub(super) fn countdown_doc(countdown: &Countdown) -> Document {
+    let mut document = doc! {"message_id": &countdown.message_id, "since": countdown.since};
+    if let Some(at) = countdown.warned_at {
+        document.insert("warned_at", at);
+    }
+    document
+}
+
+fn decode_countdown(document: &Document) -> Result<Option<Countdown>, String> {
+    let Ok(countdown) = document.get_document("countdown") else {
+        return Ok(None);
+    };
+    Ok(Some(Countdown {
+        message_id: text(countdown, "message_id").map_err(|e| format!("countdown: {e}"))?,
+        since: int(countdown, "since").map_err(|e| format!("countdown: {e}"))?,
+        warned_at: countdown.get_i64("warned_at").ok(),
+    }))
 }
 
 /// Decodes a ticket document written by [`ticket_doc`].
@@ -228,6 +253,7 @@ fn decode_ticket(document: &Document, position: u64) -> Result<TicketView, Strin
             Err(_) => Vec::new(),
         }),
         position,
+        countdown: decode_countdown(document)?,
     })
 }
 

@@ -275,6 +275,39 @@ impl fmt::Debug for MongoStore {
     }
 }
 
+impl crate::store::Countdowns for MongoStore {
+    async fn due_countdowns(
+        &self,
+        started_by: i64,
+        limit: usize,
+    ) -> Result<Vec<TicketView>, StoreError> {
+        reader::due_countdowns(&self.inner.collections, started_by, limit).await
+    }
+}
+
+impl crate::store::CappedAppend for MongoStore {
+    async fn append_capped(
+        &self,
+        stream_id: &str,
+        events: Vec<NewEvent>,
+        cap: &crate::store::OpenCap,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        let events = events
+            .into_iter()
+            .map(|event| PreparedEvent::new(stream_id, event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (reply, answer) = oneshot::channel();
+        self.submit(Request {
+            stream_id: stream_id.to_owned(),
+            expected: ExpectedVersion::NoStream,
+            events,
+            cap: Some(cap.clone()),
+            reply,
+        })?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+}
+
 impl EventStore for MongoStore {
     async fn append(
         &self,
@@ -291,6 +324,7 @@ impl EventStore for MongoStore {
             stream_id: stream_id.to_owned(),
             expected,
             events,
+            cap: None,
             reply,
         })?;
         // The writer drops a reply unanswered only when it died mid-batch.

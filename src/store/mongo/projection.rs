@@ -4,12 +4,12 @@
 //! file only says how in MongoDB, mirroring [`ticketd_projections::MemoryReadModel`] (an insert
 //! replaces, a change to a missing document is a no-op) like the embedded store's SQL does.
 
-use super::docs::{message_doc, ticket_doc};
+use super::docs::{countdown_doc, message_doc, ticket_doc};
 use super::schema::Collections;
 use bson::{Bson, Document, doc};
 use mongodb::ClientSession;
 use ticketd_events::{EventEnvelope, StoreError};
-use ticketd_projections::{Change, changes};
+use ticketd_projections::{Change, Countdown, CountdownChange, changes};
 
 /// Why a projection did not apply.
 #[derive(Debug)]
@@ -158,5 +158,27 @@ fn operation(
             doc! {"_id": message_id},
             Write::Update(doc! {"$set": {"deleted_at": deleted_at}}),
         ),
+        // Mirrors `ticketd_projections::next_countdown`.
+        Change::Countdown { ticket_id, change } => match change {
+            CountdownChange::Start { message_id, since } => (
+                &collections.tickets,
+                doc! {"_id": ticket_id},
+                Write::Update(doc! {"$set": {"countdown": countdown_doc(&Countdown {
+                    message_id,
+                    since,
+                    warned_at: None,
+                })}}),
+            ),
+            CountdownChange::Warned { at } => (
+                &collections.tickets,
+                doc! {"_id": ticket_id, "countdown": {"$exists": true}},
+                Write::Update(doc! {"$set": {"countdown.warned_at": at}}),
+            ),
+            CountdownChange::Stop => (
+                &collections.tickets,
+                doc! {"_id": ticket_id},
+                Write::Update(doc! {"$unset": {"countdown": ""}}),
+            ),
+        },
     })
 }

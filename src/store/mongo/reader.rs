@@ -160,6 +160,26 @@ pub(super) async fn list_tickets(
     collect(cursor, ticket_from_doc).await
 }
 
+/// Tickets whose countdown started at or before `started_by`, oldest first, from the
+/// `countdown.since` index (tickets waiting on nobody lack the field).
+pub(super) async fn due_countdowns(
+    c: &Collections,
+    started_by: i64,
+    limit: usize,
+) -> Result<Vec<TicketView>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let cursor = c
+        .tickets
+        .find(doc! {"countdown.since": {"$lte": started_by}})
+        .sort(doc! {"countdown.since": 1})
+        .limit(to_limit(limit))
+        .await
+        .map_err(unavailable)?;
+    collect(cursor, ticket_from_doc).await
+}
+
 /// One message by id, deleted or not.
 pub(super) async fn get_message(
     c: &Collections,

@@ -146,6 +146,7 @@ pub(super) async fn read_model_indexes(
             plain(doc! {"support_role": 1, "position": 1}, "by_support_role"),
             plain(doc! {"assignee_id": 1, "position": 1}, "by_assignee"),
             plain(doc! {"tags": 1, "position": 1}, "by_tag"),
+            plain(doc! {"countdown.since": 1}, "by_countdown"),
         ])
         .await
         .map_err(unavailable)?;

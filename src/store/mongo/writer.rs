@@ -17,6 +17,7 @@
 use super::docs::{Failure, classify, envelope_from_doc, event_doc, stream_tip_from_doc, to_i64};
 use super::projection::{ProjectError, project};
 use super::schema::{Collections, EVENTS_COUNTER};
+use crate::store::OpenCap;
 use crate::store::prepared::PreparedEvent;
 use bson::doc;
 use mongodb::options::{ReadConcern, WriteConcern};
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ticketd_events::chain::{self, Placement};
 use ticketd_events::envelope::SCHEMA_VERSION;
-use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError};
+use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError, TicketStatus};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Requests committed together at most; bounds one transaction's size and duration.
@@ -53,6 +54,8 @@ pub(super) struct Request {
     pub(super) expected: ExpectedVersion,
     /// What to append, in order.
     pub(super) events: Vec<PreparedEvent>,
+    /// For an opening under `MAX_OPEN_TICKETS_PER_USER`: the cap it is appended under.
+    pub(super) cap: Option<OpenCap>,
     /// Gets the stored envelopes once the batch is committed.
     pub(super) reply: Reply,
 }
@@ -304,6 +307,7 @@ impl Writer {
         let mut documents = Vec::new();
         let mut appended: Vec<EventEnvelope> = Vec::new();
         let mut touched: Vec<String> = Vec::new();
+        let mut opened_in_batch: HashMap<&str, u64> = HashMap::new();
         for request in batch {
             let stream_id = request.stream_id.as_str();
             let ids: Vec<&str> = request
@@ -334,6 +338,24 @@ impl Writer {
                     actual,
                 }));
                 continue;
+            }
+            if let Some(cap) = &request.cap {
+                // Counted in this transaction's snapshot, plus the openings this batch accepted
+                // already; the counter document makes a concurrent batch of another instance
+                // conflict and rerun on our result, so no two counts miss each other (ADR 0023).
+                let earlier = opened_in_batch
+                    .get(cap.user_id.as_str())
+                    .copied()
+                    .unwrap_or(0);
+                let open = count_open(c, &mut *session, &cap.user_id).await? + earlier;
+                if open >= cap.limit {
+                    outcomes.push(Outcome::Refused(StoreError::OpenTicketLimit {
+                        open,
+                        limit: cap.limit,
+                    }));
+                    continue;
+                }
+                *opened_in_batch.entry(cap.user_id.as_str()).or_default() += 1;
             }
             in_batch.extend(ids.iter().copied());
             let tip = tips.entry(stream_id.to_owned()).or_default();
@@ -415,6 +437,26 @@ impl Writer {
         }
         Ok((outcomes, Some(position)))
     }
+}
+
+/// How many of `user_id`'s tickets are open, in the transaction's snapshot; walks that user's
+/// tickets only (the `(user_id, position)` index).
+async fn count_open(
+    c: &Collections,
+    session: &mut ClientSession,
+    user_id: &str,
+) -> Result<u64, TryFailed> {
+    let mut cursor = c
+        .tickets
+        .find(doc! {"user_id": user_id, "status": TicketStatus::Open.as_str()})
+        .projection(doc! {"_id": 1})
+        .session(&mut *session)
+        .await?;
+    let mut open = 0;
+    while cursor.advance(&mut *session).await? {
+        open += 1;
+    }
+    Ok(open)
 }
 
 /// A retry of an append whose outcome the caller never learned: when its first event is already

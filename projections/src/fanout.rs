@@ -159,6 +159,11 @@ pub fn plan(
                 },
                 String::new(),
             )),
+            // Saved replies and blocks are no ticket's news (ADR 0021).
+            Change::PutReply(_)
+            | Change::DeleteReply { .. }
+            | Change::PutBlock(_)
+            | Change::DeleteBlock { .. } => None,
         });
         model.apply(change);
     }

@@ -15,4 +15,4 @@ mod views;
 
 pub use changes::{Change, TicketPatch, changes};
 pub use memory::MemoryReadModel;
-pub use views::{MessageView, TicketView};
+pub use views::{BlockView, MessageView, ReplyView, TicketView};

@@ -2,7 +2,7 @@
 //! replay, and the way to see a ticket as it was at an instant (fold its events up to then).
 
 use crate::changes::{Change, changes};
-use crate::views::{MessageView, TicketView};
+use crate::views::{BlockView, MessageView, ReplyView, TicketView};
 use std::collections::BTreeMap;
 use ticketd_events::EventEnvelope;
 
@@ -13,6 +13,10 @@ pub struct MemoryReadModel {
     pub tickets: BTreeMap<String, TicketView>,
     /// Every message ever posted, deleted ones included (with `deleted_at`), by id.
     pub messages: BTreeMap<String, MessageView>,
+    /// Every saved reply, by name (so in the order they are listed).
+    pub replies: BTreeMap<String, ReplyView>,
+    /// Every blocked user's block, by user id.
+    pub blocks: BTreeMap<String, BlockView>,
 }
 
 impl MemoryReadModel {
@@ -82,6 +86,18 @@ impl MemoryReadModel {
                 if let Some(message) = self.messages.get_mut(&message_id) {
                     message.deleted_at = Some(deleted_at);
                 }
+            }
+            Change::PutReply(reply) => {
+                self.replies.insert(reply.name.clone(), reply);
+            }
+            Change::DeleteReply { name } => {
+                self.replies.remove(&name);
+            }
+            Change::PutBlock(block) => {
+                self.blocks.insert(block.user_id.clone(), block);
+            }
+            Change::DeleteBlock { user_id } => {
+                self.blocks.remove(&user_id);
             }
         }
     }

@@ -124,6 +124,16 @@ fn describe<'a>(event: &'a TicketEvent, texts: &mut HashMap<&'a str, &'a str>) -
         },
         TicketEvent::TagsChanged { tags } if tags.is_empty() => "removed the ticket's tags".into(),
         TicketEvent::TagsChanged { tags } => format!("tagged the ticket {}", tags.join(", ")),
+        // The streams beside the tickets (ADR 0021): `ticketd audit replies`, `user:<id>`.
+        TicketEvent::ReplySaved { name, content } => {
+            format!("saved the reply {name}: \"{}\"", shorten(content))
+        }
+        TicketEvent::ReplyDeleted { name } => format!("deleted the reply {name}"),
+        TicketEvent::UserBlocked { user_id, reason } => match reason {
+            Some(reason) => format!("blocked {user_id}: \"{}\"", shorten(reason)),
+            None => format!("blocked {user_id}"),
+        },
+        TicketEvent::UserUnblocked { user_id } => format!("unblocked {user_id}"),
     }
 }
 

@@ -2,9 +2,11 @@
 //! set, MongoDB when it is. An enum rather than a trait object, so the store traits keep their
 //! native async functions and a call on the embedded store costs one match more than before.
 
-use super::{Checkpoints, EmbeddedStore, Links, MongoStore, ReadModels, TicketFilter};
+use super::{
+    Checkpoints, EmbeddedStore, HelpdeskModels, Links, MongoStore, ReadModels, TicketFilter,
+};
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
-use ticketd_projections::{MessageView, TicketView};
+use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
 
 /// One of the stores; clones share the underlying store.
 #[derive(Clone, Debug)]
@@ -93,6 +95,16 @@ impl EventStore for Store {
 
     async fn wait_beyond(&self, position: u64) {
         delegate!(self, s => s.wait_beyond(position).await)
+    }
+}
+
+impl HelpdeskModels for Store {
+    async fn list_replies(&self) -> Result<Vec<ReplyView>, StoreError> {
+        delegate!(self, s => s.list_replies().await)
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<BlockView>, StoreError> {
+        delegate!(self, s => s.list_blocks().await)
     }
 }
 

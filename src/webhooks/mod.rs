@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// Every event type name a partner can receive: the serialized `type` of `TicketEvent`.
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 14] = [
     "TicketOpened",
     "MessagePosted",
     "MessageEdited",
@@ -31,6 +31,10 @@ pub const EVENT_TYPES: [&str; 10] = [
     "TicketReopened",
     "AssigneeChanged",
     "TagsChanged",
+    "ReplySaved",
+    "ReplyDeleted",
+    "UserBlocked",
+    "UserUnblocked",
 ];
 
 /// The partner's URL; it may carry a token, so it is never printed.

@@ -149,6 +149,10 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
             "UPDATE messages SET deleted_at = ?1 WHERE id = ?2",
             params![deleted_at, message_id],
         ),
+        change @ (Change::PutReply(_)
+        | Change::DeleteReply { .. }
+        | Change::PutBlock(_)
+        | Change::DeleteBlock { .. }) => super::helpdesk::apply(conn, change),
     }
     .map(drop)
 }

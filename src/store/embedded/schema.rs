@@ -140,6 +140,21 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX ticket_tags_by_ticket ON ticket_tags (position);
 "#,
+    // 6: the read models of the streams beside the tickets (ADR 0021): saved replies by name
+    // and blocked users by id. Older files have no such events, so empty tables are their
+    // true state.
+    r#"
+    CREATE TABLE saved_replies (
+        name       TEXT    PRIMARY KEY,
+        content    TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE blocks (
+        user_id    TEXT    PRIMARY KEY,
+        reason     TEXT,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this binary writes.

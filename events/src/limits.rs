@@ -20,7 +20,7 @@ pub const TAG_MAX: usize = 32;
 pub const REPLY_MAX: usize = MESSAGE_MAX;
 /// Longest block reason, in characters.
 pub const BLOCK_REASON_MAX: usize = REASON_MAX;
-/// Longest user id a block may name, in bytes: as long as a token's `id` may be.
+/// Longest user id a block may name, in characters (a token's `id` is at most 256 bytes).
 pub const USER_ID_MAX: usize = 256;
 /// Longest assignee id, in characters.
 pub const ASSIGNEE_ID_MAX: usize = 128;

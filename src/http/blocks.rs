@@ -35,16 +35,18 @@ fn staff_only(auth: &Auth) -> Result<(), ApiError> {
     }
 }
 
-/// The `{user_id}` of the path: any id a token may carry (1–256 bytes, not blank).
+/// The `{user_id}` of the path: any id a token may carry (1–256 characters, not blank).
 fn user_id(params: &HashMap<String, String>) -> Result<String, ApiError> {
     match params.get("user_id") {
-        Some(id) if !id.trim().is_empty() && id.len() <= limits::USER_ID_MAX => Ok(id.clone()),
+        Some(id) if !id.trim().is_empty() && id.chars().count() <= limits::USER_ID_MAX => {
+            Ok(id.clone())
+        }
         _ => Err(ApiError::field(
             FieldError::new(
                 "path.user_id",
                 "invalid_value",
                 format!(
-                    "A user id is 1 to {} bytes, not only white space",
+                    "A user id is 1 to {} characters, not only white space",
                     limits::USER_ID_MAX
                 ),
             )

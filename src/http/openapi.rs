@@ -207,7 +207,7 @@ fn failure(code: u16) -> Option<Value> {
             "Unauthorized",
         ),
         403 => (
-            "Another user's ticket, a staff-only command, or (customers) another user's tickets in a listing",
+            "Another user's ticket, a staff-only command, (customers) another user's tickets in a listing, or a blocked user's open, post or edit",
             "Forbidden",
         ),
         404 => ("Unknown ticket or message", "NotFound"),
@@ -549,7 +549,8 @@ fn build() -> Value {
 
     // What each kind of route can answer besides its success.
     // A route that reads a body can also answer 408 (the body time-out).
-    let create = [400, 401, 408, 429, 500, 503];
+    // A blocked user's open is a 403 (ADR 0021).
+    let create = [400, 401, 403, 408, 429, 500, 503];
     let list = [400, 401, 403, 429, 500, 503];
     let read = [400, 401, 403, 404, 429, 500, 503];
     let write = [400, 401, 403, 404, 409, 429, 500, 503];

@@ -268,7 +268,11 @@ impl<S: EventStore> Executor<S> {
     }
 
     /// Brings `state` up to date with any stream.
-    async fn load_stream<A: Aggregate>(&self, stream_id: &str, mut state: A) -> Result<A, StoreError> {
+    async fn load_stream<A: Aggregate>(
+        &self,
+        stream_id: &str,
+        mut state: A,
+    ) -> Result<A, StoreError> {
         for envelope in self.store.read_stream(stream_id, state.version()).await? {
             state.apply(&envelope.event);
         }

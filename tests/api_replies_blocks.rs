@@ -68,7 +68,11 @@ async fn saved_replies(store: &Backend) {
 
     let (status, _, list) = server.get("/api/v1/replies", &ada).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(names(&list), ["a-b_c", "greeting", "refund"], "sorted by name");
+    assert_eq!(
+        names(&list),
+        ["a-b_c", "greeting", "refund"],
+        "sorted by name"
+    );
     assert_eq!(list[2]["content"], "Refund sent.");
 
     // Customers never see them; agents may read but not change them.
@@ -93,14 +97,49 @@ async fn saved_replies(store: &Backend) {
     // Bad input: a 400 naming each field, and nothing changes.
     let long_name = format!("/api/v1/replies/{}", "n".repeat(33));
     for (path, body, location, kind) in [
-        ("/api/v1/replies/bad.name", json!({"content": "x"}), "path.name", "invalid_value"),
-        (long_name.as_str(), json!({"content": "x"}), "path.name", "invalid_value"),
+        (
+            "/api/v1/replies/bad.name",
+            json!({"content": "x"}),
+            "path.name",
+            "invalid_value",
+        ),
+        (
+            long_name.as_str(),
+            json!({"content": "x"}),
+            "path.name",
+            "invalid_value",
+        ),
         ("/api/v1/replies/ok", json!({}), "content", "missing"),
-        ("/api/v1/replies/ok", json!({"content": "  "}), "content", "empty"),
-        ("/api/v1/replies/ok", json!({"content": "x".repeat(4001)}), "content", "too_long"),
-        ("/api/v1/replies/ok", json!({"content": 5}), "content", "type"),
-        ("/api/v1/replies/ok", json!({"content": "x", "extra": 1}), "extra", "unknown_field"),
-        ("/api/v1/replies/bad.name", json!({"content": ""}), "content", "empty"),
+        (
+            "/api/v1/replies/ok",
+            json!({"content": "  "}),
+            "content",
+            "empty",
+        ),
+        (
+            "/api/v1/replies/ok",
+            json!({"content": "x".repeat(4001)}),
+            "content",
+            "too_long",
+        ),
+        (
+            "/api/v1/replies/ok",
+            json!({"content": 5}),
+            "content",
+            "type",
+        ),
+        (
+            "/api/v1/replies/ok",
+            json!({"content": "x", "extra": 1}),
+            "extra",
+            "unknown_field",
+        ),
+        (
+            "/api/v1/replies/bad.name",
+            json!({"content": ""}),
+            "content",
+            "empty",
+        ),
     ] {
         let reply = put(&server, path, &root, Some(body)).await;
         assert_field_error(&reply, location, kind);
@@ -141,7 +180,12 @@ async fn saved_replies(store: &Backend) {
         .unwrap()
         .iter()
         .filter(|e| e["stream_id"] == "replies")
-        .map(|e| (e["type"].as_str().unwrap(), e["data"]["name"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["data"]["name"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         replies,
@@ -303,20 +347,48 @@ async fn blocking_a_customer(store: &Backend) {
         (StatusCode::OK, json!("CLOSED"))
     );
     let (_, _, list) = server.get("/api/v1/blocks", &root).await;
-    assert_eq!(list[0]["reason"], Value::Null, "a new block replaces the reason");
+    assert_eq!(
+        list[0]["reason"],
+        Value::Null,
+        "a new block replaces the reason"
+    );
 
     // Bad input changes nothing.
     for (path, body, location, kind) in [
-        ("/api/v1/blocks/bob", json!({"reason": "r".repeat(1001)}), "reason", "too_long"),
-        ("/api/v1/blocks/bob", json!({"reason": " "}), "reason", "empty"),
-        ("/api/v1/blocks/bob", json!({"why": "x"}), "why", "unknown_field"),
-        ("/api/v1/blocks/%20", json!({}), "path.user_id", "invalid_value"),
+        (
+            "/api/v1/blocks/bob",
+            json!({"reason": "r".repeat(1001)}),
+            "reason",
+            "too_long",
+        ),
+        (
+            "/api/v1/blocks/bob",
+            json!({"reason": " "}),
+            "reason",
+            "empty",
+        ),
+        (
+            "/api/v1/blocks/bob",
+            json!({"why": "x"}),
+            "why",
+            "unknown_field",
+        ),
+        (
+            "/api/v1/blocks/%20",
+            json!({}),
+            "path.user_id",
+            "invalid_value",
+        ),
     ] {
         let reply = put(&server, path, &root, Some(body)).await;
         assert_field_error(&reply, location, kind);
     }
     let (_, _, after) = server.get("/api/v1/blocks", &root).await;
-    assert_eq!(after.as_array().unwrap().len(), 2, "bob was not blocked: {after}");
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        2,
+        "bob was not blocked: {after}"
+    );
 
     // The block is an event on the user's own stream.
     let (_, _, feed) = server.get("/api/v1/events?limit=1000", &root).await;

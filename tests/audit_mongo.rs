@@ -337,7 +337,9 @@ async fn verify_and_replay_cover_saved_replies_and_blocks() {
     make_helpdesk_history(&server).await;
     let before = helpdesk_state(&server).await;
     server.stop().await;
-    let report = verify(&mongo, &mongo.db).await.expect("a clean database verifies");
+    let report = verify(&mongo, &mongo.db)
+        .await
+        .expect("a clean database verifies");
     assert_eq!((report.events, report.streams), (7, 3));
 
     let db = client(&mongo).await.database(&mongo.db);

@@ -1359,7 +1359,10 @@ async fn staff_post_saved_replies_and_managers_block_from_discord() {
     let server = server_for(&fake, None).await;
     let ann = server.token("ann", "CUSTOMER");
     let root = server.token("root", "ADMIN");
-    for (name, content) in [("refund", "Your refund is on its way."), ("reboot", "Turn it off and on.")] {
+    for (name, content) in [
+        ("refund", "Your refund is on its way."),
+        ("reboot", "Turn it off and on."),
+    ] {
         let (status, _, body) = server
             .request(
                 reqwest::Method::PUT,
@@ -1386,7 +1389,13 @@ async fn staff_post_saved_replies_and_managers_block_from_discord() {
         .collect();
     assert_eq!(offered, ["reboot", "refund"]);
     let asked = fake.autocomplete(STAFF, &channel, "reply", "name", "ref");
-    assert_eq!(fake.answer(&asked).await["data"]["choices"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        fake.answer(&asked).await["data"]["choices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let asked = fake.autocomplete(OUTSIDER, &channel, "reply", "name", "");
     assert_eq!(fake.answer(&asked).await["data"]["choices"], json!([]));
 
@@ -1399,13 +1408,21 @@ async fn staff_post_saved_replies_and_managers_block_from_discord() {
     );
     let answer = fake.answer(&asked).await;
     assert!(
-        answer["data"]["content"].as_str().unwrap_or_default().contains("Your refund is on its way."),
+        answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Your refund is on its way."),
         "{answer}"
     );
     let (_, _, messages) = server
         .get(&format!("/api/v1/tickets/{ticket}/messages"), &ann)
         .await;
-    let last = messages.as_array().unwrap().last().cloned().unwrap_or_default();
+    let last = messages
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(last["content"], "Your refund is on its way.", "{messages}");
     assert_eq!(last["author_id"], format!("discord:{STAFF}"));
     let asked = fake.slash(
@@ -1415,7 +1432,10 @@ async fn staff_post_saved_replies_and_managers_block_from_discord() {
         json!([{"name": "name", "type": 3, "value": "nothing"}]),
     );
     assert!(
-        fake.answer(&asked).await["data"]["content"].as_str().unwrap_or_default().contains("no saved reply"),
+        fake.answer(&asked).await["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no saved reply"),
     );
     let asked = fake.slash(
         OUTSIDER,
@@ -1433,10 +1453,17 @@ async fn staff_post_saved_replies_and_managers_block_from_discord() {
     let asked = fake.slash(STAFF, &channel, "block", json!([]));
     let refused = fake.answer(&asked).await;
     assert!(
-        refused["data"]["content"].as_str().unwrap_or_default().contains("only managers and admins"),
+        refused["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only managers and admins"),
         "{refused}"
     );
-    assert_eq!(server.get("/api/v1/blocks", &root).await.2, json!([]), "nobody was blocked");
+    assert_eq!(
+        server.get("/api/v1/blocks", &root).await.2,
+        json!([]),
+        "nobody was blocked"
+    );
     let asked = fake.slash(
         MANAGER,
         &channel,
@@ -1451,11 +1478,19 @@ async fn staff_post_saved_replies_and_managers_block_from_discord() {
         "{listed}"
     );
     let reply = server
-        .post_json(&format!("/api/v1/tickets/{ticket}/messages"), &ann, json!({"content": "hi"}))
+        .post_json(
+            &format!("/api/v1/tickets/{ticket}/messages"),
+            &ann,
+            json!({"content": "hi"}),
+        )
         .await;
     assert_error(&reply, StatusCode::FORBIDDEN, "FORBIDDEN");
     let asked = fake.slash(ADMIN, &channel, "block", json!([]));
     fake.answer(&asked).await;
-    assert_eq!(server.get("/api/v1/blocks", &root).await.2[0]["reason"], Value::Null, "the admin's block replaced it");
+    assert_eq!(
+        server.get("/api/v1/blocks", &root).await.2[0]["reason"],
+        Value::Null,
+        "the admin's block replaced it"
+    );
     server.stop().await;
 }

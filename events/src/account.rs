@@ -66,7 +66,9 @@ impl Aggregate for UserAccount {
         actor: &Actor,
     ) -> Result<Vec<TicketEvent>, TicketError> {
         if actor.role != UserRole::Admin {
-            return Err(TicketError::Forbidden("only an admin may block or unblock a user"));
+            return Err(TicketError::Forbidden(
+                "only an admin may block or unblock a user",
+            ));
         }
         match command {
             AccountCommand::Block { user_id, reason } => {

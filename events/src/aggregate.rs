@@ -18,6 +18,9 @@ pub trait Aggregate: Default + Send {
     fn apply(&mut self, event: &TicketEvent);
 
     /// Decides a command into events; an empty list means nothing changes.
-    fn decide(&self, command: &Self::Command, actor: &Actor)
-    -> Result<Vec<TicketEvent>, TicketError>;
+    fn decide(
+        &self,
+        command: &Self::Command,
+        actor: &Actor,
+    ) -> Result<Vec<TicketEvent>, TicketError>;
 }

@@ -61,7 +61,9 @@ impl Aggregate for SavedReplies {
         actor: &Actor,
     ) -> Result<Vec<TicketEvent>, TicketError> {
         if actor.role != UserRole::Admin {
-            return Err(TicketError::Forbidden("only an admin may change saved replies"));
+            return Err(TicketError::Forbidden(
+                "only an admin may change saved replies",
+            ));
         }
         match command {
             ReplyCommand::Save { name, content } => {

@@ -3,8 +3,8 @@
 //! events, when a command by an actor, then the events or the refusal.
 
 use ticketd_events::{
-    AccountCommand, Actor, Aggregate, ReplyCommand, SavedReplies, Ticket, TicketError,
-    TicketEvent, UserAccount, UserRole, Via, streams,
+    AccountCommand, Actor, Aggregate, ReplyCommand, SavedReplies, Ticket, TicketError, TicketEvent,
+    UserAccount, UserRole, Via, streams,
 };
 
 fn actor(id: &str, role: UserRole) -> Actor {

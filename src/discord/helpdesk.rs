@@ -31,7 +31,9 @@ pub fn registrations() -> Vec<CreateCommand> {
                     .set_autocomplete(true),
             ),
         CreateCommand::new("block")
-            .description("Block this ticket's owner from opening tickets and writing (managers, admins)")
+            .description(
+                "Block this ticket's owner from opening tickets and writing (managers, admins)",
+            )
             .add_option(
                 CreateCommandOption::new(CommandOptionType::String, "reason", "Why")
                     .max_length(limits::BLOCK_REASON_MAX as u16),

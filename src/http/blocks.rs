@@ -56,10 +56,7 @@ fn user_id(params: &HashMap<String, String>) -> Result<String, ApiError> {
 }
 
 /// `GET /blocks`: every block, by user id (staff).
-async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Vec<BlockView>>, ApiError> {
+async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<BlockView>>, ApiError> {
     state.limits.check_user(Route::Helpdesk, &auth.0.id)?;
     staff_only(&auth)?;
     Ok(Json(state.store.list_blocks().await?))

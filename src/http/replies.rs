@@ -58,10 +58,7 @@ fn reply_name(params: HashMap<String, String>) -> Result<String, ApiError> {
 }
 
 /// `GET /replies`: every saved reply, by name.
-async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Vec<ReplyView>>, ApiError> {
+async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Vec<ReplyView>>, ApiError> {
     state.limits.check_user(Route::Helpdesk, &auth.0.id)?;
     staff_only(&auth)?;
     Ok(Json(state.store.list_replies().await?))

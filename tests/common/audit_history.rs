@@ -90,11 +90,31 @@ pub fn assert_timeline(out: &str) {
 pub async fn make_helpdesk_history(server: &Api) {
     let root = server.token("root", "ADMIN");
     for (method, path, body) in [
-        (reqwest::Method::PUT, "/api/v1/replies/refund", json!({"content": "Refunded."})),
-        (reqwest::Method::PUT, "/api/v1/replies/hello", json!({"content": "Hello!"})),
-        (reqwest::Method::PUT, "/api/v1/replies/refund", json!({"content": "Refund sent."})),
-        (reqwest::Method::DELETE, "/api/v1/replies/hello", Value::Null),
-        (reqwest::Method::PUT, "/api/v1/blocks/ann", json!({"reason": "spam"})),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/replies/refund",
+            json!({"content": "Refunded."}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/replies/hello",
+            json!({"content": "Hello!"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/replies/refund",
+            json!({"content": "Refund sent."}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/replies/hello",
+            Value::Null,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/blocks/ann",
+            json!({"reason": "spam"}),
+        ),
         (reqwest::Method::PUT, "/api/v1/blocks/zed", Value::Null),
         (reqwest::Method::DELETE, "/api/v1/blocks/zed", Value::Null),
     ] {

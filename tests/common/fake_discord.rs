@@ -343,7 +343,14 @@ impl FakeDiscord {
     /// A member types into the focused option `option` of slash command `name` (an
     /// autocomplete interaction, type 4); returns the interaction id. The bot's answer is a
     /// callback of type 8 with `data.choices`.
-    pub fn autocomplete(&self, user: u64, channel: &str, name: &str, option: &str, typed: &str) -> String {
+    pub fn autocomplete(
+        &self,
+        user: u64,
+        channel: &str,
+        name: &str,
+        option: &str,
+        typed: &str,
+    ) -> String {
         let id = self.snowflake();
         let data = json!({"id": self.snowflake().to_string(), "name": name, "type": 1,
             "options": [{"name": option, "type": 3, "value": typed, "focused": true}]});

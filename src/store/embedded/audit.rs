@@ -373,7 +373,7 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
         "DELETE FROM tickets; DELETE FROM messages; DELETE FROM ticket_tags; \
          DELETE FROM saved_replies; DELETE FROM blocks;",
     )
-        .map_err(sql_error)?;
+    .map_err(sql_error)?;
     let mut summary = ReplaySummary {
         events: 0,
         tickets: 0,

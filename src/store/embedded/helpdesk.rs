@@ -13,7 +13,11 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<usize, StoreErr
         Change::PutReply(reply) => (
             "INSERT OR REPLACE INTO saved_replies (name, content, updated_at) \
              VALUES (?1, ?2, ?3)",
-            vec![reply.name.into(), reply.content.into(), reply.updated_at.into()],
+            vec![
+                reply.name.into(),
+                reply.content.into(),
+                reply.updated_at.into(),
+            ],
         ),
         Change::DeleteReply { name } => (
             "DELETE FROM saved_replies WHERE name = ?1",
@@ -21,11 +25,16 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<usize, StoreErr
         ),
         Change::PutBlock(block) => (
             "INSERT OR REPLACE INTO blocks (user_id, reason, created_at) VALUES (?1, ?2, ?3)",
-            vec![block.user_id.into(), block.reason.into(), block.created_at.into()],
+            vec![
+                block.user_id.into(),
+                block.reason.into(),
+                block.created_at.into(),
+            ],
         ),
-        Change::DeleteBlock { user_id } => {
-            ("DELETE FROM blocks WHERE user_id = ?1", vec![user_id.into()])
-        }
+        Change::DeleteBlock { user_id } => (
+            "DELETE FROM blocks WHERE user_id = ?1",
+            vec![user_id.into()],
+        ),
         _ => return Ok(0),
     };
     let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;

@@ -77,7 +77,11 @@ pub(super) async fn list_replies(
     collection: &Collection<Document>,
     session: Option<&mut ClientSession>,
 ) -> Result<Vec<ReplyView>, StoreError> {
-    all(collection, session).await?.iter().map(reply_from_doc).collect()
+    all(collection, session)
+        .await?
+        .iter()
+        .map(reply_from_doc)
+        .collect()
 }
 
 /// Every block, by user id.
@@ -85,5 +89,9 @@ pub(super) async fn list_blocks(
     collection: &Collection<Document>,
     session: Option<&mut ClientSession>,
 ) -> Result<Vec<BlockView>, StoreError> {
-    all(collection, session).await?.iter().map(block_from_doc).collect()
+    all(collection, session)
+        .await?
+        .iter()
+        .map(block_from_doc)
+        .collect()
 }

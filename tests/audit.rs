@@ -512,6 +512,19 @@ async fn verify_and_replay_cover_saved_replies_and_blocks() {
     let (code, out, err) = run_cli(dir.path(), &["verify"]);
     assert_eq!(code, 0, "{out}{err}");
 
+    // Their history reads like a ticket's.
+    let (code, out, err) = run_cli(dir.path(), &["audit", "replies"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Stream replies — 4 events"), "{out}");
+    assert!(
+        out.contains("saved the reply refund: \"Refund sent.\""),
+        "{out}"
+    );
+    assert!(out.contains("deleted the reply hello"), "{out}");
+    let (code, out, err) = run_cli(dir.path(), &["audit", "user:ann"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("blocked ann: \"spam\""), "{out}");
+
     let server = TestServer::start_in(dir, &[]).await;
     assert_eq!(helpdesk_state(&server).await, before);
     server.stop().await;

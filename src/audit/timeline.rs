@@ -16,9 +16,15 @@ pub fn render(events: &[EventEnvelope]) -> String {
     let Some(first) = events.first() else {
         return out;
     };
+    // Saved replies and users have streams too (ADR 0021): `ticketd audit replies`.
+    let kind = if ticketd_events::streams::is_ticket(&first.stream_id) {
+        "Ticket"
+    } else {
+        "Stream"
+    };
     let _ = writeln!(
         out,
-        "Ticket {} — {} events, positions {} to {}",
+        "{kind} {} — {} events, positions {} to {}",
         first.stream_id,
         events.len(),
         first.position,

@@ -216,6 +216,20 @@ mod tests {
                 to_name: None,
             },
             TicketEvent::TagsChanged { tags: vec![] },
+            TicketEvent::ReplySaved {
+                name: String::new(),
+                content: String::new(),
+            },
+            TicketEvent::ReplyDeleted {
+                name: String::new(),
+            },
+            TicketEvent::UserBlocked {
+                user_id: String::new(),
+                reason: None,
+            },
+            TicketEvent::UserUnblocked {
+                user_id: String::new(),
+            },
         ];
         let names: Vec<_> = every.iter().map(TicketEvent::type_name).collect();
         assert_eq!(names, EVENT_TYPES);

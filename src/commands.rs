@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 use ticketd_events::{
-    Actor, Command, EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError, Ticket,
-    TicketError,
+    Actor, Aggregate, Command, EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError,
+    Ticket, TicketError, UserAccount, streams,
 };
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -127,6 +127,7 @@ impl<S: EventStore> Executor<S> {
         context: &Context,
         commands: &[Command],
     ) -> Result<Outcome, CommandError> {
+        self.refuse_blocked(context, commands).await?;
         let slot = self.slot(ticket_id);
         let mut cached = slot.lock().await;
         let mut ticket = match cached.take() {
@@ -183,6 +184,87 @@ impl<S: EventStore> Executor<S> {
             self.forget(ticket_id);
         }
         outcome
+    }
+
+    /// Refuses a blocked customer's open, post or edit (ADR 0021). The user's stream is read
+    /// each time, not cached: it is a handful of events on one index, and an unblock must take
+    /// effect at once on every instance. Staff are never blocked; deleting their own messages
+    /// and closing their tickets stays open to the blocked.
+    async fn refuse_blocked(
+        &self,
+        context: &Context,
+        commands: &[Command],
+    ) -> Result<(), CommandError> {
+        let writes = commands.iter().any(|c| {
+            matches!(
+                c,
+                Command::OpenTicket { .. }
+                    | Command::PostMessage { .. }
+                    | Command::EditMessage { .. }
+            )
+        });
+        if context.actor.is_staff() || !writes {
+            return Ok(());
+        }
+        let account = self
+            .load_stream(&streams::user(&context.actor.id), UserAccount::default())
+            .await?;
+        if account.is_blocked() {
+            return Err(TicketError::Forbidden(ticketd_events::account::BLOCKED).into());
+        }
+        Ok(())
+    }
+
+    /// Decides `command` on a stream beside the tickets (saved replies, a user: ADR 0021) and
+    /// appends its events at the expected version, re-deciding on fresh state after a lost
+    /// race. These streams are short and rarely written, so their state is read each time
+    /// rather than cached.
+    pub async fn execute_on<A: Aggregate>(
+        &self,
+        stream_id: &str,
+        context: &Context,
+        command: &A::Command,
+    ) -> Result<Outcome, CommandError> {
+        let mut state = self.load_stream(stream_id, A::default()).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let decided = state.decide(command, &context.actor)?;
+            if decided.is_empty() {
+                return Ok(Outcome { events: Vec::new() });
+            }
+            let new_events = decided
+                .into_iter()
+                .map(|event| NewEvent {
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    actor: context.actor.clone(),
+                    correlation_id: context.correlation_id.clone(),
+                    causation_id: context.correlation_id.clone(),
+                    event,
+                })
+                .collect();
+            let expected = ExpectedVersion::from_version(state.version());
+            match self.store.append(stream_id, expected, new_events).await {
+                Ok(events) => return Ok(Outcome { events }),
+                Err(StoreError::WrongExpectedVersion { .. }) if attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    state = self.load_stream(stream_id, state).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Brings `state` up to date with any stream.
+    async fn load_stream<A: Aggregate>(
+        &self,
+        stream_id: &str,
+        mut state: A,
+    ) -> Result<A, StoreError> {
+        for envelope in self.store.read_stream(stream_id, state.version()).await? {
+            state.apply(&envelope.event);
+        }
+        Ok(state)
     }
 
     /// Brings `ticket` up to date with the stream (from scratch when it is empty).

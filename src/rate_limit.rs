@@ -38,10 +38,12 @@ pub enum Route {
     /// GET /events (admins): 120 per minute, so a mirror catching up pages at 2,000 events a
     /// second and a long poll may be renewed every half second.
     Events,
+    /// Saved replies and blocks, reads and writes together: 30 per minute (ADR 0021).
+    Helpdesk,
 }
 
 impl Route {
-    const ALL: [Route; 13] = [
+    const ALL: [Route; 14] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -55,13 +57,18 @@ impl Route {
         Route::TicketEvents,
         Route::Events,
         Route::Claim,
+        Route::Helpdesk,
     ];
 
     /// Requests per minute.
     pub fn per_minute(self) -> u32 {
         match self {
             Route::CreateTicket => 3,
-            Route::ListTickets | Route::GetTicket | Route::TicketEvents | Route::Claim => 30,
+            Route::ListTickets
+            | Route::GetTicket
+            | Route::TicketEvents
+            | Route::Claim
+            | Route::Helpdesk => 30,
             Route::PostMessage
             | Route::ListMessages
             | Route::EditMessage

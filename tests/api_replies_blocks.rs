@@ -95,7 +95,7 @@ async fn saved_replies(store: &Backend) {
     }
 
     // Bad input: a 400 naming each field, and nothing changes.
-    let long_name = "n".repeat(33);
+    let long_name = format!("/api/v1/replies/{}", "n".repeat(33));
     for (path, body, location, kind) in [
         (
             "/api/v1/replies/bad.name",
@@ -104,7 +104,7 @@ async fn saved_replies(store: &Backend) {
             "invalid_value",
         ),
         (
-            &*format!("/api/v1/replies/{long_name}"),
+            long_name.as_str(),
             json!({"content": "x"}),
             "path.name",
             "invalid_value",
@@ -146,6 +146,8 @@ async fn saved_replies(store: &Backend) {
     }
     let reply = put(&server, "/api/v1/replies/ok", &root, None).await;
     assert_field_error(&reply, "body", "missing");
+    let (_, _, after) = server.get("/api/v1/replies", &root).await;
+    assert_eq!(after, list, "refused input changed nothing");
     let (status, _, ok) = put(
         &server,
         "/api/v1/replies/ok",
@@ -156,9 +158,6 @@ async fn saved_replies(store: &Backend) {
     assert_eq!(status, StatusCode::OK, "4,000 characters fit: {ok}");
     let (status, _, _) = server.delete("/api/v1/replies/ok", &root).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-
-    let (_, _, after) = server.get("/api/v1/replies", &root).await;
-    assert_eq!(after, list, "refused input changed nothing");
 
     // Delete: 204, then 404 for a name no longer (or never) there.
     let (status, _, _) = server.delete("/api/v1/replies/Greeting", &root).await;

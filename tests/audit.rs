@@ -7,7 +7,9 @@
 mod audit_history;
 mod common;
 
-use audit_history::{EVENTS, assert_timeline, everything, make_history};
+use audit_history::{
+    EVENTS, assert_timeline, everything, helpdesk_state, make_helpdesk_history, make_history,
+};
 use common::{TestServer, assert_error, assert_field_error, binary_command, keys};
 use reqwest::StatusCode;
 use rusqlite::Connection;
@@ -479,4 +481,51 @@ async fn rows_written_before_the_chains_are_sealed_on_open_to_the_same_hashes() 
     assert_eq!(store.read_all(0, 100).await.unwrap(), sealed);
     store.shutdown().await;
     verify(dir.path()).unwrap().expect("sealed rows verify");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_replay_cover_saved_replies_and_blocks() {
+    let server = TestServer::start().await;
+    make_helpdesk_history(&server).await;
+    let before = helpdesk_state(&server).await;
+    let dir = server.stop().await;
+    let report = verify(dir.path()).unwrap().expect("a clean store verifies");
+    assert_eq!((report.events, report.streams), (7, 3));
+
+    // Damaged read models of the streams beside the tickets are found, then rebuilt.
+    db(dir.path())
+        .execute_batch("DELETE FROM saved_replies; UPDATE blocks SET reason = 'forged';")
+        .unwrap();
+    assert_eq!(
+        verify(dir.path()).unwrap().unwrap_err().damage,
+        Damage::ReadModel
+    );
+    db(dir.path())
+        .execute_batch("INSERT INTO saved_replies VALUES ('forged', 'x', 1);")
+        .unwrap();
+    let (code, out, err) = run_cli(dir.path(), &["replay"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("replayed 7 events into 0 tickets"), "{out}");
+    verify(dir.path())
+        .unwrap()
+        .expect("the rebuilt read models verify");
+    let (code, out, err) = run_cli(dir.path(), &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Their history reads like a ticket's.
+    let (code, out, err) = run_cli(dir.path(), &["audit", "replies"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Stream replies — 4 events"), "{out}");
+    assert!(
+        out.contains("saved the reply refund: \"Refund sent.\""),
+        "{out}"
+    );
+    assert!(out.contains("deleted the reply hello"), "{out}");
+    let (code, out, err) = run_cli(dir.path(), &["audit", "user:ann"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("blocked ann: \"spam\""), "{out}");
+
+    let server = TestServer::start_in(dir, &[]).await;
+    assert_eq!(helpdesk_state(&server).await, before);
+    server.stop().await;
 }

@@ -9,7 +9,9 @@
 mod audit_history;
 mod common;
 
-use audit_history::{EVENTS, assert_timeline, everything, make_history};
+use audit_history::{
+    EVENTS, assert_timeline, everything, helpdesk_state, make_helpdesk_history, make_history,
+};
 use bson::{Document, doc};
 use common::{TestMongo, TestServer, binary_command};
 use mongodb::{Client, Database};
@@ -322,6 +324,46 @@ async fn replay_rebuilds_read_models_equal_to_the_live_ones() {
         )),
         "{err}"
     );
+    server.stop().await;
+    mongo.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_replay_cover_saved_replies_and_blocks() {
+    let Some(mongo) = TestMongo::new("audit_helpdesk") else {
+        return;
+    };
+    let server = TestServer::start_mongo(&mongo, &[]).await;
+    make_helpdesk_history(&server).await;
+    let before = helpdesk_state(&server).await;
+    server.stop().await;
+    let report = verify(&mongo, &mongo.db)
+        .await
+        .expect("a clean database verifies");
+    assert_eq!((report.events, report.streams), (7, 3));
+
+    let db = client(&mongo).await.database(&mongo.db);
+    db.collection::<Document>("saved_replies")
+        .delete_many(doc! {})
+        .await
+        .unwrap();
+    db.collection::<Document>("blocks")
+        .update_many(doc! {}, doc! {"$set": {"reason": "forged"}})
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(&mongo, &mongo.db).await.unwrap_err().damage,
+        Damage::ReadModel
+    );
+    let (code, out, err) = run_cli(&mongo, &mongo.db, &["replay"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("replayed 7 events into 0 tickets"), "{out}");
+    verify(&mongo, &mongo.db)
+        .await
+        .expect("the rebuilt read models verify");
+
+    let server = TestServer::start_mongo(&mongo, &[]).await;
+    assert_eq!(helpdesk_state(&server).await, before);
     server.stop().await;
     mongo.drop_database().await;
 }

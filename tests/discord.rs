@@ -401,7 +401,8 @@ async fn slash_commands_and_buttons_are_for_staff_only() {
     assert_eq!(
         names,
         [
-            "close", "escalate", "level", "reopen", "claim", "unclaim", "assign", "tag"
+            "close", "escalate", "level", "reopen", "claim", "unclaim", "assign", "tag", "reply",
+            "block"
         ]
     );
 
@@ -1348,6 +1349,148 @@ async fn staff_claim_assign_and_tag_from_discord_and_the_topic_names_the_holder(
             .await
             .get("tags")
             .is_none()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_post_saved_replies_and_managers_block_from_discord() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let root = server.token("root", "ADMIN");
+    for (name, content) in [
+        ("refund", "Your refund is on its way."),
+        ("reboot", "Turn it off and on."),
+    ] {
+        let (status, _, body) = server
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/replies/{name}"),
+                Some(&root),
+                Some(&json!({"content": content})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+
+    // Autocomplete offers the names that start with what was typed (interaction type 4,
+    // answered with type 8); an outsider learns none.
+    let asked = fake.autocomplete(STAFF, &channel, "reply", "name", "re");
+    let answer = fake.answer(&asked).await;
+    assert_eq!(answer["type"], 8, "{answer}");
+    let offered: Vec<&str> = answer["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["reboot", "refund"]);
+    let asked = fake.autocomplete(STAFF, &channel, "reply", "name", "ref");
+    assert_eq!(
+        fake.answer(&asked).await["data"]["choices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let asked = fake.autocomplete(OUTSIDER, &channel, "reply", "name", "");
+    assert_eq!(fake.answer(&asked).await["data"]["choices"], json!([]));
+
+    // /reply posts the saved text as the member's own message; the customer reads it.
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "reply",
+        json!([{"name": "name", "type": 3, "value": "Refund"}]),
+    );
+    let answer = fake.answer(&asked).await;
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Your refund is on its way."),
+        "{answer}"
+    );
+    let (_, _, messages) = server
+        .get(&format!("/api/v1/tickets/{ticket}/messages"), &ann)
+        .await;
+    let last = messages
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["content"], "Your refund is on its way.", "{messages}");
+    assert_eq!(last["author_id"], format!("discord:{STAFF}"));
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "reply",
+        json!([{"name": "name", "type": 3, "value": "nothing"}]),
+    );
+    assert!(
+        fake.answer(&asked).await["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no saved reply"),
+    );
+    let asked = fake.slash(
+        OUTSIDER,
+        &channel,
+        "reply",
+        json!([{"name": "name", "type": 3, "value": "refund"}]),
+    );
+    fake.answer(&asked).await;
+    let (_, _, after) = server
+        .get(&format!("/api/v1/tickets/{ticket}/messages"), &ann)
+        .await;
+    assert_eq!(after, messages, "an outsider posts nothing");
+
+    // /block: a plain support member is refused; a manager blocks the owner; an admin too.
+    let asked = fake.slash(STAFF, &channel, "block", json!([]));
+    let refused = fake.answer(&asked).await;
+    assert!(
+        refused["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only managers and admins"),
+        "{refused}"
+    );
+    assert_eq!(
+        server.get("/api/v1/blocks", &root).await.2,
+        json!([]),
+        "nobody was blocked"
+    );
+    let asked = fake.slash(
+        MANAGER,
+        &channel,
+        "block",
+        json!([{"name": "reason", "type": 3, "value": "Spam"}]),
+    );
+    fake.answer(&asked).await;
+    let listed = server.get("/api/v1/blocks", &root).await.2;
+    assert_eq!(
+        (listed[0]["user_id"].clone(), listed[0]["reason"].clone()),
+        (json!("ann"), json!("Spam")),
+        "{listed}"
+    );
+    let reply = server
+        .post_json(
+            &format!("/api/v1/tickets/{ticket}/messages"),
+            &ann,
+            json!({"content": "hi"}),
+        )
+        .await;
+    assert_error(&reply, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let asked = fake.slash(ADMIN, &channel, "block", json!([]));
+    fake.answer(&asked).await;
+    assert_eq!(
+        server.get("/api/v1/blocks", &root).await.2[0]["reason"],
+        Value::Null,
+        "the admin's block replaced it"
     );
     server.stop().await;
 }

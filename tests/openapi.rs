@@ -30,6 +30,12 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("post", "/api/v1/dev/token"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/replies"),
+    ("put", "/api/v1/replies/{name}"),
+    ("delete", "/api/v1/replies/{name}"),
+    ("get", "/api/v1/blocks"),
+    ("put", "/api/v1/blocks/{user_id}"),
+    ("delete", "/api/v1/blocks/{user_id}"),
 ];
 
 async fn document(server: &TestServer) -> Value {

@@ -135,6 +135,8 @@ async function signIn(token) {
   $('new-ticket').hidden = state.staff;
   $('new-ticket').open = !state.staff && state.tickets.size === 0;
   $('internal-label').hidden = !state.staff;
+  $('reply-label').hidden = !state.staff;
+  if (state.staff) loadReplies();
   $('staff-form').hidden = !state.staff;
   document.body.classList.toggle('staff', state.staff);
   connectSocket(token);
@@ -656,6 +658,36 @@ $('composer').addEventListener('submit', async (event) => {
     $('composer-internal').checked = false;
   }
   area.focus();
+});
+
+// Saved replies (staff): the picker fills the composer with a reply's text, to be edited
+// before it is sent. The list is read again whenever the picker is opened, so a reply an
+// admin just saved is there.
+async function loadReplies() {
+  let replies = [];
+  try {
+    ({ data: replies } = await api.get('/replies'));
+  } catch {
+    return; // offline or rate limited: keep the list we have
+  }
+  state.replies = new Map(replies.map((r) => [r.name, r.content]));
+  const picker = $('composer-reply');
+  const chosen = picker.value;
+  clear(picker);
+  picker.appendChild(h('option', { value: '' }, replies.length ? 'Insert…' : 'None saved'));
+  for (const r of replies) picker.appendChild(h('option', { value: r.name }, r.name));
+  picker.value = state.replies.has(chosen) ? chosen : '';
+}
+
+$('composer-reply').addEventListener('focus', () => loadReplies());
+$('composer-reply').addEventListener('change', (event) => {
+  const content = state.replies?.get(event.currentTarget.value);
+  event.currentTarget.value = '';
+  if (content === undefined) return;
+  const area = $('composer-text');
+  area.value = content;
+  area.focus();
+  area.setSelectionRange(content.length, content.length);
 });
 
 $('composer-text').addEventListener('keydown', (event) => {

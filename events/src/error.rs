@@ -38,4 +38,10 @@ pub enum TicketError {
         /// The holder's name.
         by: String,
     },
+    /// A saved reply of that name does not exist.
+    #[error("saved reply not found")]
+    ReplyNotFound,
+    /// Unblocking a user who is not blocked.
+    #[error("user is not blocked")]
+    NotBlocked,
 }

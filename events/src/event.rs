@@ -103,6 +103,33 @@ pub enum TicketEvent {
         /// The tags now, lower-case, in the order given, without duplicates.
         tags: Vec<String>,
     },
+    /// An admin saved a reply under a name, new or replacing its text. Stream
+    /// [`crate::streams::REPLIES`], not a ticket's.
+    ReplySaved {
+        /// The reply's name, lower-case ([`crate::limits::is_tag`] rules).
+        name: String,
+        /// Its text (1–4,000 characters).
+        content: String,
+    },
+    /// An admin removed a saved reply. Stream [`crate::streams::REPLIES`].
+    ReplyDeleted {
+        /// The removed reply's name.
+        name: String,
+    },
+    /// An admin blocked a user: they may no longer open tickets or write. Stream
+    /// `user:<id>` ([`crate::streams::user`]).
+    UserBlocked {
+        /// The blocked user's id (also in the stream id, repeated so followers need no parsing).
+        user_id: String,
+        /// Why, when the admin said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An admin lifted a user's block. Stream `user:<id>`.
+    UserUnblocked {
+        /// The user's id.
+        user_id: String,
+    },
 }
 
 impl TicketEvent {
@@ -119,7 +146,24 @@ impl TicketEvent {
             TicketEvent::TicketReopened {} => "TicketReopened",
             TicketEvent::AssigneeChanged { .. } => "AssigneeChanged",
             TicketEvent::TagsChanged { .. } => "TagsChanged",
+            TicketEvent::ReplySaved { .. } => "ReplySaved",
+            TicketEvent::ReplyDeleted { .. } => "ReplyDeleted",
+            TicketEvent::UserBlocked { .. } => "UserBlocked",
+            TicketEvent::UserUnblocked { .. } => "UserUnblocked",
         }
+    }
+
+    /// Whether the event belongs to a ticket's stream. The others live on streams beside the
+    /// tickets (saved replies, users: ADR 0021), and every follower that speaks of tickets
+    /// passes them by.
+    pub fn is_ticket_event(&self) -> bool {
+        !matches!(
+            self,
+            TicketEvent::ReplySaved { .. }
+                | TicketEvent::ReplyDeleted { .. }
+                | TicketEvent::UserBlocked { .. }
+                | TicketEvent::UserUnblocked { .. }
+        )
     }
 }
 
@@ -182,6 +226,20 @@ mod tests {
             },
             TicketEvent::TagsChanged {
                 tags: vec!["billing".into()],
+            },
+            TicketEvent::ReplySaved {
+                name: "refund".into(),
+                content: "We refunded you.".into(),
+            },
+            TicketEvent::ReplyDeleted {
+                name: "refund".into(),
+            },
+            TicketEvent::UserBlocked {
+                user_id: "u1".into(),
+                reason: Some("spam".into()),
+            },
+            TicketEvent::UserUnblocked {
+                user_id: "u1".into(),
             },
         ];
         for event in samples {

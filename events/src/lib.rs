@@ -6,6 +6,8 @@
 //! history replays to the same state on any machine, at any time.
 #![deny(missing_docs)]
 
+pub mod account;
+pub mod aggregate;
 pub mod chain;
 pub mod command;
 pub mod envelope;
@@ -15,14 +17,19 @@ pub mod event;
 pub mod fixtures;
 pub mod inactivity;
 pub mod limits;
+pub mod replies;
 pub mod roles;
 pub mod store;
+pub mod streams;
 pub mod ticket;
 
+pub use account::{AccountCommand, UserAccount};
+pub use aggregate::Aggregate;
 pub use command::Command;
 pub use envelope::{Actor, EventEnvelope, NewEvent, Via};
 pub use error::TicketError;
 pub use event::TicketEvent;
+pub use replies::{ReplyCommand, SavedReplies};
 pub use roles::{IssueLevel, SupportRole, TicketStatus, UserRole};
 pub use store::{EventStore, ExpectedVersion, StoreError};
 pub use ticket::Ticket;

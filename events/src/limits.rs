@@ -16,6 +16,12 @@ pub const ATTACHMENT_URL_MAX: usize = 2_048;
 pub const TAGS_MAX: usize = 10;
 /// Longest tag (and saved-reply name), in characters.
 pub const TAG_MAX: usize = 32;
+/// Longest saved reply, in characters (a reply becomes a message).
+pub const REPLY_MAX: usize = MESSAGE_MAX;
+/// Longest block reason, in characters.
+pub const BLOCK_REASON_MAX: usize = REASON_MAX;
+/// Longest user id a block may name, in characters (a token's `id` is at most 256 bytes).
+pub const USER_ID_MAX: usize = 256;
 /// Longest assignee id, in characters.
 pub const ASSIGNEE_ID_MAX: usize = 128;
 

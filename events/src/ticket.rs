@@ -122,6 +122,11 @@ impl Ticket {
                     .map(|id| (id.clone(), to_name.clone().unwrap_or_else(|| id.clone())));
             }
             TicketEvent::TagsChanged { tags } => self.tags = tags.clone(),
+            // Events of the streams beside tickets never reach a ticket's stream.
+            TicketEvent::ReplySaved { .. }
+            | TicketEvent::ReplyDeleted { .. }
+            | TicketEvent::UserBlocked { .. }
+            | TicketEvent::UserUnblocked { .. } => {}
         }
     }
 
@@ -445,4 +450,20 @@ fn staff_only(actor: &Actor, why: &'static str) -> Result<(), TicketError> {
 /// `OpenTicket` is answered before the match; this arm exists only to keep the match exhaustive.
 fn unreachable_open() -> Result<Vec<TicketEvent>, TicketError> {
     Err(TicketError::TicketAlreadyExists)
+}
+
+impl crate::aggregate::Aggregate for Ticket {
+    type Command = Command;
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn apply(&mut self, event: &TicketEvent) {
+        Ticket::apply(self, event)
+    }
+
+    fn decide(&self, command: &Command, actor: &Actor) -> Result<Vec<TicketEvent>, TicketError> {
+        Ticket::decide(self, command, actor)
+    }
 }

@@ -1,7 +1,7 @@
 //! What one event changes in the read models, as data, so that SQLite, MongoDB and memory apply
 //! exactly the same projection.
 
-use crate::views::{MessageView, TicketView};
+use crate::views::{BlockView, MessageView, ReplyView, TicketView};
 use ticketd_events::inactivity::{CountdownEffect, message_effect};
 use ticketd_events::{EventEnvelope, IssueLevel, SupportRole, TicketEvent, TicketStatus};
 
@@ -60,6 +60,20 @@ pub enum Change {
         message_id: String,
         /// The event's time.
         deleted_at: i64,
+    },
+    /// A saved reply appears or its text is replaced.
+    PutReply(ReplyView),
+    /// A saved reply goes.
+    DeleteReply {
+        /// Its name.
+        name: String,
+    },
+    /// A user is blocked, or their block's reason changes.
+    PutBlock(BlockView),
+    /// A user's block goes.
+    DeleteBlock {
+        /// Whose.
+        user_id: String,
     },
     /// A ticket's auto-close countdown changes (ADR 0022). Like tags, it leaves `updated_at` as
     /// it is: it is bookkeeping for the timer, not something that happened to the ticket.
@@ -218,6 +232,20 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
         TicketEvent::TagsChanged { tags } => vec![Change::SetTags {
             ticket_id: ticket_id.clone(),
             tags: tags.clone(),
+        }],
+        TicketEvent::ReplySaved { name, content } => vec![Change::PutReply(ReplyView {
+            name: name.clone(),
+            content: content.clone(),
+            updated_at: at,
+        })],
+        TicketEvent::ReplyDeleted { name } => vec![Change::DeleteReply { name: name.clone() }],
+        TicketEvent::UserBlocked { user_id, reason } => vec![Change::PutBlock(BlockView {
+            user_id: user_id.clone(),
+            reason: reason.clone(),
+            created_at: at,
+        })],
+        TicketEvent::UserUnblocked { user_id } => vec![Change::DeleteBlock {
+            user_id: user_id.clone(),
         }],
     }
 }

@@ -233,6 +233,11 @@ pub fn needs(envelope: &EventEnvelope, transcripts: bool) -> Needs<'_> {
         TicketEvent::MessagePosted { .. }
         | TicketEvent::MessageEdited { .. }
         | TicketEvent::MessageDeleted { .. } => Needs::default(),
+        // Streams beside the tickets have no channel (ADR 0021).
+        TicketEvent::ReplySaved { .. }
+        | TicketEvent::ReplyDeleted { .. }
+        | TicketEvent::UserBlocked { .. }
+        | TicketEvent::UserUnblocked { .. } => Needs::default(),
     }
 }
 
@@ -343,6 +348,11 @@ pub fn plan(envelope: &EventEnvelope, known: &Known<'_>) -> Plan {
                 message_id: message_id.clone(),
             }],
         },
+        // Saved replies and blocks belong to no ticket channel (ADR 0021).
+        TicketEvent::ReplySaved { .. }
+        | TicketEvent::ReplyDeleted { .. }
+        | TicketEvent::UserBlocked { .. }
+        | TicketEvent::UserUnblocked { .. } => Plan::nothing(),
         TicketEvent::SupportRoleChanged { to, .. } => {
             replace(open, notice(&format!("Escalated to {to}")))
         }

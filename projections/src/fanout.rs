@@ -161,6 +161,11 @@ pub fn plan(
                 },
                 String::new(),
             )),
+            // Saved replies and blocks are no ticket's news (ADR 0021).
+            Change::PutReply(_)
+            | Change::DeleteReply { .. }
+            | Change::PutBlock(_)
+            | Change::DeleteBlock { .. } => None,
         });
         model.apply(change);
     }

@@ -15,4 +15,4 @@ mod views;
 
 pub use changes::{Change, CountdownChange, TicketPatch, changes};
 pub use memory::{MemoryReadModel, next_countdown};
-pub use views::{Countdown, MessageView, TicketView};
+pub use views::{BlockView, Countdown, MessageView, ReplyView, TicketView};

@@ -2,7 +2,7 @@
 //! replay, and the way to see a ticket as it was at an instant (fold its events up to then).
 
 use crate::changes::{Change, CountdownChange, changes};
-use crate::views::{Countdown, MessageView, TicketView};
+use crate::views::{BlockView, Countdown, MessageView, ReplyView, TicketView};
 use std::collections::BTreeMap;
 use ticketd_events::EventEnvelope;
 
@@ -29,6 +29,10 @@ pub struct MemoryReadModel {
     pub tickets: BTreeMap<String, TicketView>,
     /// Every message ever posted, deleted ones included (with `deleted_at`), by id.
     pub messages: BTreeMap<String, MessageView>,
+    /// Every saved reply, by name (so in the order they are listed).
+    pub replies: BTreeMap<String, ReplyView>,
+    /// Every blocked user's block, by user id.
+    pub blocks: BTreeMap<String, BlockView>,
 }
 
 impl MemoryReadModel {
@@ -103,6 +107,18 @@ impl MemoryReadModel {
                 if let Some(ticket) = self.tickets.get_mut(&ticket_id) {
                     ticket.countdown = next_countdown(ticket.countdown.take(), change);
                 }
+            }
+            Change::PutReply(reply) => {
+                self.replies.insert(reply.name.clone(), reply);
+            }
+            Change::DeleteReply { name } => {
+                self.replies.remove(&name);
+            }
+            Change::PutBlock(block) => {
+                self.blocks.insert(block.user_id.clone(), block);
+            }
+            Change::DeleteBlock { user_id } => {
+                self.blocks.remove(&user_id);
             }
         }
     }

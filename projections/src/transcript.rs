@@ -150,7 +150,11 @@ impl Transcript {
                     t.assignee = to.as_ref().map(|id| to_name.clone().unwrap_or(id.clone()));
                 }
                 TicketEvent::TagsChanged { tags } => t.tags = tags.clone(),
-                TicketEvent::TicketOpened { .. } => {}
+                TicketEvent::TicketOpened { .. }
+                | TicketEvent::ReplySaved { .. }
+                | TicketEvent::ReplyDeleted { .. }
+                | TicketEvent::UserBlocked { .. }
+                | TicketEvent::UserUnblocked { .. } => {}
             }
         }
         Some(t)

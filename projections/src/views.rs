@@ -97,3 +97,27 @@ pub struct MessageView {
     #[serde(skip)]
     pub deleted_at: Option<i64>,
 }
+
+/// A saved reply as `GET /api/v1/replies` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyView {
+    /// Its name: 1–32 lower-case ASCII letters, digits, `-` or `_`.
+    pub name: String,
+    /// Its text.
+    pub content: String,
+    /// When it was last saved, epoch ms.
+    pub updated_at: i64,
+}
+
+/// A block as `GET /api/v1/blocks` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockView {
+    /// The blocked user's id.
+    pub user_id: String,
+    /// Why, when the admin said; else `null`.
+    pub reason: Option<String>,
+    /// When the block (or its latest reason) was recorded, epoch ms.
+    pub created_at: i64,
+}

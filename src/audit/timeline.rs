@@ -16,9 +16,15 @@ pub fn render(events: &[EventEnvelope]) -> String {
     let Some(first) = events.first() else {
         return out;
     };
+    // Saved replies and users have streams too (ADR 0021): `ticketd audit replies`.
+    let kind = if ticketd_events::streams::is_ticket(&first.stream_id) {
+        "Ticket"
+    } else {
+        "Stream"
+    };
     let _ = writeln!(
         out,
-        "Ticket {} — {} events, positions {} to {}",
+        "{kind} {} — {} events, positions {} to {}",
         first.stream_id,
         events.len(),
         first.position,
@@ -125,6 +131,16 @@ fn describe<'a>(event: &'a TicketEvent, texts: &mut HashMap<&'a str, &'a str>) -
         },
         TicketEvent::TagsChanged { tags } if tags.is_empty() => "removed the ticket's tags".into(),
         TicketEvent::TagsChanged { tags } => format!("tagged the ticket {}", tags.join(", ")),
+        // The streams beside the tickets (ADR 0021): `ticketd audit replies`, `user:<id>`.
+        TicketEvent::ReplySaved { name, content } => {
+            format!("saved the reply {name}: \"{}\"", shorten(content))
+        }
+        TicketEvent::ReplyDeleted { name } => format!("deleted the reply {name}"),
+        TicketEvent::UserBlocked { user_id, reason } => match reason {
+            Some(reason) => format!("blocked {user_id}: \"{}\"", shorten(reason)),
+            None => format!("blocked {user_id}"),
+        },
+        TicketEvent::UserUnblocked { user_id } => format!("unblocked {user_id}"),
     }
 }
 

@@ -219,6 +219,9 @@ impl EventHandler for Handler {
             Interaction::Component(button) if self.ours(button.guild_id) => {
                 self.bridge.on_button(button).await;
             }
+            Interaction::Autocomplete(command) if self.ours(command.guild_id) => {
+                self.bridge.on_autocomplete(command).await;
+            }
             _ => {}
         }
     }

@@ -13,6 +13,7 @@
 //! there and [`retry`] does the waiting; against Discord itself serenity's own limiter stays on.
 
 pub mod gateway;
+pub mod helpdesk;
 pub mod lease;
 pub mod nonce;
 pub mod projector;

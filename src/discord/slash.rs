@@ -207,7 +207,9 @@ fn claim(actor: &Actor) -> Command {
 
 /// Every command's registration, for a bulk overwrite in the guild (safe to repeat on READY).
 pub fn registrations() -> Vec<CreateCommand> {
-    SLASHES.iter().map(|s| (s.register)()).collect()
+    let mut all: Vec<CreateCommand> = SLASHES.iter().map(|s| (s.register)()).collect();
+    all.extend(super::helpdesk::registrations());
+    all
 }
 
 fn string_option(options: &[CommandDataOption], name: &str) -> Option<String> {
@@ -233,7 +235,7 @@ impl Bridge {
     /// Whoever acts through a command or button: staff under `discord:<member id>` (the id a
     /// claim records) and their display name; an ADMIN if they hold the admin role, else an
     /// agent.
-    fn staff_actor(&self, user: &serenity::all::User, member: Option<&Member>) -> Actor {
+    pub(super) fn staff_actor(&self, user: &serenity::all::User, member: Option<&Member>) -> Actor {
         let admin = self.config.role_ids[3];
         let is_admin = member.is_some_and(|m| m.roles.iter().any(|r| Some(r.get()) == admin));
         Actor {
@@ -254,6 +256,9 @@ impl Bridge {
 impl Bridge {
     /// Runs a slash command.
     pub async fn on_command(&self, interaction: &CommandInteraction) {
+        if self.on_helpdesk_command(interaction).await {
+            return;
+        }
         let roles = interaction
             .member
             .as_ref()
@@ -400,7 +405,8 @@ mod tests {
                     .to_string()
             })
             .collect();
-        let dispatched: Vec<&str> = SLASHES.iter().map(|s| s.name).collect();
+        let mut dispatched: Vec<&str> = SLASHES.iter().map(|s| s.name).collect();
+        dispatched.extend(super::super::helpdesk::COMMANDS);
         assert_eq!(registered, dispatched);
     }
 }

@@ -170,6 +170,8 @@ impl From<TicketError> for ApiError {
             TicketError::HeldByAnother { by } => ApiError::Conflict(format!(
                 "Ticket is held by {by}; only an admin may take it over"
             )),
+            TicketError::ReplyNotFound => ApiError::NotFound("Saved reply not found".into()),
+            TicketError::NotBlocked => ApiError::NotFound("This user is not blocked".into()),
         }
     }
 }

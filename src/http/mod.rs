@@ -3,6 +3,7 @@
 //! envelope carrying that id.
 
 mod access;
+mod blocks;
 mod body_timeout;
 pub mod console;
 pub mod error;
@@ -13,6 +14,7 @@ mod history;
 mod messages;
 pub mod openapi;
 pub mod pagination;
+mod replies;
 mod tickets;
 mod write;
 
@@ -43,6 +45,8 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(tickets::router())
         .merge(messages::router())
         .merge(history::router())
+        .merge(replies::router())
+        .merge(blocks::router())
         .merge(feed::router())
         .merge(console::router())
         .merge(openapi::router());

@@ -21,7 +21,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use std::sync::LazyLock;
 use ticketd_events::{EventEnvelope, IssueLevel, SupportRole, TicketStatus, UserRole, limits};
-use ticketd_projections::{MessageView, TicketView};
+use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
 
 /// `GET /api/v1/openapi.json`.
 pub fn router() -> Router<AppState> {
@@ -207,7 +207,7 @@ fn failure(code: u16) -> Option<Value> {
             "Unauthorized",
         ),
         403 => (
-            "Another user's ticket, a staff-only command, or (customers) another user's tickets in a listing",
+            "Another user's ticket, a staff-only command, (customers) another user's tickets in a listing, or a blocked user's open, post or edit",
             "Forbidden",
         ),
         404 => ("Unknown ticket or message", "NotFound"),
@@ -383,6 +383,66 @@ fn json_body(required: bool, schema: Value) -> Value {
     json!({"required": required, "content": {"application/json": {"schema": schema}}})
 }
 
+/// The saved replies and blocks (issue 15, parts 3 and 4; ADR 0021).
+fn helpdesk_paths() -> Map<String, Value> {
+    let staff_list = [401, 403, 429, 500, 503];
+    let put = [400, 401, 403, 408, 429, 500, 503];
+    let delete = [400, 401, 403, 404, 429, 500, 503];
+    let name = json!({"name": "name", "in": "path", "required": true,
+        "description": "1–32 ASCII letters, digits, `-` or `_`, stored lower-case; anything else is a 400 at `path.name`",
+        "schema": {"type": "string", "pattern": TAG_PATTERN}});
+    let user_id = json!({"name": "user_id", "in": "path", "required": true,
+        "description": format!("Any user id a token may carry (1–{} characters, not only white space); anything else is a 400 at `path.user_id`", limits::USER_ID_MAX),
+        "schema": {"type": "string", "minLength": 1, "maxLength": limits::USER_ID_MAX, "pattern": not_blank()}});
+    let paths = json!({
+        "/api/v1/replies": {
+            "get": {
+                "operationId": "listReplies", "summary": "The saved replies, by name (staff)", "tags": ["replies"],
+                "responses": responses(json!({"200": ok("Every saved reply", array_of("Reply"))}), &staff_list)
+            }
+        },
+        "/api/v1/replies/{name}": {
+            "parameters": [name],
+            "put": {
+                "operationId": "saveReply", "summary": "Create or replace a saved reply (ADMIN)", "tags": ["replies"],
+                "requestBody": json_body(true, json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"content": text(limits::REPLY_MAX)},
+                    "required": ["content"]})),
+                "responses": responses(json!({"200": ok("The reply", reference("Reply"))}), &put)
+            },
+            "delete": {
+                "operationId": "deleteReply", "summary": "Remove a saved reply (ADMIN); 404 for an unknown name", "tags": ["replies"],
+                "responses": responses(json!({"204": no_content("Removed")}), &delete)
+            }
+        },
+        "/api/v1/blocks": {
+            "get": {
+                "operationId": "listBlocks", "summary": "The blocked users, by id (staff)", "tags": ["blocks"],
+                "responses": responses(json!({"200": ok("Every block", array_of("Block"))}), &staff_list)
+            }
+        },
+        "/api/v1/blocks/{user_id}": {
+            "parameters": [user_id],
+            "put": {
+                "operationId": "blockUser", "summary": "Block a user from opening tickets and writing (ADMIN)", "tags": ["blocks"],
+                "requestBody": json_body(false, json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"reason": optional_text(limits::BLOCK_REASON_MAX)}})),
+                "responses": responses(json!({"200": ok("The block", reference("Block"))}), &put)
+            },
+            "delete": {
+                "operationId": "unblockUser", "summary": "Lift a user's block (ADMIN); 404 when they are not blocked", "tags": ["blocks"],
+                "responses": responses(json!({"204": no_content("Unblocked")}), &delete)
+            }
+        }
+    });
+    match paths {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
 fn build() -> Value {
     let mut schemas = Map::new();
     component(
@@ -394,6 +454,16 @@ fn build() -> Value {
         &mut schemas,
         "Message",
         serde_json::to_value(schemars::schema_for!(MessageView)).unwrap_or_default(),
+    );
+    component(
+        &mut schemas,
+        "Reply",
+        serde_json::to_value(schemars::schema_for!(ReplyView)).unwrap_or_default(),
+    );
+    component(
+        &mut schemas,
+        "Block",
+        serde_json::to_value(schemars::schema_for!(BlockView)).unwrap_or_default(),
     );
     component(
         &mut schemas,
@@ -479,8 +549,9 @@ fn build() -> Value {
 
     // What each kind of route can answer besides its success.
     // A route that reads a body can also answer 408 (the body time-out).
-    // 409: the opener has `MAX_OPEN_TICKETS_PER_USER` tickets open already.
-    let create = [400, 401, 408, 409, 429, 500, 503];
+    // 403: a blocked user's open (ADR 0021); 409: the opener has `MAX_OPEN_TICKETS_PER_USER`
+    // tickets open already.
+    let create = [400, 401, 403, 408, 409, 429, 500, 503];
     let list = [400, 401, 403, 429, 500, 503];
     let read = [400, 401, 403, 404, 429, 500, 503];
     let write = [400, 401, 403, 404, 409, 429, 500, 503];
@@ -494,7 +565,7 @@ fn build() -> Value {
         json!({"type": ["string", "null"], "enum": allowed})
     };
 
-    let paths = json!({
+    let mut paths = json!({
         "/api/v1/tickets": {
             "post": {
                 "operationId": "createTicket", "summary": "Open a ticket (409 when the opener has as many open as MAX_OPEN_TICKETS_PER_USER allows)", "tags": ["tickets"],
@@ -694,6 +765,9 @@ fn build() -> Value {
             }
         }
     });
+    if let Some(paths) = paths.as_object_mut() {
+        paths.extend(helpdesk_paths());
+    }
 
     json!({
         "openapi": "3.1.0",

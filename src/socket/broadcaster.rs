@@ -83,6 +83,10 @@ async fn emit<S: ReadModels>(
     tickets: &mut HashMap<String, TicketView>,
     envelope: &EventEnvelope,
 ) -> Result<(), ticketd_events::StoreError> {
+    // Saved replies and blocks are nobody's socket news (ADR 0021).
+    if !envelope.event.is_ticket_event() {
+        return Ok(());
+    }
     let ticket = match tickets.get(&envelope.stream_id) {
         Some(ticket) if fanout::message_needed(envelope).is_some() || is_message_post(envelope) => {
             ticket.clone()

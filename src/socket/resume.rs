@@ -268,6 +268,10 @@ impl<S: EventStore + crate::store::ReadModels> Replay<'_, S> {
 
     /// Sends `envelope`'s socket event if the viewer may see it.
     async fn announce(&mut self, envelope: &EventEnvelope) -> Result<bool, StoreError> {
+        // Live delivery sends nothing for the streams beside the tickets (ADR 0021).
+        if !envelope.event.is_ticket_event() {
+            return Ok(true);
+        }
         if !self.may_see_ticket(&envelope.stream_id).await? {
             return Ok(true);
         }

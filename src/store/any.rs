@@ -3,11 +3,11 @@
 //! native async functions and a call on the embedded store costs one match more than before.
 
 use super::{
-    CappedAppend, Checkpoints, Countdowns, EmbeddedStore, Links, MongoStore, OpenCap, ReadModels,
-    TicketFilter,
+    CappedAppend, Checkpoints, Countdowns, EmbeddedStore, HelpdeskModels, Links, MongoStore,
+    OpenCap, ReadModels, TicketFilter,
 };
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
-use ticketd_projections::{MessageView, TicketView};
+use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
 
 /// One of the stores; clones share the underlying store.
 #[derive(Clone, Debug)]
@@ -117,6 +117,16 @@ impl EventStore for Store {
 
     async fn wait_beyond(&self, position: u64) {
         delegate!(self, s => s.wait_beyond(position).await)
+    }
+}
+
+impl HelpdeskModels for Store {
+    async fn list_replies(&self) -> Result<Vec<ReplyView>, StoreError> {
+        delegate!(self, s => s.list_replies().await)
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<BlockView>, StoreError> {
+        delegate!(self, s => s.list_blocks().await)
     }
 }
 

@@ -164,6 +164,16 @@ pub trait AuditSource {
     /// How many tickets and messages the read models hold.
     fn read_model_counts(&mut self) -> impl Future<Output = Result<(u64, u64), StoreError>>;
 
+    /// Every saved reply as the read model holds it, by name (ADR 0021).
+    fn replies(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<ticketd_projections::ReplyView>, StoreError>>;
+
+    /// Every block as the read model holds it, by user id (ADR 0021).
+    fn blocks(
+        &mut self,
+    ) -> impl Future<Output = Result<Vec<ticketd_projections::BlockView>, StoreError>>;
+
     /// Where the store is, for messages to a person (a path, or a database name).
     fn describe(&self) -> String;
 }

@@ -20,7 +20,7 @@ pub use mongo::MongoStore;
 
 use std::future::Future;
 use ticketd_events::{EventEnvelope, IssueLevel, NewEvent, StoreError, SupportRole, TicketStatus};
-use ticketd_projections::{MessageView, TicketView};
+use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
 
 /// Which tickets a listing wants; `None` fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,6 +126,17 @@ pub trait Countdowns: Send + Sync {
         started_by: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<TicketView>, StoreError>> + Send;
+}
+
+/// The read models of the streams beside the tickets (ADR 0021), projected inline like the
+/// tickets: saved replies and blocks. Both stay small (names, blocked users), so they are
+/// listed whole.
+pub trait HelpdeskModels: Send + Sync {
+    /// Every saved reply, sorted by name.
+    fn list_replies(&self) -> impl Future<Output = Result<Vec<ReplyView>, StoreError>> + Send;
+
+    /// Every block, sorted by user id.
+    fn list_blocks(&self) -> impl Future<Output = Result<Vec<BlockView>, StoreError>> + Send;
 }
 
 /// Durable positions of the projectors that follow the global stream (socket fan-out, Discord).

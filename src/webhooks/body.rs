@@ -31,11 +31,23 @@ pub fn render(envelope: &EventEnvelope, model: &MemoryReadModel) -> Value {
         | TicketEvent::AssigneeChanged { .. }
         // The partner's own backend sees what staff see, tags included.
         | TicketEvent::TagsChanged { .. } => ticket.and_then(|t| serde_json::to_value(t).ok()),
+        // Streams beside the tickets (ADR 0021): the reply or block as of the event, or what
+        // names the one that went.
+        TicketEvent::ReplySaved { name, .. } => model
+            .replies
+            .get(name)
+            .and_then(|r| serde_json::to_value(r).ok()),
+        TicketEvent::ReplyDeleted { name } => Some(json!({"name": name})),
+        TicketEvent::UserBlocked { user_id, .. } => model
+            .blocks
+            .get(user_id)
+            .and_then(|b| serde_json::to_value(b).ok()),
+        TicketEvent::UserUnblocked { user_id } => Some(json!({"user_id": user_id})),
     };
     json!({
         "type": envelope.event.type_name(),
         "position": envelope.position,
-        // Every event today lives in a ticket's stream; one that does not says so with null.
+        // Saved replies and blocks live beside the tickets (ADR 0021): null.
         "ticket_id": ticket.map(|t| t.id.as_str()),
         "occurred_at": envelope.recorded_at,
         "data": data.unwrap_or(Value::Null),

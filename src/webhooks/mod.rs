@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// Every event type name a partner can receive: the serialized `type` of `TicketEvent`.
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 14] = [
     "TicketOpened",
     "MessagePosted",
     "MessageEdited",
@@ -31,6 +31,10 @@ pub const EVENT_TYPES: [&str; 10] = [
     "TicketReopened",
     "AssigneeChanged",
     "TagsChanged",
+    "ReplySaved",
+    "ReplyDeleted",
+    "UserBlocked",
+    "UserUnblocked",
 ];
 
 /// The partner's URL; it may carry a token, so it is never printed.
@@ -212,6 +216,20 @@ mod tests {
                 to_name: None,
             },
             TicketEvent::TagsChanged { tags: vec![] },
+            TicketEvent::ReplySaved {
+                name: String::new(),
+                content: String::new(),
+            },
+            TicketEvent::ReplyDeleted {
+                name: String::new(),
+            },
+            TicketEvent::UserBlocked {
+                user_id: String::new(),
+                reason: None,
+            },
+            TicketEvent::UserUnblocked {
+                user_id: String::new(),
+            },
         ];
         let names: Vec<_> = every.iter().map(TicketEvent::type_name).collect();
         assert_eq!(names, EVENT_TYPES);

@@ -189,10 +189,24 @@ async function scenario(browser) {
   check(other.id, 'the second ticket opened');
   log('inbox filters: mine, unassigned, tag');
 
-  // --- Staff replies; the customer sees it live, and nothing on the page moves for it.
-  await customer.evaluate(() => { window.layoutShifts.length = 0; });
+  // --- A saved reply: the picker fills the composer with its text, to be edited before sending.
+  await rest('PUT', '/replies/looking', staffToken, { content: 'We are looking into it' });
   const staffComposer = staff.getByRole('textbox', { name: /^Message/ });
-  await staffComposer.fill('We are looking into it.');
+  const picker = staff.getByLabel('Saved reply');
+  check(await picker.isVisible(), 'staff see the saved-reply picker');
+  await picker.focus();
+  await picker.locator('option[value="looking"]').waitFor({ state: 'attached' });
+  await picker.selectOption('looking');
+  check(await staffComposer.inputValue() === 'We are looking into it', `the picker filled the composer, it holds ${await staffComposer.inputValue()}`);
+  check(await picker.inputValue() === '', 'the picker is ready for another reply');
+  check(!(await customer.getByLabel('Saved reply').isVisible()), 'customers have no saved replies');
+  log('staff filled the composer from a saved reply');
+
+  // --- Staff replies (the saved text, edited); the customer sees it live, and nothing on the
+  // page moves for it.
+  await customer.evaluate(() => { window.layoutShifts.length = 0; });
+  await staffComposer.press('End');
+  await staffComposer.pressSequentially('.');
   await staff.getByRole('button', { name: 'Send' }).click();
   await messageWith(customer, 'We are looking into it.').waitFor();
   await customer.waitForTimeout(200);

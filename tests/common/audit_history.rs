@@ -83,3 +83,55 @@ pub fn assert_timeline(out: &str) {
         "{out}"
     );
 }
+
+/// Saved replies and blocks made through `server`'s API (ADR 0021): two replies saved, one
+/// replaced and one deleted; two users blocked and one of them unblocked. Seven events on three
+/// streams beside the tickets.
+pub async fn make_helpdesk_history(server: &Api) {
+    let root = server.token("root", "ADMIN");
+    for (method, path, body) in [
+        (
+            reqwest::Method::PUT,
+            "/api/v1/replies/refund",
+            json!({"content": "Refunded."}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/replies/hello",
+            json!({"content": "Hello!"}),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/replies/refund",
+            json!({"content": "Refund sent."}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/replies/hello",
+            Value::Null,
+        ),
+        (
+            reqwest::Method::PUT,
+            "/api/v1/blocks/ann",
+            json!({"reason": "spam"}),
+        ),
+        (reqwest::Method::PUT, "/api/v1/blocks/zed", Value::Null),
+        (reqwest::Method::DELETE, "/api/v1/blocks/zed", Value::Null),
+    ] {
+        let body = (!body.is_null()).then_some(body);
+        let (status, _, answer) = server
+            .request(method.clone(), path, Some(&root), body.as_ref())
+            .await;
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+    }
+}
+
+/// The saved replies and blocks as the API lists them to an admin.
+pub async fn helpdesk_state(server: &Api) -> Value {
+    let root = server.token("root", "ADMIN");
+    let (_, _, replies) = server.get("/api/v1/replies", &root).await;
+    let (_, _, blocks) = server.get("/api/v1/blocks", &root).await;
+    assert_eq!(replies.as_array().map(Vec::len), Some(1), "{replies}");
+    assert_eq!(blocks.as_array().map(Vec::len), Some(1), "{blocks}");
+    json!({"replies": replies, "blocks": blocks})
+}

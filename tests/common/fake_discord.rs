@@ -47,6 +47,10 @@ pub const TRANSCRIPTS: u64 = 81_000_000_000_000_031;
 pub const STAFF: u64 = 81_000_000_000_000_041;
 /// A member without any support role.
 pub const OUTSIDER: u64 = 81_000_000_000_000_042;
+/// A member holding `MANAGER_ROLE_ID`.
+pub const MANAGER: u64 = 81_000_000_000_000_043;
+/// A member holding `ADMIN_ROLE_ID`.
+pub const ADMIN: u64 = 81_000_000_000_000_044;
 /// Another guild, whose events the bridge must ignore.
 pub const OTHER_GUILD: u64 = 81_000_000_000_000_051;
 
@@ -332,6 +336,27 @@ impl FakeDiscord {
         self.dispatch(
             "INTERACTION_CREATE",
             interaction(id, 2, channel, user, data, None),
+        );
+        id.to_string()
+    }
+
+    /// A member types into the focused option `option` of slash command `name` (an
+    /// autocomplete interaction, type 4); returns the interaction id. The bot's answer is a
+    /// callback of type 8 with `data.choices`.
+    pub fn autocomplete(
+        &self,
+        user: u64,
+        channel: &str,
+        name: &str,
+        option: &str,
+        typed: &str,
+    ) -> String {
+        let id = self.snowflake();
+        let data = json!({"id": self.snowflake().to_string(), "name": name, "type": 1,
+            "options": [{"name": option, "type": 3, "value": typed, "focused": true}]});
+        self.dispatch(
+            "INTERACTION_CREATE",
+            interaction(id, 4, channel, user, data, None),
         );
         id.to_string()
     }
@@ -772,6 +797,8 @@ fn current_user() -> Value {
 fn member_roles(user: u64) -> Vec<String> {
     match user {
         STAFF => vec![ROLES[0].to_string()],
+        MANAGER => vec![ROLES[2].to_string()],
+        ADMIN => vec![ROLES[3].to_string()],
         _ => vec![],
     }
 }

@@ -238,6 +238,14 @@ impl AuditSource for AuditReader {
         AuditReader::read_model_counts(self)
     }
 
+    async fn replies(&mut self) -> Result<Vec<ticketd_projections::ReplyView>, StoreError> {
+        super::helpdesk::list_replies(&self.conn)
+    }
+
+    async fn blocks(&mut self) -> Result<Vec<ticketd_projections::BlockView>, StoreError> {
+        super::helpdesk::list_blocks(&self.conn)
+    }
+
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
@@ -361,8 +369,11 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql_error)?;
-    tx.execute_batch("DELETE FROM tickets; DELETE FROM messages; DELETE FROM ticket_tags;")
-        .map_err(sql_error)?;
+    tx.execute_batch(
+        "DELETE FROM tickets; DELETE FROM messages; DELETE FROM ticket_tags; \
+         DELETE FROM saved_replies; DELETE FROM blocks;",
+    )
+    .map_err(sql_error)?;
     let mut summary = ReplaySummary {
         events: 0,
         tickets: 0,
@@ -379,6 +390,13 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
         }
         for message in model.messages.into_values() {
             projection::apply(&tx, Change::InsertMessage(message))?;
+        }
+        // The streams beside the tickets fold to their own rows (ADR 0021).
+        for reply in model.replies.into_values() {
+            projection::apply(&tx, Change::PutReply(reply))?;
+        }
+        for block in model.blocks.into_values() {
+            projection::apply(&tx, Change::PutBlock(block))?;
         }
         progress(summary.events, total);
     }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod beside;
 mod checkpointer;
+mod helpdesk;
 pub mod import;
 mod links;
 mod projection;
@@ -20,14 +21,14 @@ use self::reader::Readers;
 use self::ticket_cache::TicketCache;
 use self::writer::{Request, Writer};
 use crate::store::prepared::PreparedEvent;
-use crate::store::{Checkpoints, Links, ReadModels, TicketFilter};
+use crate::store::{Checkpoints, HelpdeskModels, Links, ReadModels, TicketFilter};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
-use ticketd_projections::{MessageView, TicketView};
+use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
 use tokio::sync::{Mutex, oneshot, watch};
 
 /// The database file's name inside the data directory.
@@ -272,6 +273,16 @@ impl crate::store::Countdowns for EmbeddedStore {
             .readers
             .run(move |conn| reader::due_countdowns(conn, started_by, limit))
             .await
+    }
+}
+
+impl HelpdeskModels for EmbeddedStore {
+    async fn list_replies(&self) -> Result<Vec<ReplyView>, StoreError> {
+        self.inner.readers.run(helpdesk::list_replies).await
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<BlockView>, StoreError> {
+        self.inner.readers.run(helpdesk::list_blocks).await
     }
 }
 

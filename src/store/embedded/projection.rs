@@ -171,6 +171,10 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
                 params![ticket_id],
             ),
         },
+        change @ (Change::PutReply(_)
+        | Change::DeleteReply { .. }
+        | Change::PutBlock(_)
+        | Change::DeleteBlock { .. }) => super::helpdesk::apply(conn, change),
     }
     .map(drop)
 }

@@ -150,6 +150,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tickets_by_countdown ON tickets (countdown_since)
         WHERE countdown_since IS NOT NULL;
 "#,
+    // 7: the read models of the streams beside the tickets (ADR 0021): saved replies by name
+    // and blocked users by id. Older files have no such events, so empty tables are their
+    // true state.
+    r#"
+    CREATE TABLE saved_replies (
+        name       TEXT    PRIMARY KEY,
+        content    TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE blocks (
+        user_id    TEXT    PRIMARY KEY,
+        reason     TEXT,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this binary writes.

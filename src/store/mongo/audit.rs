@@ -12,7 +12,7 @@
 use super::docs::{
     message_from_doc, raw_from_doc, stream_tip_from_doc, ticket_from_doc, to_i64, unavailable,
 };
-use super::schema::{self, Collections, EVENTS_COUNTER, MESSAGES, TICKETS};
+use super::schema::{self, BLOCKS, Collections, EVENTS_COUNTER, MESSAGES, REPLIES, TICKETS};
 use crate::store::audit_source::{AuditSource, RawEvent, ReplaySummary};
 use bson::{Document, doc};
 use mongodb::{ClientSession, Collection, Database, SessionCursor};
@@ -24,6 +24,10 @@ use ticketd_projections::{MemoryReadModel, MessageView, TicketView};
 const TICKETS_REBUILD: &str = "tickets_replay";
 /// See [`TICKETS_REBUILD`].
 const MESSAGES_REBUILD: &str = "messages_replay";
+/// See [`TICKETS_REBUILD`]: the saved replies (ADR 0021).
+const REPLIES_REBUILD: &str = "saved_replies_replay";
+/// See [`TICKETS_REBUILD`]: the blocks (ADR 0021).
+const BLOCKS_REBUILD: &str = "blocks_replay";
 /// Documents written per `insert_many` during a replay.
 const INSERT_BATCH: usize = 1_000;
 
@@ -214,6 +218,16 @@ impl AuditSource for MongoAudit {
         Ok((counts[0], counts[1]))
     }
 
+    async fn replies(&mut self) -> Result<Vec<ticketd_projections::ReplyView>, StoreError> {
+        let replies = self.collections.replies.clone();
+        super::helpdesk::list_replies(&replies, Some(&mut self.session)).await
+    }
+
+    async fn blocks(&mut self) -> Result<Vec<ticketd_projections::BlockView>, StoreError> {
+        let blocks = self.collections.blocks.clone();
+        super::helpdesk::list_blocks(&blocks, Some(&mut self.session)).await
+    }
+
     fn describe(&self) -> String {
         format!("MongoDB database {}", self.name)
     }
@@ -239,10 +253,18 @@ pub async fn replay(
     let collections = Collections::new(&db);
     require_store(&collections, db_name).await?;
     let head = super::reader::head(&collections).await?;
-    let tickets: Collection<Document> = db.collection(TICKETS_REBUILD);
-    let messages: Collection<Document> = db.collection(MESSAGES_REBUILD);
-    drop_staging(&tickets, &messages).await?;
-    let built = rebuild(&collections, &tickets, &messages, head, &mut progress).await;
+    let staging = Staging {
+        tickets: db.collection(TICKETS_REBUILD),
+        messages: db.collection(MESSAGES_REBUILD),
+        replies: db.collection(REPLIES_REBUILD),
+        blocks: db.collection(BLOCKS_REBUILD),
+    };
+    staging.drop().await?;
+    // The replies and blocks may rebuild to nothing; the rename needs the collections to exist.
+    for name in [REPLIES_REBUILD, BLOCKS_REBUILD] {
+        db.create_collection(name).await.map_err(unavailable)?;
+    }
+    let built = rebuild(&collections, &staging, head, &mut progress).await;
     let moved = match &built {
         Ok(_) => super::reader::head(&collections)
             .await
@@ -253,10 +275,12 @@ pub async fn replay(
         (Ok(summary), Ok(false)) => {
             swap_in(&db, TICKETS_REBUILD, TICKETS).await?;
             swap_in(&db, MESSAGES_REBUILD, MESSAGES).await?;
+            swap_in(&db, REPLIES_REBUILD, REPLIES).await?;
+            swap_in(&db, BLOCKS_REBUILD, BLOCKS).await?;
             Ok(summary)
         }
         (Ok(_), Ok(true)) => {
-            drop_staging(&tickets, &messages).await?;
+            staging.drop().await?;
             Err(StoreError::Unavailable(format!(
                 "events were appended to {db_name} during the replay: stop every ticketd \
                  instance on this database and run it again (the read models were left as \
@@ -264,18 +288,31 @@ pub async fn replay(
             )))
         }
         (Err(e), _) | (_, Err(e)) => {
-            let _ = drop_staging(&tickets, &messages).await;
+            let _ = staging.drop().await;
             Err(e)
         }
     }
 }
 
-async fn drop_staging(
-    tickets: &Collection<Document>,
-    messages: &Collection<Document>,
-) -> Result<(), StoreError> {
-    tickets.drop().await.map_err(unavailable)?;
-    messages.drop().await.map_err(unavailable)
+/// The collections a replay builds before they replace the live ones.
+struct Staging {
+    /// Tickets.
+    tickets: Collection<Document>,
+    /// Messages.
+    messages: Collection<Document>,
+    /// Saved replies (ADR 0021).
+    replies: Collection<Document>,
+    /// Blocks (ADR 0021).
+    blocks: Collection<Document>,
+}
+
+impl Staging {
+    async fn drop(&self) -> Result<(), StoreError> {
+        for collection in [&self.tickets, &self.messages, &self.replies, &self.blocks] {
+            collection.drop().await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
 }
 
 /// Folds the events up to `head`, one stream at a time (memory holds one ticket), into
@@ -283,12 +320,11 @@ async fn drop_staging(
 /// stream's events in order, rather than a query per ticket.
 async fn rebuild(
     collections: &Collections,
-    tickets: &Collection<Document>,
-    messages: &Collection<Document>,
+    staging: &Staging,
     head: u64,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, StoreError> {
-    schema::read_model_indexes(tickets, messages).await?;
+    schema::read_model_indexes(&staging.tickets, &staging.messages).await?;
     let mut cursor = collections
         .events
         .find(doc! {"_id": {"$lte": to_i64(head)?}})
@@ -300,7 +336,7 @@ async fn rebuild(
         tickets: 0,
         messages: 0,
     };
-    let mut out = Output::new(tickets, messages);
+    let mut out = Output::new(staging);
     let mut stream: Vec<EventEnvelope> = Vec::new();
     while cursor.advance().await.map_err(unavailable)? {
         let document: Document = cursor.deserialize_current().map_err(unavailable)?;
@@ -322,23 +358,26 @@ async fn rebuild(
 
 /// The rebuilt documents on their way to the staging collections, written in batches.
 struct Output<'a> {
-    /// Where tickets go.
-    tickets: &'a Collection<Document>,
-    /// Where messages go.
-    messages: &'a Collection<Document>,
+    /// Where everything goes.
+    staging: &'a Staging,
     /// Ticket documents not yet written.
     ticket_docs: Vec<Document>,
     /// Message documents not yet written.
     message_docs: Vec<Document>,
+    /// Saved reply and block documents not yet written (few: kept to the end).
+    reply_docs: Vec<Document>,
+    /// See `reply_docs`.
+    block_docs: Vec<Document>,
 }
 
 impl<'a> Output<'a> {
-    fn new(tickets: &'a Collection<Document>, messages: &'a Collection<Document>) -> Self {
+    fn new(staging: &'a Staging) -> Self {
         Output {
-            tickets,
-            messages,
+            staging,
             ticket_docs: Vec::new(),
             message_docs: Vec::new(),
+            reply_docs: Vec::new(),
+            block_docs: Vec::new(),
         }
     }
 
@@ -361,6 +400,12 @@ impl<'a> Output<'a> {
         for message in model.messages.values() {
             self.message_docs.push(super::docs::message_doc(message)?);
         }
+        for reply in model.replies.values() {
+            self.reply_docs.push(super::helpdesk::reply_doc(reply));
+        }
+        for block in model.blocks.values() {
+            self.block_docs.push(super::helpdesk::block_doc(block));
+        }
         if self.ticket_docs.len() + self.message_docs.len() >= INSERT_BATCH {
             self.flush().await?;
         }
@@ -370,8 +415,10 @@ impl<'a> Output<'a> {
     /// Writes every queued document.
     async fn flush(&mut self) -> Result<(), StoreError> {
         for (collection, documents) in [
-            (self.tickets, &mut self.ticket_docs),
-            (self.messages, &mut self.message_docs),
+            (&self.staging.tickets, &mut self.ticket_docs),
+            (&self.staging.messages, &mut self.message_docs),
+            (&self.staging.replies, &mut self.reply_docs),
+            (&self.staging.blocks, &mut self.block_docs),
         ] {
             if !documents.is_empty() {
                 collection

@@ -10,6 +10,7 @@
 pub mod audit;
 mod docs;
 mod follower;
+mod helpdesk;
 pub mod lease;
 mod projection;
 mod reader;
@@ -21,7 +22,7 @@ pub use lease::Lease;
 use self::schema::Collections;
 use self::writer::{Request, Writer};
 use crate::store::prepared::PreparedEvent;
-use crate::store::{Checkpoints, Links, ReadModels, TicketFilter};
+use crate::store::{Checkpoints, HelpdeskModels, Links, ReadModels, TicketFilter};
 use mongodb::options::{ClientOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, Database};
 use std::fmt;
@@ -370,6 +371,16 @@ impl EventStore for MongoStore {
         let mut head = self.inner.head.subscribe();
         // The sender lives as long as `self`, so this ends only by the head passing `position`.
         let _ = head.wait_for(|head| *head > position).await;
+    }
+}
+
+impl HelpdeskModels for MongoStore {
+    async fn list_replies(&self) -> Result<Vec<ticketd_projections::ReplyView>, StoreError> {
+        helpdesk::list_replies(&self.inner.collections.replies, None).await
+    }
+
+    async fn list_blocks(&self) -> Result<Vec<ticketd_projections::BlockView>, StoreError> {
+        helpdesk::list_blocks(&self.inner.collections.blocks, None).await
     }
 }
 

@@ -5,6 +5,7 @@
 //! replaces, a change to a missing document is a no-op) like the embedded store's SQL does.
 
 use super::docs::{countdown_doc, message_doc, ticket_doc};
+use super::helpdesk::{block_doc, reply_doc};
 use super::schema::Collections;
 use bson::{Bson, Document, doc};
 use mongodb::ClientSession;
@@ -49,6 +50,9 @@ pub(super) async fn project(
                     .session(&mut *session)
                     .await?;
             }
+            Write::Delete => {
+                target.delete_one(filter).session(&mut *session).await?;
+            }
         }
     }
     Ok(())
@@ -69,6 +73,9 @@ pub(super) async fn project_alone(
             Write::Update(update) => {
                 target.update_one(filter, update).await?;
             }
+            Write::Delete => {
+                target.delete_one(filter).await?;
+            }
         }
     }
     Ok(())
@@ -79,6 +86,8 @@ enum Write {
     Replace(Document),
     /// Change some fields of an existing document.
     Update(Document),
+    /// Remove the document, if there is one.
+    Delete,
 }
 
 /// The collection, filter and write for one change.
@@ -180,5 +189,19 @@ fn operation(
                 Write::Update(doc! {"$unset": {"countdown": ""}}),
             ),
         },
+        Change::PutReply(reply) => (
+            &collections.replies,
+            doc! {"_id": &reply.name},
+            Write::Replace(reply_doc(&reply)),
+        ),
+        Change::DeleteReply { name } => (&collections.replies, doc! {"_id": name}, Write::Delete),
+        Change::PutBlock(block) => (
+            &collections.blocks,
+            doc! {"_id": &block.user_id},
+            Write::Replace(block_doc(&block)),
+        ),
+        Change::DeleteBlock { user_id } => {
+            (&collections.blocks, doc! {"_id": user_id}, Write::Delete)
+        }
     })
 }

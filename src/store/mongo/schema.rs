@@ -18,6 +18,10 @@ pub(super) const COUNTERS: &str = "counters";
 pub(super) const TICKETS: &str = "tickets";
 /// The Message read model.
 pub(super) const MESSAGES: &str = "messages";
+/// The saved replies read model, `_id` the name (ADR 0021).
+pub(super) const REPLIES: &str = "saved_replies";
+/// The blocks read model, `_id` the user id (ADR 0021).
+pub(super) const BLOCKS: &str = "blocks";
 /// Projector checkpoints, `_id` the projector's name.
 pub(super) const CHECKPOINTS: &str = "checkpoints";
 /// Links between our ids and another system's, `_id: {kind, key}`.
@@ -41,6 +45,10 @@ pub(super) struct Collections {
     pub(super) tickets: Collection<Document>,
     /// See [`MESSAGES`].
     pub(super) messages: Collection<Document>,
+    /// See [`REPLIES`].
+    pub(super) replies: Collection<Document>,
+    /// See [`BLOCKS`].
+    pub(super) blocks: Collection<Document>,
     /// See [`CHECKPOINTS`].
     pub(super) checkpoints: Collection<Document>,
     /// See [`LINKS`].
@@ -55,6 +63,8 @@ impl Collections {
             counters: db.collection(COUNTERS),
             tickets: db.collection(TICKETS),
             messages: db.collection(MESSAGES),
+            replies: db.collection(REPLIES),
+            blocks: db.collection(BLOCKS),
             checkpoints: db.collection(CHECKPOINTS),
             links: db.collection(LINKS),
         }

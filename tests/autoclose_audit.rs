@@ -95,6 +95,8 @@ async fn a_file_from_before_countdowns_gets_them_on_open() {
              ALTER TABLE tickets DROP COLUMN countdown_message;
              ALTER TABLE tickets DROP COLUMN countdown_since;
              ALTER TABLE tickets DROP COLUMN countdown_warned_at;
+             DROP TABLE saved_replies;
+             DROP TABLE blocks;
              PRAGMA user_version = 5;",
         )
         .unwrap();

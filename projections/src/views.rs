@@ -39,7 +39,8 @@ pub struct TicketView {
     #[serde(skip)]
     pub position: u64,
     /// The auto-close countdown while the ticket waits on its customer (ADR 0022); kept for the
-    /// timer, never sent to clients.
+    /// timer, never sent to clients. Read it through the timer's query (`due_countdowns`): the
+    /// embedded store's ticket cache keeps a row across posts, which move only this.
     #[serde(skip)]
     pub countdown: Option<Countdown>,
 }

@@ -92,8 +92,9 @@ enum Answer {
 }
 
 impl Answer {
-    /// Tickets whose row an appended event changed (messages live in their own rows, but a
-    /// public message moves its ticket's auto-close countdown).
+    /// Tickets whose row an appended event changed, for the ticket cache: messages live in
+    /// their own rows (a public one moves its ticket's countdown, which the cache may keep
+    /// stale: see below).
     fn changed_tickets(&self) -> impl Iterator<Item = &str> {
         let events = match self {
             Answer::Append(_, Ok(events)) => events.as_slice(),
@@ -102,9 +103,13 @@ impl Answer {
         events
             .iter()
             .filter(|e| {
+                // A public post moves the row's auto-close countdown too, but the countdown is
+                // read only by the timer's own query (`due_countdowns`), never through the
+                // cache: forgetting the ticket on every post cost each next request on it a
+                // read, and halved the posts a second (`scripts/bench`).
                 !matches!(
                     e.event,
-                    ticketd_events::TicketEvent::MessagePosted { internal: true, .. }
+                    ticketd_events::TicketEvent::MessagePosted { .. }
                         | ticketd_events::TicketEvent::MessageEdited { .. }
                         | ticketd_events::TicketEvent::MessageDeleted { .. }
                 )

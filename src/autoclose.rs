@@ -11,8 +11,8 @@
 //! does not depend on it. The clock is injected ([`Clock`]), so tests need not wait hours.
 
 use crate::commands::{CommandError, Context, Executor, IdempotencySeed};
-use crate::store::Countdowns;
 use crate::store::mongo::Lease;
+use crate::store::{BlockList, Countdowns};
 use crate::ticket_rules::AutoClose;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -104,7 +104,7 @@ fn in_words(duration: Duration) -> String {
 
 /// Warns and closes whatever is due at `now`. Each ticket is its own command: one that fails
 /// is logged and tried again next sweep, the others go on.
-pub async fn sweep<S: EventStore + Countdowns>(
+pub async fn sweep<S: EventStore + BlockList + Countdowns>(
     executor: &Executor<S>,
     rules: &AutoClose,
     now: i64,

@@ -5,14 +5,14 @@
 //! Decided state is cached per ticket so a busy ticket with 10,000 messages is not re-read for
 //! every command.
 
-use crate::store::{CappedAppend, Links, OpenCap};
+use crate::store::{BlockList, CappedAppend, Links, OpenCap};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 use ticketd_events::{
     Actor, Aggregate, Command, EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError,
-    Ticket, TicketError, UserAccount, streams,
+    Ticket, TicketError,
 };
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -106,7 +106,7 @@ pub struct Executor<S> {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
-impl<S: EventStore> Executor<S> {
+impl<S: EventStore + BlockList> Executor<S> {
     /// An executor over `store` with an empty cache.
     pub fn new(store: S) -> Self {
         Executor {
@@ -186,10 +186,10 @@ impl<S: EventStore> Executor<S> {
         outcome
     }
 
-    /// Refuses a blocked customer's open, post or edit (ADR 0021). The user's stream is read
-    /// each time, not cached: it is a handful of events on one index, and an unblock must take
-    /// effect at once on every instance. Staff are never blocked; deleting their own messages
-    /// and closing their tickets stays open to the blocked.
+    /// Refuses a blocked customer's open, post or edit (ADR 0021). The store answers from its
+    /// blocks read model, never a cache of ours: an unblock must take effect at once on every
+    /// instance. Staff are never blocked; deleting their own messages and closing their tickets
+    /// stays open to the blocked.
     async fn refuse_blocked(
         &self,
         context: &Context,
@@ -206,10 +206,7 @@ impl<S: EventStore> Executor<S> {
         if context.actor.is_staff() || !writes {
             return Ok(());
         }
-        let account = self
-            .load_stream(&streams::user(&context.actor.id), UserAccount::default())
-            .await?;
-        if account.is_blocked() {
+        if self.store.is_blocked(&context.actor.id).await? {
             return Err(TicketError::Forbidden(ticketd_events::account::BLOCKED).into());
         }
         Ok(())
@@ -303,7 +300,7 @@ impl<S: EventStore> Executor<S> {
     }
 }
 
-impl<S: EventStore + Links + CappedAppend> Executor<S> {
+impl<S: EventStore + BlockList + Links + CappedAppend> Executor<S> {
     /// Opens a ticket as `context`'s actor, with `open` (an [`Command::OpenTicket`]), and answers
     /// its id. Without a key it is a new ticket. With the client's idempotency key, the key is
     /// first claimed in the store's links (atomically on both stores), so a retry, or a twin

@@ -400,6 +400,35 @@ async fn blocking_a_customer(store: &Backend) {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(on_ann, ["UserBlocked", "UserUnblocked", "UserBlocked"]);
+
+    // Blocks outlive a restart, and so does a lifted one: ann (blocked again) and zed stay
+    // refused, bob was never blocked.
+    put(&server, "/api/v1/blocks/zed", &root, None).await;
+    server.delete("/api/v1/blocks/zed", &root).await;
+    let server = store.restart(server).await;
+    let zed = server.token("zed", "CUSTOMER");
+    let opens = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .post_json(
+                    "/api/v1/tickets",
+                    &token,
+                    json!({"topic": "After", "description": "the restart"}),
+                )
+                .await
+        }
+    };
+    assert_error(
+        &opens(server.token("ann", "CUSTOMER")).await,
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+    );
+    assert_eq!(opens(zed).await.0, StatusCode::OK, "zed was unblocked");
+    assert_eq!(
+        opens(server.token("bob", "CUSTOMER")).await.0,
+        StatusCode::OK
+    );
 }
 
 on_both_stores!(saved_replies, blocking_a_customer);

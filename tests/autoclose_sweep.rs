@@ -10,7 +10,9 @@ use std::time::Duration;
 use ticketd::autoclose::{Swept, sweep};
 use ticketd::commands::{Context, Executor};
 use ticketd::store::conformance::user;
-use ticketd::store::{Countdowns, EmbeddedOptions, EmbeddedStore, MongoStore, ReadModels};
+use ticketd::store::{
+    BlockList, Countdowns, EmbeddedOptions, EmbeddedStore, MongoStore, ReadModels,
+};
 use ticketd::ticket_rules::AutoClose;
 use ticketd_events::{Command, EventStore, TicketEvent, TicketStatus, UserRole};
 
@@ -27,7 +29,7 @@ fn context(id: &str, role: UserRole) -> Context {
     }
 }
 
-async fn open<S: EventStore>(executor: &Executor<S>) -> String {
+async fn open<S: EventStore + BlockList>(executor: &Executor<S>) -> String {
     let id = uuid::Uuid::now_v7().to_string();
     let open = Command::OpenTicket {
         topic: "Printer".into(),
@@ -41,7 +43,12 @@ async fn open<S: EventStore>(executor: &Executor<S>) -> String {
     id
 }
 
-async fn say<S: EventStore>(executor: &Executor<S>, ticket: &str, who: &str, role: UserRole) {
+async fn say<S: EventStore + BlockList>(
+    executor: &Executor<S>,
+    ticket: &str,
+    who: &str,
+    role: UserRole,
+) {
     let post = Command::PostMessage {
         message_id: uuid::Uuid::now_v7().to_string(),
         content: format!("{who} says hi"),
@@ -90,7 +97,7 @@ async fn system_events<S: EventStore>(store: &S, ticket: &str) -> (usize, usize)
 
 async fn the_sweep_follows_the_clock<S>(store: S)
 where
-    S: EventStore + ReadModels + Countdowns + Clone + 'static,
+    S: EventStore + BlockList + ReadModels + Countdowns + Clone + 'static,
 {
     let executor = Executor::new(store.clone());
     let waiting = open(&executor).await;

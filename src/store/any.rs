@@ -3,8 +3,8 @@
 //! native async functions and a call on the embedded store costs one match more than before.
 
 use super::{
-    CappedAppend, Checkpoints, Countdowns, EmbeddedStore, HelpdeskModels, Links, MongoStore,
-    OpenCap, ReadModels, TicketFilter,
+    BlockList, CappedAppend, Checkpoints, Countdowns, EmbeddedStore, HelpdeskModels, Links,
+    MongoStore, OpenCap, ReadModels, TicketFilter,
 };
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
 use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
@@ -62,6 +62,12 @@ impl Countdowns for Store {
         limit: usize,
     ) -> Result<Vec<TicketView>, StoreError> {
         delegate!(self, s => s.due_countdowns(started_by, limit).await)
+    }
+}
+
+impl BlockList for Store {
+    async fn is_blocked(&self, user_id: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.is_blocked(user_id).await)
     }
 }
 

@@ -139,6 +139,15 @@ pub trait HelpdeskModels: Send + Sync {
     fn list_blocks(&self) -> impl Future<Output = Result<Vec<BlockView>, StoreError>> + Send;
 }
 
+/// Whether a user is blocked (ADR 0021), asked before every customer's open, post and edit, so
+/// it must cost next to nothing: the embedded store keeps the set in memory beside its single
+/// writer; MongoDB reads the block's document by its key, since another instance may have
+/// written it.
+pub trait BlockList: Send + Sync {
+    /// Whether `user_id` is blocked as of the last commit this instance can see.
+    fn is_blocked(&self, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// Durable positions of the projectors that follow the global stream (socket fan-out, Discord).
 pub trait Checkpoints: Send + Sync {
     /// The last position the named projector finished, 0 if it never ran.

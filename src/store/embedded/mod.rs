@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod beside;
+mod blocked;
 mod checkpointer;
 mod helpdesk;
 pub mod import;
@@ -80,6 +81,8 @@ struct Inner {
     _checkpointer: checkpointer::Checkpointer,
     /// Tickets kept in memory for `get_ticket`; the writer forgets those it changes.
     tickets: Arc<TicketCache>,
+    /// Who is blocked, kept by the writer as it commits.
+    blocked: Arc<blocked::BlockedUsers>,
 }
 
 impl EmbeddedStore {
@@ -95,7 +98,12 @@ impl EmbeddedStore {
         schema::set_wal_autocheckpoint(&conn, options.wal_autocheckpoint_bytes)?;
         let head = Arc::new(watch::Sender::new(0));
         let tickets = Arc::new(TicketCache::default());
-        let writer = Writer::new(conn, Arc::clone(&head))?.with_ticket_cache(Arc::clone(&tickets));
+        let blocked = Arc::new(blocked::BlockedUsers::new(
+            helpdesk::list_blocks(&conn)?.into_iter().map(|b| b.user_id),
+        ));
+        let writer = Writer::new(conn, Arc::clone(&head))?
+            .with_ticket_cache(Arc::clone(&tickets))
+            .with_blocked_users(Arc::clone(&blocked));
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
@@ -110,6 +118,7 @@ impl EmbeddedStore {
                 readers,
                 _checkpointer: checkpointer,
                 tickets,
+                blocked,
             }),
         })
     }
@@ -168,6 +177,12 @@ impl fmt::Debug for EmbeddedStore {
             .field("path", &self.inner.path)
             .field("head", &*self.inner.head.borrow())
             .finish_non_exhaustive()
+    }
+}
+
+impl crate::store::BlockList for EmbeddedStore {
+    async fn is_blocked(&self, user_id: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.blocked.contains(user_id))
     }
 }
 

@@ -5,6 +5,7 @@
 //! thread assigns positions, and assigns them in the order it commits, the global order has no
 //! gaps and no reader ever sees position n + 1 before n.
 
+use super::blocked::BlockedUsers;
 use super::projection::project;
 use super::reader::events_by_id;
 use super::rows::{sql_error, to_sql_int};
@@ -96,11 +97,7 @@ impl Answer {
     /// their own rows (a public one moves its ticket's countdown, which the cache may keep
     /// stale: see below).
     fn changed_tickets(&self) -> impl Iterator<Item = &str> {
-        let events = match self {
-            Answer::Append(_, Ok(events)) => events.as_slice(),
-            _ => &[],
-        };
-        events
+        self.appended()
             .iter()
             .filter(|e| {
                 // A public post moves the row's auto-close countdown too, but the countdown is
@@ -115,6 +112,14 @@ impl Answer {
                 )
             })
             .map(|e| e.stream_id.as_str())
+    }
+
+    /// The events this request appended: none unless it is an append that succeeded.
+    fn appended(&self) -> &[EventEnvelope] {
+        match self {
+            Answer::Append(_, Ok(events)) => events.as_slice(),
+            _ => &[],
+        }
     }
 
     fn send(self) {
@@ -156,6 +161,8 @@ pub(super) struct Writer {
     head_tx: Arc<watch::Sender<u64>>,
     /// Tickets kept in memory for reads; told which ones each batch changed.
     tickets: Option<Arc<TicketCache>>,
+    /// The blocked users the store answers from, moved by each committed block or unblock.
+    blocked: Option<Arc<BlockedUsers>>,
     /// Stream tips, so appends skip a lookup.
     tips: StreamTips,
 }
@@ -179,6 +186,7 @@ impl Writer {
             last_recorded_at,
             head_tx,
             tickets: None,
+            blocked: None,
             tips: StreamTips::default(),
         })
     }
@@ -186,6 +194,12 @@ impl Writer {
     /// Makes the writer forget, in `cache`, every ticket a batch changes.
     pub(super) fn with_ticket_cache(mut self, cache: Arc<TicketCache>) -> Self {
         self.tickets = Some(cache);
+        self
+    }
+
+    /// Keeps `blocked` in step with the commits.
+    pub(super) fn with_blocked_users(mut self, blocked: Arc<BlockedUsers>) -> Self {
+        self.blocked = Some(blocked);
         self
     }
 
@@ -285,6 +299,17 @@ impl Writer {
                     if !changed.is_empty() {
                         cache.forget(changed);
                     }
+                }
+                if let Some(blocked) = &self.blocked {
+                    // Only what this batch wrote: a retry answered from the log names an older
+                    // block, which a later unblock may have lifted.
+                    let before = self.head;
+                    blocked.follow(
+                        answers
+                            .iter()
+                            .flat_map(Answer::appended)
+                            .filter(|e| e.position > before),
+                    );
                 }
                 let (head, global_hash) = head;
                 if head != self.head {
@@ -992,6 +1017,49 @@ mod tests {
         let (retry, mut retry_answer) = open_request("s2", vec![opening()]);
         writer.commit_batch(vec![retry]);
         assert_eq!(positions(&mut retry_answer), [2], "no position was lost");
+    }
+
+    #[test]
+    fn a_retried_block_answered_from_the_log_does_not_undo_a_later_unblock() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = Arc::new(BlockedUsers::default());
+        let mut writer = writer(dir.path()).with_blocked_users(Arc::clone(&blocked));
+        let admin = user("root", UserRole::Admin);
+        let block = new_event(
+            &admin,
+            TicketEvent::UserBlocked {
+                user_id: "ann".into(),
+                reason: None,
+            },
+        );
+        let (first, _) = open_request("user:ann", vec![block.clone()]);
+        writer.commit_batch(vec![first]);
+        assert!(blocked.contains("ann"));
+
+        let (reply, _) = oneshot::channel();
+        let unblock = new_event(
+            &admin,
+            TicketEvent::UserUnblocked {
+                user_id: "ann".into(),
+            },
+        );
+        writer.commit_batch(vec![Request::Append {
+            stream_id: "user:ann".into(),
+            expected: ExpectedVersion::from_version(1),
+            events: vec![PreparedEvent::new("user:ann", unblock).unwrap()],
+            cap: None,
+            reply,
+        }]);
+        assert!(!blocked.contains("ann"));
+
+        let (retry, mut answer) = open_request("user:ann", vec![block]);
+        writer.commit_batch(vec![retry]);
+        assert_eq!(
+            positions(&mut answer),
+            [1],
+            "the retry is answered from the log"
+        );
+        assert!(!blocked.contains("ann"), "and blocks nobody again");
     }
 
     #[test]

@@ -84,6 +84,19 @@ pub(super) async fn list_replies(
         .collect()
 }
 
+/// Whether `user_id` has a block document: one lookup by key.
+pub(super) async fn is_blocked(
+    collection: &Collection<Document>,
+    user_id: &str,
+) -> Result<bool, StoreError> {
+    let found = collection
+        .find_one(doc! {"_id": user_id})
+        .projection(doc! {"_id": 1})
+        .await
+        .map_err(unavailable)?;
+    Ok(found.is_some())
+}
+
 /// Every block, by user id.
 pub(super) async fn list_blocks(
     collection: &Collection<Document>,

@@ -286,6 +286,12 @@ impl crate::store::Countdowns for MongoStore {
     }
 }
 
+impl crate::store::BlockList for MongoStore {
+    async fn is_blocked(&self, user_id: &str) -> Result<bool, StoreError> {
+        helpdesk::is_blocked(&self.inner.collections.blocks, user_id).await
+    }
+}
+
 impl crate::store::CappedAppend for MongoStore {
     async fn append_capped(
         &self,

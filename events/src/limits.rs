@@ -49,7 +49,10 @@ pub fn normalize_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option<Vec
     (out.len() <= TAGS_MAX).then_some(out)
 }
 
-/// Whether `url` is an absolute http(s) link with a host and no whitespace or control characters.
+/// Whether `url` is an absolute http(s) link with a well-formed host (an ASCII name — IDNs in
+/// their `xn--` form —, an IPv4 address or a bracketed IPv6 address), an optional numeric port, no user info, and no whitespace or
+/// control characters. Clients render these links, so a half-formed authority such as
+/// `http://[` must not pass for one.
 pub fn is_http_url(url: &str) -> bool {
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
@@ -58,11 +61,38 @@ pub fn is_http_url(url: &str) -> bool {
     } else {
         return false;
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    !host.is_empty()
-        && !host.starts_with(':')
-        && !host.contains('@')
-        && url.chars().all(|c| !c.is_whitespace() && !c.is_control())
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    url.chars().all(|c| !c.is_whitespace() && !c.is_control()) && is_authority(authority)
+}
+
+/// `host[:port]` as [`is_http_url`] accepts it.
+fn is_authority(authority: &str) -> bool {
+    let (host_ok, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((ipv6, after)) = bracketed.split_once(']') else {
+            return false;
+        };
+        let ok = ipv6.contains(':')
+            && ipv6
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+        match after.strip_prefix(':') {
+            Some(port) => (ok, Some(port)),
+            None => (ok && after.is_empty(), None),
+        }
+    } else {
+        let (host, port) = match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        };
+        let ok = !host.is_empty()
+            && !host.starts_with(['.', '-'])
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '%'));
+        (ok, port)
+    };
+    host_ok
+        && port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -74,6 +104,10 @@ mod tests {
         for ok in [
             "http://example.com/a.png",
             "https://cdn.example.com:8443/x?y=1#z",
+            "http://[::1]:5000/hook",
+            "http://[2001:db8::7]/",
+            "http://127.0.0.1/x",
+            "https://xn--bcher-kva.example/",
         ] {
             assert!(is_http_url(ok), "{ok}");
         }
@@ -86,6 +120,18 @@ mod tests {
             "https://exa mple.com/",
             "data:text/html,hi",
             "//example.com/x",
+            "http://[",
+            "http://[]/",
+            "http://[::1/x",
+            "http://[::1]x/",
+            "http://[evil.example]/",
+            "http://example.com:/",
+            "http://example.com:80a/",
+            "http://example.com:123456/",
+            "http://:80/",
+            "http://exa<mple.com/",
+            "http://.example.com/",
+            "https://bücher.example/",
         ] {
             assert!(!is_http_url(bad), "{bad}");
         }

@@ -133,11 +133,13 @@ fn not_blank() -> String {
     format!("[^{WHITE_SPACE}]")
 }
 
-/// `limits::is_http_url`: `http://` or `https://`, a host not starting with `:` and without `@`,
-/// and no white space or control character anywhere (Unicode `White_Space`, category `Cc`).
+/// `limits::is_http_url`: `http://` or `https://`; an ASCII host name (not starting with `.` or
+/// `-`) or a bracketed IPv6 address; an optional port of 1 to 5 digits; no user info; and no
+/// white space or control character anywhere (Unicode `White_Space`, category `Cc`).
 fn http_url() -> String {
     let bad = r"\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
-    format!(r"^https?://[^/?#:@{bad}][^/?#@{bad}]*([/?#][^{bad}]*)?$")
+    let host = r"(\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]|[A-Za-z0-9_~%][A-Za-z0-9._~%-]*)";
+    format!(r"^https?://{host}(:[0-9]{{1,5}})?([/?#][^{bad}]*)?$")
 }
 
 /// The decimal numerals of 0..=`max` as Rust's integer parsers read them (an optional `+`, any
@@ -868,6 +870,21 @@ mod tests {
             "HTTPS://example.com/",
             "data:text/html,hi",
             "//example.com/x",
+            "http://[",
+            "http://[]/",
+            "http://[::1]:5000/hook",
+            "http://[::1/x",
+            "http://[::1]x/",
+            "http://[evil.example]/",
+            "http://example.com:/",
+            "http://example.com:80a/",
+            "http://example.com:123456/",
+            "http://.example.com/",
+            "http://-x.example/",
+            "http://exa<mple.com/",
+            "https://bücher.example/",
+            "https://xn--bcher-kva.example/",
+            "http://127.0.0.1/x",
         ] {
             assert_eq!(matches(&pattern, url), limits::is_http_url(url), "{url}");
         }

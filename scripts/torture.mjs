@@ -42,6 +42,7 @@ function parseArgs(argv) {
   const a = {
     store: 'embedded', cycles: 3, duration: 3, workers: 4, instances: 1, dbRestartEvery: 0,
     seed: Date.now() % 1e9, bin: '', out: '', mongoUri: process.env.MONGO_URI || '', dbName: '',
+    inject: '',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1]];
@@ -62,6 +63,7 @@ function parseArgs(argv) {
       case '--out': a.out = v; break;
       case '--mongo-uri': a.mongoUri = v; break;
       case '--db-name': a.dbName = v; break;
+      case '--inject': a.inject = v; break;
       default: throw new Error(`unknown argument ${k}`);
     }
   }
@@ -490,7 +492,21 @@ function runVerify() {
   return ms;
 }
 
+/**
+ * The checker's own test (scripts/torture --self-test): one fault planted in what the harness
+ * believes, which the checks must catch.
+ */
+function inject(kind, workers, watchers) {
+  const t = [...workers[0].tickets.values()].find((x) => x.messages.some((m) => !m.deleted));
+  if (kind === 'phantom-message') t.messages.push({ id: randomUUID(), content: 'never sent', internal: false, deleted: false });
+  else if (kind === 'wrong-content') t.messages.find((m) => !m.deleted).content = 'not what was acknowledged';
+  else if (kind === 'lost-socket-event') watchers[0].got.splice(Math.floor(watchers[0].got.length / 2), 1);
+  else if (kind === 'doubled-socket-event') watchers[0].got.push(watchers[0].got[watchers[0].got.length - 1]);
+  else throw new Error(`unknown --inject ${kind}`);
+}
+
 async function checkAll(instances, workers, watchers) {
+  if (ARGS.inject) inject(ARGS.inject, workers, watchers);
   const inst = instances[0];
   const readStarted = Date.now();
   const feed = await readFeed(inst);

@@ -308,7 +308,8 @@ async function healthy() {
 
 await sleep(4000);
 control.phase = 'during';
-const names = Object.keys(PROBES);
+// FUZZ_ONLY=<regex> narrows the probes, to find which one hurts.
+const names = Object.keys(PROBES).filter((n) => !process.env.FUZZ_ONLY || new RegExp(process.env.FUZZ_ONLY).test(n));
 const fuzzUntil = Date.now() + args.seconds * 1000;
 let round = 0;
 const lanes = Array.from({ length: args.concurrency }, async (_, lane) => {

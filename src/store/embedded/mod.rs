@@ -80,6 +80,8 @@ struct Inner {
     _checkpointer: checkpointer::Checkpointer,
     /// Tickets kept in memory for `get_ticket`; the writer forgets those it changes.
     tickets: Arc<TicketCache>,
+    /// The writer's commit times and batch sizes.
+    metrics: crate::store::metrics::StoreMetrics,
 }
 
 impl EmbeddedStore {
@@ -95,7 +97,10 @@ impl EmbeddedStore {
         schema::set_wal_autocheckpoint(&conn, options.wal_autocheckpoint_bytes)?;
         let head = Arc::new(watch::Sender::new(0));
         let tickets = Arc::new(TicketCache::default());
-        let writer = Writer::new(conn, Arc::clone(&head))?.with_ticket_cache(Arc::clone(&tickets));
+        let metrics = crate::store::metrics::StoreMetrics::default();
+        let writer = Writer::new(conn, Arc::clone(&head))?
+            .with_ticket_cache(Arc::clone(&tickets))
+            .with_metrics(metrics.clone());
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
@@ -110,8 +115,14 @@ impl EmbeddedStore {
                 readers,
                 _checkpointer: checkpointer,
                 tickets,
+                metrics,
             }),
         })
+    }
+
+    /// What the writer measures, for `/metrics`.
+    pub fn metrics(&self) -> &crate::store::metrics::StoreMetrics {
+        &self.inner.metrics
     }
 
     /// Stops taking writes, lets every queued one commit and waits for the writer thread to end.

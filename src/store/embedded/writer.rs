@@ -158,6 +158,8 @@ pub(super) struct Writer {
     tickets: Option<Arc<TicketCache>>,
     /// Stream tips, so appends skip a lookup.
     tips: StreamTips,
+    /// Commit times and batch sizes, for `/metrics`.
+    metrics: crate::store::metrics::StoreMetrics,
 }
 
 impl Writer {
@@ -180,12 +182,19 @@ impl Writer {
             head_tx,
             tickets: None,
             tips: StreamTips::default(),
+            metrics: Default::default(),
         })
     }
 
     /// Makes the writer forget, in `cache`, every ticket a batch changes.
     pub(super) fn with_ticket_cache(mut self, cache: Arc<TicketCache>) -> Self {
         self.tickets = Some(cache);
+        self
+    }
+
+    /// Records its batches in `metrics`.
+    pub(super) fn with_metrics(mut self, metrics: crate::store::metrics::StoreMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -242,6 +251,8 @@ impl Writer {
 
     /// Runs `batch` in one transaction and answers every request after the commit.
     fn commit(&mut self, batch: Vec<Request>) {
+        let started = std::time::Instant::now();
+        let requests = batch.len();
         let stamp = now_ms().max(self.last_recorded_at);
         let mut head = (self.head, self.global_hash.clone());
         let mut answers = Vec::with_capacity(batch.len());
@@ -287,6 +298,8 @@ impl Writer {
                     }
                 }
                 let (head, global_hash) = head;
+                self.metrics
+                    .committed(requests, head - self.head, started.elapsed());
                 if head != self.head {
                     self.head = head;
                     self.global_hash = global_hash;

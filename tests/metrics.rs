@@ -159,7 +159,7 @@ async fn series_move_with_the_right_labels(store: &Backend) {
         must(&now, "ticketd_projector_position{projector=\"socketio\"}"),
         4.0
     );
-    assert!(must(&now, "ticketd_store_append_requests_total") >= 4.0);
+    assert!(must(&now, "ticketd_store_write_requests_total") >= 4.0);
     assert!(must(&now, "ticketd_store_commit_seconds_count") >= 1.0);
     assert!(must(&now, "ticketd_store_batch_requests_count") >= 1.0);
     assert!(must(&now, "ticketd_store_commit_seconds_sum") > 0.0);

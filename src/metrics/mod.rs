@@ -158,13 +158,13 @@ impl Metrics {
             store.events.clone(),
         );
         registry.register(
-            "ticketd_store_append_requests",
-            "Append requests committed by the writer (one command's events each)",
+            "ticketd_store_write_requests",
+            "Write requests the writer committed: appends (refused ones included) and, on the embedded store, checkpoints and links",
             store.requests.clone(),
         );
         registry.register(
             "ticketd_store_batch_requests",
-            "Append requests per group commit",
+            "Write requests per group commit",
             store.batch_requests.clone(),
         );
         registry.register(

@@ -10,9 +10,11 @@ use std::time::Duration;
 /// The writer's instruments; clones share them.
 #[derive(Clone, Debug)]
 pub struct StoreMetrics {
-    /// Events committed (retries answered from stored events are not counted again).
+    /// Events committed (on MongoDB an append retried after an unknown commit and answered
+    /// from its stored events counts again).
     pub events: Counter,
-    /// Append requests committed, refused ones included: what the queue delivered.
+    /// Write requests committed, what the queue delivered: appends (refused ones included) and,
+    /// on the embedded store, checkpoints and links too.
     pub requests: Counter,
     /// Requests per committed batch: how much the group commit groups.
     pub batch_requests: Histogram,

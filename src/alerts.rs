@@ -10,6 +10,9 @@
 //! every cause before it leaves.
 
 use crate::config::Config;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
@@ -47,6 +50,15 @@ pub struct Alerts {
     pub server: Reporter,
     /// Discord bridge errors, to `ERROR_BOT_WEBHOOK_URL`.
     pub bridge: Reporter,
+    /// Reports dropped because a queue was full, by webhook, for `/metrics`.
+    pub drops: Family<Dropped, Counter>,
+}
+
+/// The label of a dropped report: which webhook's queue was full (`server` or `bridge`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct Dropped {
+    /// `server` or `bridge`.
+    pub webhook: &'static str,
 }
 
 /// A task that posts one webhook's reports; the caller runs it until shutdown.
@@ -62,6 +74,9 @@ impl Alerts {
             .flat_map(|url| [url.to_string(), webhook_token(url).to_string()])
             .collect();
         secrets.push(String::from_utf8_lossy(config.jwt_secret.expose()).into_owned());
+        if let Some(token) = &config.metrics_token {
+            secrets.push(String::from_utf8_lossy(token.expose()).into_owned());
+        }
         if let Some(discord) = &config.discord {
             secrets.push(String::from_utf8_lossy(discord.bot_token.expose()).into_owned());
         }
@@ -69,18 +84,33 @@ impl Alerts {
         secrets.retain(|s| s.len() >= 8);
         let pace = Pace::default();
         let mut deliveries = Vec::new();
-        let mut reporter = |url: &Option<crate::config::SecretUrl>, title: &'static str| match url {
+        let drops: Family<Dropped, Counter> = Family::default();
+        let mut reporter = |url: &Option<crate::config::SecretUrl>,
+                            title: &'static str,
+                            webhook: &'static str| match url {
             None => Reporter::default(),
             Some(url) => {
-                let (reporter, delivery) =
-                    Reporter::with_delivery(url.expose().to_string(), title, secrets.clone(), pace);
+                let (reporter, delivery) = Reporter::with_delivery(
+                    url.expose().to_string(),
+                    title,
+                    secrets.clone(),
+                    pace,
+                    drops.get_or_create_owned(&Dropped { webhook }),
+                );
                 deliveries.push(delivery);
                 reporter
             }
         };
+        let server = reporter(&config.error_webhook_url, "server error", "server");
+        let bridge = reporter(
+            &config.error_bot_webhook_url,
+            "Discord bridge error",
+            "bridge",
+        );
         let alerts = Alerts {
-            server: reporter(&config.error_webhook_url, "server error"),
-            bridge: reporter(&config.error_bot_webhook_url, "Discord bridge error"),
+            server,
+            bridge,
+            drops,
         };
         (alerts, deliveries)
     }
@@ -95,6 +125,8 @@ struct Queue {
     sender: mpsc::Sender<Report>,
     /// Reports dropped because the queue was full, told in the next message.
     dropped: AtomicU64,
+    /// The same, never reset, for `/metrics`.
+    dropped_total: Counter,
 }
 
 /// One error as reported.
@@ -128,11 +160,13 @@ impl Reporter {
         title: &'static str,
         secrets: Vec<String>,
         pace: Pace,
+        dropped_total: Counter,
     ) -> (Reporter, Delivery) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let queue = Arc::new(Queue {
             sender,
             dropped: AtomicU64::new(0),
+            dropped_total,
         });
         let delivery = Box::pin(deliver(
             Webhook {
@@ -164,6 +198,7 @@ impl Reporter {
         };
         if queue.sender.try_send(report).is_err() {
             queue.dropped.fetch_add(1, Ordering::Relaxed);
+            queue.dropped_total.inc();
         }
     }
 }
@@ -528,7 +563,8 @@ mod tests {
             interval: Duration::from_millis(400),
             backoff: Duration::from_millis(10),
         };
-        let (reporter, delivery) = Reporter::with_delivery(url, "server error", vec![], pace);
+        let (reporter, delivery) =
+            Reporter::with_delivery(url, "server error", vec![], pace, Counter::default());
         let task = tokio::spawn(delivery);
         for i in 0..500 {
             reporter.report(format!("request r{i}"), "GET /x: boom");
@@ -609,14 +645,20 @@ mod tests {
 
     #[tokio::test]
     async fn reporting_never_waits_and_counts_what_it_drops() {
-        let (reporter, _delivery) =
-            Reporter::with_delivery("http://127.0.0.1:1/".into(), "t", vec![], Pace::default());
+        let (reporter, _delivery) = Reporter::with_delivery(
+            "http://127.0.0.1:1/".into(),
+            "t",
+            vec![],
+            Pace::default(),
+            Counter::default(),
+        );
         // Nobody runs the delivery: the queue fills, and the rest are counted.
         for i in 0..QUEUE + 10 {
             reporter.report("r", i);
         }
         let queue = reporter.0.as_ref().unwrap();
         assert_eq!(queue.dropped.load(Ordering::Relaxed), 10);
+        assert_eq!(queue.dropped_total.get(), 10);
         Reporter::default().report("r", "nowhere");
     }
 }

@@ -31,6 +31,8 @@ pub struct Inner {
     pub limits: RateLimits,
     /// Error webhooks: server errors and Discord bridge errors.
     pub alerts: Alerts,
+    /// What `/metrics` shows.
+    pub metrics: crate::metrics::Metrics,
     /// How many sockets have a deadline pending (a token's expiry or the anonymous timeout):
     /// the size of the deadline task's book, kept by that task and shown by `/readyz`.
     pub socket_deadlines: Arc<AtomicUsize>,
@@ -56,11 +58,14 @@ impl AppState {
     pub fn new(config: Config, store: impl Into<Store>) -> Self {
         let store = store.into();
         let (alerts, deliveries) = Alerts::new(&config);
+        let limits = RateLimits::new(config.rate_limits);
+        let metrics = crate::metrics::Metrics::new(store.metrics(), &limits, &alerts);
         let state = AppState(Arc::new(Inner {
             verifier: Verifier::new(&config.jwt_secret),
-            limits: RateLimits::new(config.rate_limits),
+            limits,
             executor: Executor::new(store.clone()),
             alerts,
+            metrics,
             socket_deadlines: Arc::new(AtomicUsize::new(0)),
             broadcast_cursor: Arc::default(),
             people: crate::people::People::default(),

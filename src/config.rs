@@ -179,6 +179,8 @@ pub struct Config {
     pub webhook: Option<crate::webhooks::WebhookConfig>,
     /// The open-ticket limit and the auto-close of inactive tickets.
     pub tickets: crate::ticket_rules::TicketRules,
+    /// `METRICS_TOKEN`: the bearer token `/metrics` asks for; unset, `/metrics` is open.
+    pub metrics_token: Option<Secret>,
 }
 
 /// A setting that cannot be used; start-up stops with this message.
@@ -436,6 +438,7 @@ impl Config {
             )?,
             webhook: crate::webhooks::WebhookConfig::from_lookup(&get)?,
             tickets: crate::ticket_rules::TicketRules::from_lookup(&get)?,
+            metrics_token: get("METRICS_TOKEN").map(Secret::new),
         })
     }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod discord;
 pub mod hs256;
 pub mod http;
+pub mod metrics;
 pub mod people;
 pub mod rate_limit;
 pub mod serve;

@@ -5,6 +5,9 @@
 //! socket with an `error` event.
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
@@ -60,6 +63,26 @@ impl Route {
         Route::Helpdesk,
     ];
 
+    /// Its name in `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::CreateTicket => "create_ticket",
+            Route::ListTickets => "list_tickets",
+            Route::GetTicket => "get_ticket",
+            Route::PostMessage => "post_message",
+            Route::ListMessages => "list_messages",
+            Route::EditMessage => "edit_message",
+            Route::DeleteMessage => "delete_message",
+            Route::UpdateTicket => "update_ticket",
+            Route::CloseTicket => "close_ticket",
+            Route::ReopenTicket => "reopen_ticket",
+            Route::TicketEvents => "ticket_events",
+            Route::Claim => "claim",
+            Route::Events => "events",
+            Route::Helpdesk => "helpdesk",
+        }
+    }
+
     /// Requests per minute.
     pub fn per_minute(self) -> u32 {
         match self {
@@ -92,6 +115,15 @@ pub struct RateLimits {
     users: Vec<DefaultKeyedRateLimiter<String>>,
     anonymous: DefaultKeyedRateLimiter<IpAddr>,
     socket_authorize: DefaultKeyedRateLimiter<IpAddr>,
+    /// Refusals by quota, for `/metrics`; touched only when a request is refused.
+    refusals: Family<Refused, Counter>,
+}
+
+/// The label of a refusal: the quota's name ([`Route::name`], `anonymous`, `socket_authorize`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct Refused {
+    /// Which quota refused.
+    pub route: &'static str,
 }
 
 fn quota(per_minute: u32) -> Quota {
@@ -109,7 +141,17 @@ impl RateLimits {
                 .collect(),
             anonymous: DefaultKeyedRateLimiter::keyed(quota(ANONYMOUS_PER_MINUTE)),
             socket_authorize: DefaultKeyedRateLimiter::keyed(quota(SOCKET_AUTHORIZE_PER_MINUTE)),
+            refusals: Family::default(),
         }
+    }
+
+    /// Refusals counted by quota; a clone shares the counts.
+    pub fn refusals(&self) -> &Family<Refused, Counter> {
+        &self.refusals
+    }
+
+    fn refused(&self, route: &'static str) {
+        self.refusals.get_or_create(&Refused { route }).inc();
     }
 
     /// Counts one request of `user_id` on `route`; refused when over the quota.
@@ -124,6 +166,7 @@ impl RateLimits {
         limiter
             .check_key(&user_id.to_string())
             .map_err(|not_until| {
+                self.refused(route.name());
                 limited(
                     route.per_minute(),
                     not_until.wait_time_from(DefaultClock::default().now()),
@@ -137,6 +180,7 @@ impl RateLimits {
             return Ok(());
         }
         self.anonymous.check_key(&addr).map_err(|not_until| {
+            self.refused("anonymous");
             limited(
                 ANONYMOUS_PER_MINUTE,
                 not_until.wait_time_from(DefaultClock::default().now()),
@@ -150,6 +194,7 @@ impl RateLimits {
             return Ok(());
         }
         self.socket_authorize.check_key(&addr).map_err(|not_until| {
+            self.refused("socket_authorize");
             limited(
                 SOCKET_AUTHORIZE_PER_MINUTE,
                 not_until.wait_time_from(DefaultClock::default().now()),

@@ -64,11 +64,12 @@ impl EventHandler for Handler {
         }
         // READY comes again after every fresh session: a bulk overwrite is safe to repeat.
         let guild = self.bridge.guild();
-        let _ =
-            super::retry::until_done(self.bridge.alerts(), "register the slash commands", || {
-                guild.set_commands(&ctx.http, super::slash::registrations())
-            })
-            .await;
+        let _ = super::retry::until_done(
+            self.bridge.retrying(),
+            "register the slash commands",
+            || guild.set_commands(&ctx.http, super::slash::registrations()),
+        )
+        .await;
     }
 
     async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {

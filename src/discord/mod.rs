@@ -213,6 +213,14 @@ impl Bridge {
         &self.state.alerts.bridge
     }
 
+    /// Where Discord calls report their failures and count their retries ([`retry`]).
+    pub fn retrying(&self) -> (&Reporter, &prometheus_client::metrics::counter::Counter) {
+        (
+            &self.state.alerts.bridge,
+            &self.state.metrics.discord_retries,
+        )
+    }
+
     /// The guild.
     pub fn guild(&self) -> GuildId {
         GuildId::new(self.config.guild_id)

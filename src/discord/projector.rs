@@ -171,7 +171,7 @@ impl Bridge {
                 let edit = EditMessage::new()
                     .content(content)
                     .allowed_mentions(CreateAllowedMentions::new());
-                let _ = until_done(self.alerts(), "edit a message copy", || {
+                let _ = until_done(self.retrying(), "edit a message copy", || {
                     id.edit_message(&self.http, copy, edit.clone())
                 })
                 .await;
@@ -184,7 +184,7 @@ impl Bridge {
                     return Ok(());
                 };
                 let copy = parse_message(&copy);
-                let _ = until_done(self.alerts(), "delete a message copy", || {
+                let _ = until_done(self.retrying(), "delete a message copy", || {
                     id.delete_message(&self.http, copy)
                 })
                 .await;
@@ -197,7 +197,7 @@ impl Bridge {
             Step::Topic(topic) => {
                 if let Some(id) = self.channel(channel).await? {
                     let edit = EditChannel::new().topic(topic.clone());
-                    if until_done(self.alerts(), "set a ticket channel's topic", || {
+                    if until_done(self.retrying(), "set a ticket channel's topic", || {
                         id.edit(&self.http, edit.clone())
                     })
                     .await
@@ -252,7 +252,7 @@ impl Bridge {
             return Ok(parse_channel(&channel));
         }
         let guild = self.guild();
-        let existing = until_done(self.alerts(), "list the guild's channels", || {
+        let existing = until_done(self.retrying(), "list the guild's channels", || {
             guild.channels(&self.http)
         })
         .await
@@ -277,7 +277,7 @@ impl Bridge {
                     create = create.category(category);
                 }
                 loop {
-                    match until_done(self.alerts(), "create a ticket channel", || {
+                    match until_done(self.retrying(), "create a ticket channel", || {
                         guild.create_channel(&self.http, create.clone())
                     })
                     .await
@@ -311,7 +311,7 @@ impl Bridge {
         let edit = EditChannel::new()
             .category(self.category(place.category))
             .permissions(self.overwrites(place.visible_from));
-        if until_done(self.alerts(), "move a ticket channel", || {
+        if until_done(self.retrying(), "move a ticket channel", || {
             channel.edit(&self.http, edit.clone())
         })
         .await
@@ -378,7 +378,7 @@ impl Bridge {
             .allowed_mentions(CreateAllowedMentions::new())
             .nonce(Nonce::String(nonce(key)))
             .enforce_nonce(true);
-        match until_done(self.alerts(), "post a message", || {
+        match until_done(self.retrying(), "post a message", || {
             channel.send_message(&self.http, message.clone())
         })
         .await
@@ -414,7 +414,7 @@ impl Bridge {
         key: &str,
         content: &str,
     ) -> Result<Option<MessageId>, StoreError> {
-        let recent = match until_done(self.alerts(), "read a channel's latest messages", || {
+        let recent = match until_done(self.retrying(), "read a channel's latest messages", || {
             channel.messages(&self.http, GetMessages::new().limit(RECENT))
         })
         .await

@@ -114,7 +114,7 @@ impl Bridge {
             return Ok(());
         }
         let channel = ChannelId::new(due.channel.parse().unwrap_or(1));
-        let _ = until_done(self.alerts(), "remove a closed ticket's channel", || {
+        let _ = until_done(self.retrying(), "remove a closed ticket's channel", || {
             channel.delete(&self.http)
         })
         .await;

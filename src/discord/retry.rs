@@ -5,6 +5,7 @@
 //! Every failure also goes to `ERROR_BOT_WEBHOOK_URL` (batched there), so an outage is seen.
 
 use crate::alerts::Reporter;
+use prometheus_client::metrics::counter::Counter;
 use serenity::all::{Error, HttpError};
 use std::future::Future;
 use std::time::Duration;
@@ -30,8 +31,12 @@ pub fn status(error: &Error) -> Option<u16> {
 }
 
 /// Runs `call` until it succeeds or reports the target gone; `what` names it in the logs and in
-/// the reports to `alerts`.
-pub async fn until_done<T, F, Fut>(alerts: &Reporter, what: &str, mut call: F) -> Result<T, Gone>
+/// the reports to `alerts`; each retry counts in `retries` (`/metrics`).
+pub async fn until_done<T, F, Fut>(
+    (alerts, retries): (&Reporter, &Counter),
+    what: &str,
+    mut call: F,
+) -> Result<T, Gone>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -52,6 +57,7 @@ where
                     "discord",
                     format_args!("{what} failed ({status}, attempt {attempt}): {e}; retrying"),
                 );
+                retries.inc();
                 let jitter = rand::random::<u64>() % (delay.as_millis() as u64 / 2 + 1);
                 tokio::time::sleep(delay + Duration::from_millis(jitter)).await;
                 delay = (delay * 2).min(LONGEST);

@@ -12,6 +12,7 @@ mod feed;
 mod health;
 mod history;
 mod messages;
+mod metrics;
 pub mod openapi;
 pub mod pagination;
 mod replies;
@@ -49,6 +50,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(blocks::router())
         .merge(feed::router())
         .merge(console::router())
+        .merge(metrics::router())
         .merge(openapi::router());
     wrap(routes, state, socket)
 }
@@ -65,6 +67,11 @@ fn wrap(
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(socket)
+        // Per route, outside the panic catcher and Socket.IO: every answer is counted.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(middleware::from_fn(crate::socket::compact_request))
         .layer(middleware::from_fn_with_state(
             state.clone(),

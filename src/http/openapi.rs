@@ -745,6 +745,17 @@ fn build() -> Value {
                 "responses": {"200": ok("The OpenAPI document", json!({"type": "object"}))}
             }
         },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics", "summary": "Prometheus scrape (OpenMetrics text; docs/metrics.md)", "tags": ["meta"],
+                "security": [{"metricsToken": []}, {}],
+                "responses": responses(json!({"200": {
+                    "description": "Every series; open when METRICS_TOKEN is unset",
+                    "headers": {"x-request-id": request_id()},
+                    "content": {"application/openmetrics-text": {"schema": {"type": "string", "minLength": 1}}}}}),
+                    &[401, 429, 500])
+            }
+        },
         "/healthz": {
             "get": {
                 "operationId": "healthz", "summary": "Liveness", "tags": ["meta"], "security": [],
@@ -791,7 +802,9 @@ fn build() -> Value {
             },
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                    "description": "HS256; claims `id`, `username`, `email`, `role`"}
+                    "description": "HS256; claims `id`, `username`, `email`, `role`"},
+                "metricsToken": {"type": "http", "scheme": "bearer",
+                    "description": "METRICS_TOKEN, for /metrics only; not needed when it is unset"}
             }
         }
     })

@@ -158,6 +158,9 @@ pub async fn prepare(
     // give every socket its own handler map (~0.2 KiB).
     socket.on_fallback(on_event);
     socket.on_disconnect(on_disconnect);
+    // Down again in `on_disconnect`; this middleware never refuses, so every socket it sees
+    // connects and later disconnects.
+    state.metrics.sockets.inc();
     let auth = auth.unwrap_or(Value::Null);
     let token = auth
         .get("token")
@@ -271,7 +274,12 @@ fn join_if_current(socket: &SocketRef, rooms: Vec<String>, generation: u64) -> b
 }
 
 /// The socket is gone: its pending deadline is forgotten.
-async fn on_disconnect(socket: SocketRef, State(deadlines): State<Deadlines>) {
+async fn on_disconnect(
+    socket: SocketRef,
+    State(deadlines): State<Deadlines>,
+    State(state): State<AppState>,
+) {
+    state.metrics.sockets.dec();
     if let Some(at) = current(&socket).deadline {
         let _ = deadlines.commands.send(Command::Forget((at, socket.id)));
     }

@@ -46,6 +46,11 @@ impl Store {
         delegate!(self, s => s.shutdown().await)
     }
 
+    /// What the writer measures, for `/metrics`.
+    pub fn metrics(&self) -> &super::metrics::StoreMetrics {
+        delegate!(self, s => s.metrics())
+    }
+
     /// A short name for logs: `embedded` or `mongodb`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -11,6 +11,7 @@ pub mod audit_source;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod embedded;
+pub mod metrics;
 pub mod mongo;
 pub(crate) mod prepared;
 

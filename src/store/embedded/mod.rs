@@ -83,6 +83,8 @@ struct Inner {
     tickets: Arc<TicketCache>,
     /// Who is blocked, kept by the writer as it commits.
     blocked: Arc<blocked::BlockedUsers>,
+    /// The writer's commit times and batch sizes.
+    metrics: crate::store::metrics::StoreMetrics,
 }
 
 impl EmbeddedStore {
@@ -101,9 +103,11 @@ impl EmbeddedStore {
         let blocked = Arc::new(blocked::BlockedUsers::new(
             helpdesk::list_blocks(&conn)?.into_iter().map(|b| b.user_id),
         ));
+        let metrics = crate::store::metrics::StoreMetrics::default();
         let writer = Writer::new(conn, Arc::clone(&head))?
             .with_ticket_cache(Arc::clone(&tickets))
-            .with_blocked_users(Arc::clone(&blocked));
+            .with_blocked_users(Arc::clone(&blocked))
+            .with_metrics(metrics.clone());
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
@@ -119,8 +123,14 @@ impl EmbeddedStore {
                 _checkpointer: checkpointer,
                 tickets,
                 blocked,
+                metrics,
             }),
         })
+    }
+
+    /// What the writer measures, for `/metrics`.
+    pub fn metrics(&self) -> &crate::store::metrics::StoreMetrics {
+        &self.inner.metrics
     }
 
     /// Stops taking writes, lets every queued one commit and waits for the writer thread to end.

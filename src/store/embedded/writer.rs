@@ -165,6 +165,8 @@ pub(super) struct Writer {
     blocked: Option<Arc<BlockedUsers>>,
     /// Stream tips, so appends skip a lookup.
     tips: StreamTips,
+    /// Commit times and batch sizes, for `/metrics`.
+    metrics: crate::store::metrics::StoreMetrics,
 }
 
 impl Writer {
@@ -188,6 +190,7 @@ impl Writer {
             tickets: None,
             blocked: None,
             tips: StreamTips::default(),
+            metrics: Default::default(),
         })
     }
 
@@ -200,6 +203,12 @@ impl Writer {
     /// Keeps `blocked` in step with the commits.
     pub(super) fn with_blocked_users(mut self, blocked: Arc<BlockedUsers>) -> Self {
         self.blocked = Some(blocked);
+        self
+    }
+
+    /// Records its batches in `metrics`.
+    pub(super) fn with_metrics(mut self, metrics: crate::store::metrics::StoreMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -256,6 +265,8 @@ impl Writer {
 
     /// Runs `batch` in one transaction and answers every request after the commit.
     fn commit(&mut self, batch: Vec<Request>) {
+        let started = std::time::Instant::now();
+        let requests = batch.len();
         let stamp = now_ms().max(self.last_recorded_at);
         let mut head = (self.head, self.global_hash.clone());
         let mut answers = Vec::with_capacity(batch.len());
@@ -312,6 +323,8 @@ impl Writer {
                     );
                 }
                 let (head, global_hash) = head;
+                self.metrics
+                    .committed(requests, head - self.head, started.elapsed());
                 if head != self.head {
                     self.head = head;
                     self.global_hash = global_hash;

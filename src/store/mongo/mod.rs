@@ -60,6 +60,8 @@ struct Inner {
     head: Arc<watch::Sender<u64>>,
     /// Stops the follower; dropped with the last handle, which stops it too.
     stop: watch::Sender<bool>,
+    /// The writer's commit times and batch sizes.
+    metrics: crate::store::metrics::StoreMetrics,
 }
 
 impl MongoStore {
@@ -72,7 +74,9 @@ impl MongoStore {
         schema::prepare(&collections).await?;
         let head = Arc::new(watch::Sender::new(reader::head(&collections).await?));
         let (requests, queue) = mpsc::unbounded_channel();
-        let writer = Writer::new(client.clone(), collections.clone(), Arc::clone(&head));
+        let metrics = crate::store::metrics::StoreMetrics::default();
+        let writer = Writer::new(client.clone(), collections.clone(), Arc::clone(&head))
+            .with_metrics(metrics.clone());
         let writer_task = tokio::spawn(writer.run(queue));
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(follower::run(
@@ -88,8 +92,14 @@ impl MongoStore {
                 writer_task: Mutex::new(Some(writer_task)),
                 head,
                 stop,
+                metrics,
             }),
         })
+    }
+
+    /// What the writer measures, for `/metrics`.
+    pub fn metrics(&self) -> &crate::store::metrics::StoreMetrics {
+        &self.inner.metrics
     }
 
     /// Stops taking writes, lets every queued one commit and waits for the writer task to end.

@@ -112,6 +112,8 @@ pub(super) struct Writer {
     collections: Collections,
     /// Publishes the head after each commit, for `wait_beyond` on this instance.
     head: Arc<watch::Sender<u64>>,
+    /// Commit times and batch sizes, for `/metrics`.
+    metrics: crate::store::metrics::StoreMetrics,
 }
 
 impl Writer {
@@ -124,7 +126,14 @@ impl Writer {
             client,
             collections,
             head,
+            metrics: Default::default(),
         }
+    }
+
+    /// Records its batches in `metrics`.
+    pub(super) fn with_metrics(mut self, metrics: crate::store::metrics::StoreMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Commits queued requests until every sender is gone and the queue is drained.
@@ -155,8 +164,20 @@ impl Writer {
         let mut attempt: u32 = 0;
         let mut duplicates: u32 = 0;
         loop {
+            let tried = Instant::now();
             let failed = match self.try_batch(&batch).await {
                 Ok((outcomes, head)) => {
+                    // The follower may move the head for another instance's events, so the
+                    // events are counted from the outcomes (a retried append counts again).
+                    let events: usize = outcomes
+                        .iter()
+                        .map(|o| match o {
+                            Outcome::Stored(envelopes) => envelopes.len(),
+                            _ => 0,
+                        })
+                        .sum();
+                    self.metrics
+                        .committed(batch.len(), events as u64, tried.elapsed());
                     if let Some(head) = head {
                         self.head.send_if_modified(|h| {
                             let moved = head > *h;

@@ -17,6 +17,7 @@ pub mod hs256;
 pub mod http;
 pub mod people;
 pub mod rate_limit;
+pub mod search;
 pub mod serve;
 pub mod socket;
 pub mod store;
@@ -74,6 +75,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.log_summary();
+    search::set_index_enabled(config.search_index);
     let store = open_store(&config).await?;
     let state = AppState::new(config, store.clone());
     let (socket_layer, io) = socket::layer(state.clone());

@@ -15,6 +15,7 @@ mod messages;
 pub mod openapi;
 pub mod pagination;
 mod replies;
+pub mod search;
 mod tickets;
 mod write;
 
@@ -47,6 +48,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(history::router())
         .merge(replies::router())
         .merge(blocks::router())
+        .merge(search::router())
         .merge(feed::router())
         .merge(console::router())
         .merge(openapi::router());

@@ -4,7 +4,7 @@
 
 use super::{
     CappedAppend, Checkpoints, Countdowns, EmbeddedStore, HelpdeskModels, Links, MongoStore,
-    OpenCap, ReadModels, TicketFilter,
+    OpenCap, ReadModels, SearchIndex, TicketFilter,
 };
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
 use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
@@ -62,6 +62,20 @@ impl Countdowns for Store {
         limit: usize,
     ) -> Result<Vec<TicketView>, StoreError> {
         delegate!(self, s => s.due_countdowns(started_by, limit).await)
+    }
+}
+
+impl SearchIndex for Store {
+    async fn search_term(
+        &self,
+        term: &crate::search::text::QueryTerm,
+        include_internal: bool,
+    ) -> Result<Vec<(u64, u8)>, StoreError> {
+        delegate!(self, s => s.search_term(term, include_internal).await)
+    }
+
+    async fn tickets_at(&self, positions: &[u64]) -> Result<Vec<TicketView>, StoreError> {
+        delegate!(self, s => s.tickets_at(positions).await)
     }
 }
 

@@ -343,7 +343,70 @@ async fn highlights_are_escaped(store: &Backend) {
     server.stop().await;
 }
 
+/// `ticketd replay` rebuilds the index: the answers are the same after it, and a message posted
+/// while the index was off (`SEARCH_INDEX=off`, when search answers 503) is found after it.
+async fn replay_rebuilds_the_index(store: &Backend) {
+    let server = store.start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ada = server.token("ada", "AGENT");
+    let a = server
+        .create_ticket(&ann, "Café printer", "Paper jam in tray two")
+        .await;
+    let b = server
+        .create_ticket(&ann, "Printer again", "Toner low")
+        .await;
+    server.post_message(&ann, &id(&a), "still jammed").await;
+    post_note(&server, &ada, &id(&b), "order toner cartridges").await;
+    let m = server.post_message(&ann, &id(&b), "walrus words").await;
+    let path = format!("/api/v1/tickets/{}/messages/{}", id(&b), id(&m));
+    let (status, _, _) = server
+        .patch_json(&path, &ann, json!({"content": "narwhal words"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let queries = [
+        "printer", "cafe jam", "toner", "cart", "walrus", "narwhal", "words",
+    ];
+    let mut before = Vec::new();
+    for q in queries {
+        for token in [&ann, &ada] {
+            before.push(search(&server, token, q, "").await.1);
+        }
+    }
+    assert_eq!(before[6], json!([]), "a customer does not find the note");
+    assert_eq!(body_ids(&before[7]), [id(&b)], "staff do");
+
+    let server = store.restart_with(server, &[("SEARCH_INDEX", "off")]).await;
+    let reply = server.get(&search_path("printer", ""), &ada).await;
+    assert_error(
+        &reply,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+    );
+    server.post_message(&ann, &id(&a), "zeppelin").await;
+    let dir = server.stop().await;
+    let mongo = store.current_mongo();
+    ticketd_cli(dir.path(), mongo.as_ref(), &["replay"], true);
+    let server = match &mongo {
+        Some(mongo) => TestServer::start_mongo(mongo, &[]).await,
+        None => TestServer::start_in(dir, &[]).await,
+    };
+    let mut after = Vec::new();
+    for q in queries {
+        for token in [&ann, &ada] {
+            after.push(search(&server, token, q, "").await.1);
+        }
+    }
+    assert_eq!(after, before, "the same answers after the rebuild");
+    assert_eq!(
+        search(&server, &ada, "zeppelin", "").await.0,
+        [id(&a)],
+        "what was written while the index was off is in the rebuilt one"
+    );
+    server.stop().await;
+}
+
 on_both_stores!(
+    replay_rebuilds_the_index,
     visibility,
     edits_and_deletions,
     accents_case_prefixes_and_every_word,

@@ -153,6 +153,9 @@ pub struct Config {
     pub secret_source: SecretSource,
     /// `RATE_LIMITS` (on); `off` is for benchmarks only.
     pub rate_limits: bool,
+    /// `SEARCH_INDEX` (on); `off` stops keeping the search index and the search route answers
+    /// 503 (a benchmark's and operator's knob, ADR 0024; `ticketd replay` rebuilds it).
+    pub search_index: bool,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call from a browser; `*` for any.
     pub cors_origins: Vec<String>,
     /// `LOG_FORMAT` (pretty in DEVELOPMENT, json in PRODUCTION).
@@ -300,6 +303,15 @@ impl Config {
             Some("off") | Some("false") | Some("0") => false,
             Some(_) => return Err(invalid("RATE_LIMITS", "expected on or off")),
         };
+        let search_index = match get("SEARCH_INDEX")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("on") | Some("true") | Some("1") => true,
+            Some("off") | Some("false") | Some("0") => false,
+            Some(_) => return Err(invalid("SEARCH_INDEX", "expected on or off")),
+        };
         let cors_origins = get("CORS_ORIGINS")
             .map(|v| {
                 v.split(',')
@@ -423,6 +435,7 @@ impl Config {
             jwt_secret,
             secret_source,
             rate_limits,
+            search_index,
             cors_origins,
             log_format,
             socket_auth_timeout,
@@ -517,6 +530,9 @@ impl Config {
         }
         if !self.rate_limits {
             warn!("RATE_LIMITS=off: rate limits are disabled (benchmarks only)");
+        }
+        if !self.search_index {
+            warn!("SEARCH_INDEX=off: the search index is not kept and /search answers 503");
         }
     }
 }

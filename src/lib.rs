@@ -18,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod people;
 pub mod rate_limit;
+pub mod search;
 pub mod serve;
 pub mod socket;
 pub mod store;
@@ -75,6 +76,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.log_summary();
+    search::set_index_enabled(config.search_index);
     let store = open_store(&config).await?;
     let state = AppState::new(config, store.clone());
     let (socket_layer, io) = socket::layer(state.clone());

@@ -43,10 +43,12 @@ pub enum Route {
     Events,
     /// Saved replies and blocks, reads and writes together: 30 per minute (ADR 0021).
     Helpdesk,
+    /// GET /search: 60 per minute, so a search box may follow typing (ADR 0024).
+    Search,
 }
 
 impl Route {
-    const ALL: [Route; 14] = [
+    const ALL: [Route; 15] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -61,6 +63,7 @@ impl Route {
         Route::Events,
         Route::Claim,
         Route::Helpdesk,
+        Route::Search,
     ];
 
     /// Its name in `/metrics`.
@@ -98,6 +101,7 @@ impl Route {
             | Route::DeleteMessage => 15,
             Route::UpdateTicket | Route::CloseTicket | Route::ReopenTicket => 10,
             Route::Events => 120,
+            Route::Search => 60,
         }
     }
 }

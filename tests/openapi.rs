@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/blocks"),
     ("put", "/api/v1/blocks/{user_id}"),
     ("delete", "/api/v1/blocks/{user_id}"),
+    ("get", "/api/v1/search"),
 ];
 
 async fn document(server: &TestServer) -> Value {

@@ -85,6 +85,7 @@ function showSignIn(message) {
 }
 
 function signOut(message) {
+  clearSearch();
   api.forgetToken();
   if (state.socket) {
     state.socket.disconnect();
@@ -381,6 +382,77 @@ $('new-ticket-form').addEventListener('submit', (event) => {
     $('composer-text').focus();
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Search over the inbox (issue 17 part 1, ADR 0024)
+
+/** Typing pauses this long (ms) before the box searches by itself. */
+const SEARCH_DELAY_MS = 300;
+const search = { timer: null, seq: 0, next: null };
+
+/**
+ * A server highlight as nodes. It is escaped text with only `<mark>…</mark>` added; rather than
+ * parse it as HTML, it is cut at the marks and unescaped into text nodes and `<mark>` elements.
+ */
+function highlightNodes(html) {
+  const nodes = [];
+  let marked = false;
+  for (const part of String(html).split(/(<mark>|<\/mark>)/)) {
+    if (part === '<mark>' || part === '</mark>') {
+      marked = part === '<mark>';
+    } else if (part) {
+      const text = part.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"')
+        .replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+      nodes.push(marked ? h('mark', {}, text) : text);
+    }
+  }
+  return nodes;
+}
+
+function hitItem(t) {
+  return h('li', {}, h(
+    'button',
+    { type: 'button', class: 'ticket-btn hit', 'data-id': t.id, onclick: () => openTicket(t.id) },
+    h('span', { class: 'topic' }, t.topic),
+    h('span', { class: 'ticket-line' }, h('span', { class: `status status-${t.status.toLowerCase()}` }, words(t.status)), ' · ', timeEl(t.created_at)),
+    ...(t.highlights || []).map((x) => h('span', { class: 'excerpt' }, ...highlightNodes(x))),
+  ));
+}
+
+/** Searches for the box's words (with the inbox filters, for staff); empty words clear it. */
+async function runSearch(more = false) {
+  const q = $('search-q').value.trim();
+  if (!q) return clearSearch();
+  const seq = ++search.seq;
+  const { data, next } = await api.get(more ? search.next : `/search${filterQuery({ q })}`);
+  if (seq !== search.seq) return; // a newer search answered first
+  if (!more) clear($('search-list'));
+  for (const t of data) $('search-list').appendChild(hitItem(t));
+  search.next = next;
+  $('search-results').hidden = false;
+  $('search-empty').hidden = $('search-list').childElementCount > 0;
+  $('more-hits').hidden = !next;
+}
+
+function clearSearch() {
+  search.seq += 1;
+  clearTimeout(search.timer);
+  $('search-q').value = '';
+  clear($('search-list'));
+  $('search-results').hidden = true;
+}
+
+$('search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  clearTimeout(search.timer);
+  attempt(event.submitter, () => runSearch());
+});
+$('search-q').addEventListener('input', () => {
+  clearTimeout(search.timer);
+  search.timer = setTimeout(() => runSearch().catch(showAlert), SEARCH_DELAY_MS);
+});
+$('more-hits').addEventListener('click', (event) => attempt(event.currentTarget, () => runSearch(true)));
+$('clear-search').addEventListener('click', clearSearch);
 
 // ---------------------------------------------------------------------------------------------
 // One ticket: header, conversation, composer

@@ -16,6 +16,7 @@ mod metrics;
 pub mod openapi;
 pub mod pagination;
 mod replies;
+pub mod search;
 mod tickets;
 mod write;
 
@@ -48,6 +49,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(history::router())
         .merge(replies::router())
         .merge(blocks::router())
+        .merge(search::router())
         .merge(feed::router())
         .merge(console::router())
         .merge(metrics::router())

@@ -385,6 +385,58 @@ fn json_body(required: bool, schema: Value) -> Value {
     json!({"required": required, "content": {"application/json": {"schema": schema}}})
 }
 
+// ---- search (issue 17 part 1, ADR 0024) ----
+
+/// `GET /api/v1/search`, and its `SearchHit` schema: the Ticket with `highlights`.
+fn search_paths(
+    schemas: &mut Map<String, Value>,
+    statuses: &[&str],
+    issue_levels: &[&str],
+    support_roles: &[&str],
+) -> Map<String, Value> {
+    let mut hit = schemas.get("Ticket").cloned().unwrap_or_default();
+    hit["description"] = json!(
+        "A search hit: the Ticket Object as the caller's listing shows it, plus `highlights`."
+    );
+    hit["properties"]["highlights"] = json!({"type": "array", "maxItems": crate::search::MAX_HIGHLIGHTS,
+        "description": "Up to three excerpts (topic, description, messages) with the text HTML-escaped and the matched words inside `<mark>…</mark>`",
+        "items": {"type": "string"}});
+    if let Some(required) = hit["required"].as_array_mut() {
+        required.push(json!("highlights"));
+    }
+    schemas.insert("SearchHit".into(), hit);
+    let paths = json!({
+        "/api/v1/search": {
+            "get": {
+                "operationId": "searchTickets", "tags": ["tickets"],
+                "summary": "Full-text search, best match first (customers: their own tickets; internal notes for staff only). Every word must match, case and accents ignored, the last word also as a prefix; 503 when SEARCH_INDEX=off",
+                "parameters": [
+                    {"name": "q", "in": "query", "required": true,
+                     "description": format!("The words (at most {} characters and {} words, at least one letter or digit); anything else is a 400 at `query.q`", crate::http::search::Q_MAX, crate::search::MAX_WORDS),
+                     "schema": {"type": "string", "minLength": 1, "maxLength": crate::http::search::Q_MAX}},
+                    limit(DEFAULT_LIMIT, MAX_LIMIT), cursor(),
+                    filter("status", statuses),
+                    filter("issue_level", issue_levels),
+                    filter("support_role", support_roles),
+                    query_param("user_id", "Filter by opener (empty: none). A TEMP_USER or CUSTOMER may only give their own id: another is a 403",
+                        json!({"type": "string"})),
+                    query_param("assignee_id", "Filter by holder: an id, `me` or `none` (empty: no filter)",
+                        json!({"type": "string", "maxLength": limits::ASSIGNEE_ID_MAX})),
+                    json!({"name": "tag", "in": "query", "style": "form", "explode": true,
+                        "description": "Staff only (a customer using it gets 403): tickets carrying every tag given",
+                        "schema": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN_OR_EMPTY}}})],
+                "responses": responses(json!({"200": page_of("A page of hits", "SearchHit")}), &[400, 401, 403, 429, 500, 503])
+            }
+        }
+    });
+    match paths {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+// ---- end of search ----
+
 /// The saved replies and blocks (issue 15, parts 3 and 4; ADR 0021).
 fn helpdesk_paths() -> Map<String, Value> {
     let staff_list = [401, 403, 429, 500, 503];
@@ -780,6 +832,12 @@ fn build() -> Value {
     });
     if let Some(paths) = paths.as_object_mut() {
         paths.extend(helpdesk_paths());
+        paths.extend(search_paths(
+            &mut schemas,
+            &statuses,
+            &issue_levels,
+            &support_roles,
+        ));
     }
 
     json!({

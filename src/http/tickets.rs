@@ -85,34 +85,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     state.limits.check_user(Route::ListTickets, &auth.0.id)?;
     let page = Page::from_query(&query)?;
-    let mut errors = Vec::new();
-    let mut filter = TicketFilter {
-        user_id: query
-            .get("user_id")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
-        status: parse_query::<TicketStatus>(&query, "status", &mut errors),
-        issue_level: parse_query::<IssueLevel>(&query, "issue_level", &mut errors),
-        support_role: parse_query::<SupportRole>(&query, "support_role", &mut errors),
-        assignee: assignee_filter(&query, &auth, &mut errors),
-        tags: tag_filter(&query, &mut errors),
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::BadRequest(errors));
-    }
-    if !filter.tags.is_empty() && !auth.0.is_staff() {
-        return Err(ApiError::Forbidden(
-            "Only staff may filter tickets by tag".into(),
-        ));
-    }
-    if !auth.0.is_staff() {
-        if filter.user_id.as_deref().is_some_and(|id| id != auth.0.id) {
-            return Err(ApiError::Forbidden(
-                "Only staff may list other users' tickets".into(),
-            ));
-        }
-        filter.user_id = Some(auth.0.id.clone());
-    }
+    let filter = listing_filter(&query, &auth)?;
     let mut tickets = state
         .store
         .list_tickets(&filter, page.cursor, page.limit + 1)
@@ -133,6 +106,41 @@ async fn list(
     let staff = auth.0.is_staff();
     let tickets: Vec<_> = tickets.into_iter().map(|t| t.seen_by(staff)).collect();
     Ok((headers, Json(tickets)).into_response())
+}
+
+/// The listing's filters from the query (`user_id`, `status`, `issue_level`, `support_role`,
+/// `assignee_id`, `tag`), with the caller's limits: `tag` is for staff, and a customer's filter
+/// is always their own tickets. The search route filters the same way.
+pub(crate) fn listing_filter(query: &Query, auth: &Auth) -> Result<TicketFilter, ApiError> {
+    let mut errors = Vec::new();
+    let mut filter = TicketFilter {
+        user_id: query
+            .get("user_id")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        status: parse_query::<TicketStatus>(query, "status", &mut errors),
+        issue_level: parse_query::<IssueLevel>(query, "issue_level", &mut errors),
+        support_role: parse_query::<SupportRole>(query, "support_role", &mut errors),
+        assignee: assignee_filter(query, auth, &mut errors),
+        tags: tag_filter(query, &mut errors),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::BadRequest(errors));
+    }
+    if !filter.tags.is_empty() && !auth.0.is_staff() {
+        return Err(ApiError::Forbidden(
+            "Only staff may filter tickets by tag".into(),
+        ));
+    }
+    if !auth.0.is_staff() {
+        if filter.user_id.as_deref().is_some_and(|id| id != auth.0.id) {
+            return Err(ApiError::Forbidden(
+                "Only staff may list other users' tickets".into(),
+            ));
+        }
+        filter.user_id = Some(auth.0.id.clone());
+    }
+    Ok(filter)
 }
 
 /// `assignee_id=<id>`, `me` (the caller) or `none` (held by nobody); empty means no filter.

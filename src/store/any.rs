@@ -4,7 +4,7 @@
 
 use super::{
     BlockList, CappedAppend, Checkpoints, Countdowns, EmbeddedStore, HelpdeskModels, Links,
-    MongoStore, OpenCap, ReadModels, TicketFilter,
+    MongoStore, OpenCap, ReadModels, SearchIndex, TicketFilter,
 };
 use ticketd_events::{EventEnvelope, EventStore, ExpectedVersion, NewEvent, StoreError};
 use ticketd_projections::{BlockView, MessageView, ReplyView, TicketView};
@@ -73,6 +73,20 @@ impl Countdowns for Store {
 impl BlockList for Store {
     async fn is_blocked(&self, user_id: &str) -> Result<bool, StoreError> {
         delegate!(self, s => s.is_blocked(user_id).await)
+    }
+}
+
+impl SearchIndex for Store {
+    async fn search_term(
+        &self,
+        term: &crate::search::text::QueryTerm,
+        include_internal: bool,
+    ) -> Result<Vec<(u64, u8)>, StoreError> {
+        delegate!(self, s => s.search_term(term, include_internal).await)
+    }
+
+    async fn tickets_at(&self, positions: &[u64]) -> Result<Vec<TicketView>, StoreError> {
+        delegate!(self, s => s.tickets_at(positions).await)
     }
 }
 

@@ -85,6 +85,52 @@ pub trait ReadModels: Send + Sync {
     ) -> impl Future<Output = Result<Vec<MessageView>, StoreError>> + Send;
 }
 
+/// Where in a ticket a search term was found (ADR 0024): bits of [`SearchIndex::search_term`]'s
+/// answer.
+pub mod found {
+    /// In the topic.
+    pub const TOPIC: u8 = 4;
+    /// In the description.
+    pub const DESCRIPTION: u8 = 2;
+    /// In a live message (an internal note only when notes were asked for).
+    pub const MESSAGE: u8 = 1;
+}
+
+/// The full-text index (ADR 0024), kept in the append's transaction like the other read models.
+/// It answers one query word at a time; [`crate::search`] intersects and ranks.
+pub trait SearchIndex: Send + Sync {
+    /// The positions of the tickets holding `term` (or a word starting with it, for a prefix),
+    /// ascending, each with the [`found`] bits of where; internal notes count only when
+    /// `include_internal`.
+    fn search_term(
+        &self,
+        term: &crate::search::text::QueryTerm,
+        include_internal: bool,
+    ) -> impl Future<Output = Result<Vec<(u64, u8)>, StoreError>> + Send;
+
+    /// The tickets at these positions, in any order; positions without a ticket are left out.
+    fn tickets_at(
+        &self,
+        positions: &[u64],
+    ) -> impl Future<Output = Result<Vec<TicketView>, StoreError>> + Send;
+}
+
+impl TicketFilter {
+    /// Whether `ticket` passes every set field, as a listing with this filter would decide.
+    pub fn matches(&self, ticket: &TicketView) -> bool {
+        let tags = ticket.tags.as_deref().unwrap_or_default();
+        self.user_id.as_ref().is_none_or(|u| *u == ticket.user_id)
+            && self.status.is_none_or(|s| s == ticket.status)
+            && self.issue_level.is_none_or(|l| l == ticket.issue_level)
+            && self.support_role.is_none_or(|r| r == ticket.support_role)
+            && self
+                .assignee
+                .as_ref()
+                .is_none_or(|a| *a == ticket.assignee_id)
+            && self.tags.iter().all(|t| tags.contains(t))
+    }
+}
+
 /// The cap an opening is appended under: its opener may have at most `limit` open tickets
 /// (`MAX_OPEN_TICKETS_PER_USER`, ADR 0023).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -189,6 +189,30 @@ async function scenario(browser) {
   check(other.id, 'the second ticket opened');
   log('inbox filters: mine, unassigned, tag');
 
+  // --- Search (issue 17 part 1): a word of a message, accents and a prefix, highlighted; the
+  // excerpts of a ticket whose text holds HTML show it as text, with only the marks added.
+  await rest('POST', '/tickets', await mintToken('Cy', 'CUSTOMER', 'cy-customer'), { topic: 'Café printer <img src=x onerror="window.pwned=1">', description: 'The <b>printer</b> is off.' });
+  await staff.getByLabel('Search tickets').fill('reset PASSWÖ');
+  await staff.getByRole('button', { name: 'Search', exact: true }).click();
+  const hit = staff.locator('#search-list button', { hasText: topic });
+  await hit.waitFor();
+  check(await hit.locator('mark', { hasText: 'password' }).count() >= 1, 'the hit marks the matched word');
+  check(await hit.locator('mark', { hasText: 'reset' }).count() >= 1, 'every word is marked');
+  await staff.getByLabel('Search tickets').fill('cafe print');
+  await staff.locator('#search-list button', { hasText: 'Café printer' }).waitFor();
+  const unsafe = staff.locator('#search-list button', { hasText: 'Café printer' });
+  check(await unsafe.locator('img, b').count() === 0, 'customer HTML in excerpts stays text');
+  check(await unsafe.locator('.excerpt', { hasText: '<b>printer</b>' }).count() >= 1 && await unsafe.locator('.excerpt mark', { hasText: 'printer' }).count() >= 1, 'marks only, the rest as text');
+  check(await staff.evaluate(() => window.pwned === undefined), 'nothing from a ticket ran');
+  await shot(staff, 'staff-search');
+  await staff.getByLabel('Search tickets').fill('password');
+  await staff.getByRole('button', { name: 'Search', exact: true }).click();
+  await staff.locator('#search-list button', { hasText: topic }).click();
+  await messageWith(staff, 'I reset my password twice').waitFor();
+  await staff.getByRole('button', { name: 'Clear search' }).click();
+  check(await staff.locator('#search-results').isHidden(), 'clearing hides the results');
+  log('staff searched: highlighted hits, customer HTML kept as text');
+
   // --- A saved reply: the picker fills the composer with its text, to be edited before sending.
   await rest('PUT', '/replies/looking', staffToken, { content: 'We are looking into it' });
   const staffComposer = staff.getByRole('textbox', { name: /^Message/ });

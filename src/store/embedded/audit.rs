@@ -374,6 +374,7 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
          DELETE FROM saved_replies; DELETE FROM blocks;",
     )
     .map_err(sql_error)?;
+    super::search::clear(&tx)?;
     let mut summary = ReplaySummary {
         events: 0,
         tickets: 0,

@@ -15,6 +15,7 @@ mod projection;
 mod reader;
 mod rows;
 mod schema;
+mod search;
 mod ticket_cache;
 mod writer;
 
@@ -308,6 +309,28 @@ impl HelpdeskModels for EmbeddedStore {
 
     async fn list_blocks(&self) -> Result<Vec<BlockView>, StoreError> {
         self.inner.readers.run(helpdesk::list_blocks).await
+    }
+}
+
+impl crate::store::SearchIndex for EmbeddedStore {
+    async fn search_term(
+        &self,
+        term: &crate::search::text::QueryTerm,
+        include_internal: bool,
+    ) -> Result<Vec<(u64, u8)>, StoreError> {
+        let term = term.clone();
+        self.inner
+            .readers
+            .run(move |conn| search::search_term(conn, &term, include_internal))
+            .await
+    }
+
+    async fn tickets_at(&self, positions: &[u64]) -> Result<Vec<TicketView>, StoreError> {
+        let positions = positions.to_vec();
+        self.inner
+            .readers
+            .run(move |conn| reader::tickets_at(conn, &positions))
+            .await
     }
 }
 

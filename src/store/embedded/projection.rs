@@ -19,6 +19,8 @@ pub(super) fn project(conn: &Connection, envelope: &EventEnvelope) -> Result<(),
 }
 
 pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError> {
+    // The search index reads the rows as they were before the change (ADR 0024).
+    super::search::apply(conn, &change)?;
     // Answers how many rows the statement changed.
     let run = |sql: &str, args: &[&dyn ToSql]| -> Result<usize, StoreError> {
         let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;

@@ -193,6 +193,24 @@ pub(super) fn get_ticket(
         .transpose()
 }
 
+/// The tickets at `positions`, in any order (the search's candidates, ADR 0024).
+pub(super) fn tickets_at(
+    conn: &Connection,
+    positions: &[u64],
+) -> Result<Vec<TicketView>, StoreError> {
+    let list = serde_json::to_string(positions)
+        .map_err(|e| StoreError::Unavailable(format!("positions: {e}")))?;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets \
+             WHERE position IN (SELECT value FROM json_each(?1))"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt.query_map([list], ticket_from_row).map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
+}
+
 /// Tickets whose countdown started at or before `started_by`, oldest first; reads the partial
 /// `tickets_by_countdown` index, which holds waiting tickets only.
 pub(super) fn due_countdowns(

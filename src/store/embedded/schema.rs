@@ -165,6 +165,9 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     ) WITHOUT ROWID;
 "#,
+    // 8: the full-text search index (ADR 0024), filled from the read models of a file from
+    // before it (see `SEARCH_VERSION`).
+    super::search::SCHEMA,
 ];
 
 /// The schema version this binary writes.
@@ -241,6 +244,9 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// The schema version that added the auto-close countdown columns.
 const COUNTDOWN_VERSION: i64 = 6;
 
+/// The schema version that added the search index.
+const SEARCH_VERSION: i64 = 8;
+
 /// Sets the countdown of every ticket of a file from before countdowns, from its messages and
 /// closes in position order, as the inline projection would have: a timer started after the
 /// upgrade then sees the tickets that were already waiting, and `ticketd verify` agrees.
@@ -295,6 +301,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql).map_err(sql_error)?;
         if from + 1 == COUNTDOWN_VERSION {
             backfill_countdowns(&tx)?;
+        }
+        if from + 1 == SEARCH_VERSION {
+            super::search::backfill(&tx)?;
         }
         tx.pragma_update(None, "user_version", from + 1)
             .map_err(sql_error)?;

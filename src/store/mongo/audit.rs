@@ -28,6 +28,8 @@ const MESSAGES_REBUILD: &str = "messages_replay";
 const REPLIES_REBUILD: &str = "saved_replies_replay";
 /// See [`TICKETS_REBUILD`]: the blocks (ADR 0021).
 const BLOCKS_REBUILD: &str = "blocks_replay";
+/// See [`TICKETS_REBUILD`]: the search index's terms (ADR 0024).
+const SEARCH_REBUILD: &str = "search_terms_replay";
 /// Documents written per `insert_many` during a replay.
 const INSERT_BATCH: usize = 1_000;
 
@@ -258,10 +260,11 @@ pub async fn replay(
         messages: db.collection(MESSAGES_REBUILD),
         replies: db.collection(REPLIES_REBUILD),
         blocks: db.collection(BLOCKS_REBUILD),
+        search: db.collection(SEARCH_REBUILD),
     };
     staging.drop().await?;
     // The replies and blocks may rebuild to nothing; the rename needs the collections to exist.
-    for name in [REPLIES_REBUILD, BLOCKS_REBUILD] {
+    for name in [REPLIES_REBUILD, BLOCKS_REBUILD, SEARCH_REBUILD] {
         db.create_collection(name).await.map_err(unavailable)?;
     }
     let built = rebuild(&collections, &staging, head, &mut progress).await;
@@ -277,6 +280,7 @@ pub async fn replay(
             swap_in(&db, MESSAGES_REBUILD, MESSAGES).await?;
             swap_in(&db, REPLIES_REBUILD, REPLIES).await?;
             swap_in(&db, BLOCKS_REBUILD, BLOCKS).await?;
+            swap_in(&db, SEARCH_REBUILD, schema::SEARCH).await?;
             Ok(summary)
         }
         (Ok(_), Ok(true)) => {
@@ -304,11 +308,19 @@ struct Staging {
     replies: Collection<Document>,
     /// Blocks (ADR 0021).
     blocks: Collection<Document>,
+    /// Search terms (ADR 0024).
+    search: Collection<Document>,
 }
 
 impl Staging {
     async fn drop(&self) -> Result<(), StoreError> {
-        for collection in [&self.tickets, &self.messages, &self.replies, &self.blocks] {
+        for collection in [
+            &self.tickets,
+            &self.messages,
+            &self.replies,
+            &self.blocks,
+            &self.search,
+        ] {
             collection.drop().await.map_err(unavailable)?;
         }
         Ok(())
@@ -325,6 +337,7 @@ async fn rebuild(
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<ReplaySummary, StoreError> {
     schema::read_model_indexes(&staging.tickets, &staging.messages).await?;
+    schema::search_indexes(&staging.search).await?;
     let mut cursor = collections
         .events
         .find(doc! {"_id": {"$lte": to_i64(head)?}})
@@ -368,6 +381,8 @@ struct Output<'a> {
     reply_docs: Vec<Document>,
     /// See `reply_docs`.
     block_docs: Vec<Document>,
+    /// Search term documents not yet written (ADR 0024).
+    search_docs: Vec<Document>,
 }
 
 impl<'a> Output<'a> {
@@ -378,6 +393,7 @@ impl<'a> Output<'a> {
             message_docs: Vec::new(),
             reply_docs: Vec::new(),
             block_docs: Vec::new(),
+            search_docs: Vec::new(),
         }
     }
 
@@ -394,11 +410,22 @@ impl<'a> Output<'a> {
         summary.events += stream.len() as u64;
         summary.tickets += model.tickets.len() as u64;
         summary.messages += model.messages.len() as u64;
+        let mut positions = std::collections::HashMap::new();
         for ticket in model.tickets.values() {
             self.ticket_docs.push(super::docs::ticket_doc(ticket)?);
+            if crate::search::index_enabled() {
+                self.search_docs.extend(super::search::ticket_docs(ticket)?);
+            }
+            positions.insert(ticket.id.as_str(), to_i64(ticket.position)?);
         }
         for message in model.messages.values() {
             self.message_docs.push(super::docs::message_doc(message)?);
+            if let Some(p) = positions.get(message.ticket_id.as_str())
+                && crate::search::index_enabled()
+            {
+                self.search_docs
+                    .extend(super::search::message_docs(*p, message)?);
+            }
         }
         for reply in model.replies.values() {
             self.reply_docs.push(super::helpdesk::reply_doc(reply));
@@ -406,7 +433,8 @@ impl<'a> Output<'a> {
         for block in model.blocks.values() {
             self.block_docs.push(super::helpdesk::block_doc(block));
         }
-        if self.ticket_docs.len() + self.message_docs.len() >= INSERT_BATCH {
+        if self.ticket_docs.len() + self.message_docs.len() + self.search_docs.len() >= INSERT_BATCH
+        {
             self.flush().await?;
         }
         Ok(())
@@ -419,6 +447,7 @@ impl<'a> Output<'a> {
             (&self.staging.messages, &mut self.message_docs),
             (&self.staging.replies, &mut self.reply_docs),
             (&self.staging.blocks, &mut self.block_docs),
+            (&self.staging.search, &mut self.search_docs),
         ] {
             if !documents.is_empty() {
                 collection

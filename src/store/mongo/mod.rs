@@ -15,6 +15,7 @@ pub mod lease;
 mod projection;
 mod reader;
 mod schema;
+mod search;
 mod writer;
 
 pub use lease::Lease;
@@ -397,6 +398,20 @@ impl HelpdeskModels for MongoStore {
 
     async fn list_blocks(&self) -> Result<Vec<ticketd_projections::BlockView>, StoreError> {
         helpdesk::list_blocks(&self.inner.collections.blocks, None).await
+    }
+}
+
+impl crate::store::SearchIndex for MongoStore {
+    async fn search_term(
+        &self,
+        term: &crate::search::text::QueryTerm,
+        include_internal: bool,
+    ) -> Result<Vec<(u64, u8)>, StoreError> {
+        search::search_term(&self.inner.collections, term, include_internal).await
+    }
+
+    async fn tickets_at(&self, positions: &[u64]) -> Result<Vec<TicketView>, StoreError> {
+        search::tickets_at(&self.inner.collections.tickets, positions).await
     }
 }
 

@@ -34,6 +34,7 @@ pub(super) async fn project(
     envelope: &EventEnvelope,
 ) -> Result<(), ProjectError> {
     for change in changes(envelope) {
+        super::search::apply(collections, Some(&mut *session), &change).await?;
         let (target, filter, update) =
             operation(collections, change).map_err(ProjectError::Encode)?;
         match update {
@@ -64,6 +65,7 @@ pub(super) async fn project_alone(
     envelope: &EventEnvelope,
 ) -> Result<(), ProjectError> {
     for change in changes(envelope) {
+        super::search::apply(collections, None, &change).await?;
         let (target, filter, update) =
             operation(collections, change).map_err(ProjectError::Encode)?;
         match update {

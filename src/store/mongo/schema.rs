@@ -22,6 +22,8 @@ pub(super) const MESSAGES: &str = "messages";
 pub(super) const REPLIES: &str = "saved_replies";
 /// The blocks read model, `_id` the user id (ADR 0021).
 pub(super) const BLOCKS: &str = "blocks";
+/// The search index's terms (ADR 0024).
+pub(super) const SEARCH: &str = "search_terms";
 /// Projector checkpoints, `_id` the projector's name.
 pub(super) const CHECKPOINTS: &str = "checkpoints";
 /// Links between our ids and another system's, `_id: {kind, key}`.
@@ -49,6 +51,8 @@ pub(super) struct Collections {
     pub(super) replies: Collection<Document>,
     /// See [`BLOCKS`].
     pub(super) blocks: Collection<Document>,
+    /// See [`SEARCH`].
+    pub(super) search: Collection<Document>,
     /// See [`CHECKPOINTS`].
     pub(super) checkpoints: Collection<Document>,
     /// See [`LINKS`].
@@ -65,6 +69,7 @@ impl Collections {
             messages: db.collection(MESSAGES),
             replies: db.collection(REPLIES),
             blocks: db.collection(BLOCKS),
+            search: db.collection(SEARCH),
             checkpoints: db.collection(CHECKPOINTS),
             links: db.collection(LINKS),
         }
@@ -129,6 +134,7 @@ pub(super) async fn prepare(collections: &Collections) -> Result<(), StoreError>
         .await
         .map_err(unavailable)?;
     read_model_indexes(&collections.tickets, &collections.messages).await?;
+    search_indexes(&collections.search).await?;
     collections
         .counters
         .update_one(
@@ -162,6 +168,20 @@ pub(super) async fn read_model_indexes(
         .map_err(unavailable)?;
     messages
         .create_indexes([plain(doc! {"ticket_id": 1, "seq": 1}, "by_ticket")])
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The search collection's indexes (ADR 0024): words by term (a prefix is a range of it,
+/// answered from the index alone), and a document's words by ticket and version, which an edit
+/// or a deletion removes.
+pub(super) async fn search_indexes(search: &Collection<Document>) -> Result<(), StoreError> {
+    search
+        .create_indexes([
+            plain(doc! {"t": 1, "p": 1, "f": 1}, "by_term"),
+            plain(doc! {"p": 1, "s": 1}, "by_document"),
+        ])
         .await
         .map_err(unavailable)?;
     Ok(())

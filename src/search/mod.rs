@@ -1,0 +1,248 @@
+//! Full-text search over tickets (ADR 0024): a query's words are looked up one at a time in the
+//! store's index ([`SearchIndex`]), the tickets holding every word are ranked here, filtered like
+//! a listing, paged, and given highlighted excerpts. Everything but the per-word lookup is this
+//! one file, so both stores rank, page and highlight alike.
+
+pub mod text;
+
+use crate::store::{ReadModels, SearchIndex, TicketFilter, found};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use text::QueryTerm;
+use ticketd_events::StoreError;
+use ticketd_projections::TicketView;
+
+/// Set when `SEARCH_INDEX=off`: the stores stop keeping the index (a benchmark's and an
+/// operator's knob, ADR 0024). Process-wide because the projections that keep it are.
+static INDEX_OFF: AtomicBool = AtomicBool::new(false);
+
+/// Whether the stores keep the search index up.
+pub fn index_enabled() -> bool {
+    !INDEX_OFF.load(Ordering::Relaxed)
+}
+
+/// Turns the keeping of the index on or off for this process.
+pub fn set_index_enabled(on: bool) {
+    INDEX_OFF.store(!on, Ordering::Relaxed);
+}
+
+/// Most words a query may have: each is one index lookup.
+pub const MAX_WORDS: usize = 10;
+
+/// Most highlighted excerpts per hit.
+pub const MAX_HIGHLIGHTS: usize = 3;
+
+/// Messages of one hit read at most while looking for excerpts, so a long conversation cannot
+/// make one page slow.
+const MESSAGES_SCANNED: usize = 500;
+
+/// Tickets fetched at once while walking ranked candidates through a filter.
+const CHUNK: usize = 200;
+
+/// Bits of a cursor below the score: the ticket's position.
+const POSITION_BITS: u32 = 48;
+
+/// One search.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The query's words (see [`text::query_terms`]); at least one.
+    pub terms: Vec<QueryTerm>,
+    /// The listing filters; `user_id` is set for customers.
+    pub filter: TicketFilter,
+    /// Whether internal notes are searched and shown.
+    pub staff: bool,
+    /// Where the previous page stopped ([`Hit::cursor`]).
+    pub cursor: Option<u64>,
+    /// Hits wanted.
+    pub limit: usize,
+}
+
+/// One matching ticket.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The ticket as stored (the caller shapes it for its reader).
+    pub ticket: TicketView,
+    /// Up to [`MAX_HIGHLIGHTS`] HTML-safe excerpts with `<mark>`ed words.
+    pub highlights: Vec<String>,
+    /// The cursor of the page after this hit.
+    pub cursor: u64,
+}
+
+/// A page of hits, best first, and whether more follow.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The hits.
+    pub hits: Vec<Hit>,
+    /// Whether a next page has hits.
+    pub more: bool,
+}
+
+/// How much a word found in these places counts: the topic most, then the description, then
+/// any message. A ticket's score is the sum over the query's words.
+fn weight(mask: u8) -> u64 {
+    let has = |bit: u8| u64::from(mask & bit != 0);
+    4 * has(found::TOPIC) + 2 * has(found::DESCRIPTION) + has(found::MESSAGE)
+}
+
+/// A ticket's place in the ranking as one number, larger first: score, then newer first.
+/// Positions beyond 2^48 rank as if they were 2^48 - 1 (a store that large is out of reach).
+fn rank_key(score: u64, position: u64) -> u64 {
+    (score << POSITION_BITS) | position.min((1 << POSITION_BITS) - 1)
+}
+
+/// Runs `request` against `store`.
+pub async fn search<S: SearchIndex + ReadModels>(
+    store: &S,
+    request: &SearchRequest,
+) -> Result<Found, StoreError> {
+    // Every word must match: tickets missing one drop out as the words are looked up.
+    let mut scores: Option<HashMap<u64, (u64, u8)>> = None;
+    for term in &request.terms {
+        let hits = store.search_term(term, request.staff).await?;
+        scores = Some(match scores {
+            None => hits
+                .into_iter()
+                .map(|(p, mask)| (p, (weight(mask), mask)))
+                .collect(),
+            Some(mut so_far) => {
+                let found: HashMap<u64, u8> = hits.into_iter().collect();
+                so_far.retain(|p, (score, mask)| match found.get(p) {
+                    Some(m) => {
+                        *score += weight(*m);
+                        *mask |= m;
+                        true
+                    }
+                    None => false,
+                });
+                so_far
+            }
+        });
+        if scores.as_ref().is_some_and(HashMap::is_empty) {
+            break;
+        }
+    }
+    let mut ranked: Vec<(u64, u64, u8)> = scores
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(p, (score, mask))| (rank_key(score, p), p, mask))
+        .filter(|(key, _, _)| request.cursor.is_none_or(|c| *key < c))
+        .collect();
+    ranked.sort_unstable_by_key(|&(key, _, _)| std::cmp::Reverse(key));
+
+    let wanted = request.limit.saturating_add(1);
+    let mut page: Vec<(TicketView, u64, u8)> = Vec::new();
+    if request.filter.user_id.is_some() {
+        // A customer's own tickets are few: take them all once rather than walking everybody's.
+        let own = own_tickets(store, &request.filter).await?;
+        for (key, position, mask) in ranked {
+            if let Some(ticket) = own.get(&position) {
+                page.push((ticket.clone(), key, mask));
+                if page.len() == wanted {
+                    break;
+                }
+            }
+        }
+    } else {
+        'walk: for chunk in ranked.chunks(CHUNK) {
+            let positions: Vec<u64> = chunk.iter().map(|(_, p, _)| *p).collect();
+            let mut tickets: HashMap<u64, TicketView> = store
+                .tickets_at(&positions)
+                .await?
+                .into_iter()
+                .map(|t| (t.position, t))
+                .collect();
+            for (key, position, mask) in chunk {
+                if let Some(ticket) = tickets.remove(position)
+                    && request.filter.matches(&ticket)
+                {
+                    page.push((ticket, *key, *mask));
+                    if page.len() == wanted {
+                        break 'walk;
+                    }
+                }
+            }
+        }
+    }
+    let more = page.len() > request.limit;
+    page.truncate(request.limit);
+    let mut hits = Vec::with_capacity(page.len());
+    for (ticket, cursor, mask) in page {
+        let highlights = highlights(store, &ticket, mask, request).await?;
+        hits.push(Hit {
+            ticket,
+            highlights,
+            cursor,
+        });
+    }
+    Ok(Found { hits, more })
+}
+
+/// Every ticket passing a customer's filter, by position.
+async fn own_tickets<S: ReadModels>(
+    store: &S,
+    filter: &TicketFilter,
+) -> Result<HashMap<u64, TicketView>, StoreError> {
+    let mut own = HashMap::new();
+    let mut before = None;
+    loop {
+        let page = store.list_tickets(filter, before, CHUNK).await?;
+        before = page.last().map(|t| t.position);
+        let done = page.len() < CHUNK;
+        own.extend(page.into_iter().map(|t| (t.position, t)));
+        if done {
+            return Ok(own);
+        }
+    }
+}
+
+/// The excerpts of one hit: its topic, its description, then its messages in posting order,
+/// each where one of the query's words matches.
+async fn highlights<S: ReadModels>(
+    store: &S,
+    ticket: &TicketView,
+    mask: u8,
+    request: &SearchRequest,
+) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = [&ticket.topic, &ticket.description]
+        .into_iter()
+        .filter_map(|t| text::excerpt(t, &request.terms))
+        .take(MAX_HIGHLIGHTS)
+        .collect();
+    if mask & found::MESSAGE == 0 {
+        return Ok(out);
+    }
+    let mut after = None;
+    let mut scanned = 0;
+    while out.len() < MAX_HIGHLIGHTS && scanned < MESSAGES_SCANNED {
+        let page = store
+            .list_messages(&ticket.id, after, CHUNK, request.staff)
+            .await?;
+        scanned += page.len();
+        after = page.last().map(|m| m.seq);
+        let done = page.len() < CHUNK;
+        out.extend(
+            page.iter()
+                .filter_map(|m| text::excerpt(&m.content, &request.terms))
+                .take(MAX_HIGHLIGHTS - out.len()),
+        );
+        if done {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_topic_outweighs_the_description_and_messages() {
+        assert!(weight(found::TOPIC) > weight(found::DESCRIPTION | found::MESSAGE));
+        assert!(weight(found::DESCRIPTION) > weight(found::MESSAGE));
+        // A better score wins over any position; at one score the newer ticket comes first.
+        assert!(rank_key(2, 1) > rank_key(1, (1 << 40) + 5));
+        assert!(rank_key(1, 9) > rank_key(1, 8));
+        assert!(i64::try_from(rank_key(7 * MAX_WORDS as u64, u64::MAX)).is_ok());
+    }
+}

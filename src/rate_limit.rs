@@ -83,6 +83,7 @@ impl Route {
             Route::Claim => "claim",
             Route::Events => "events",
             Route::Helpdesk => "helpdesk",
+            Route::Search => "search",
         }
     }
 

@@ -40,10 +40,12 @@ pub enum Route {
     Events,
     /// Saved replies and blocks, reads and writes together: 30 per minute (ADR 0021).
     Helpdesk,
+    /// GET /reports (admins): 30 per minute; a report reads many rows (ADR 0026).
+    Reports,
 }
 
 impl Route {
-    const ALL: [Route; 14] = [
+    const ALL: [Route; 15] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -58,6 +60,7 @@ impl Route {
         Route::Events,
         Route::Claim,
         Route::Helpdesk,
+        Route::Reports,
     ];
 
     /// Requests per minute.
@@ -68,7 +71,8 @@ impl Route {
             | Route::GetTicket
             | Route::TicketEvents
             | Route::Claim
-            | Route::Helpdesk => 30,
+            | Route::Helpdesk
+            | Route::Reports => 30,
             Route::PostMessage
             | Route::ListMessages
             | Route::EditMessage

@@ -15,6 +15,7 @@ mod messages;
 pub mod openapi;
 pub mod pagination;
 mod replies;
+mod reports;
 mod tickets;
 mod write;
 
@@ -48,6 +49,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(replies::router())
         .merge(blocks::router())
         .merge(feed::router())
+        .merge(reports::router())
         .merge(console::router())
         .merge(openapi::router());
     wrap(routes, state, socket)

@@ -12,6 +12,7 @@ pub mod import;
 mod links;
 mod projection;
 mod reader;
+mod reports;
 mod rows;
 mod schema;
 mod ticket_cache;
@@ -283,6 +284,19 @@ impl HelpdeskModels for EmbeddedStore {
 
     async fn list_blocks(&self) -> Result<Vec<BlockView>, StoreError> {
         self.inner.readers.run(helpdesk::list_blocks).await
+    }
+}
+
+impl crate::store::Reports for EmbeddedStore {
+    async fn report(
+        &self,
+        query: &ticketd_projections::reports::ReportQuery,
+    ) -> Result<ticketd_projections::reports::Report, StoreError> {
+        let query = *query;
+        self.inner
+            .readers
+            .run(move |conn| reports::report(conn, &query))
+            .await
     }
 }
 

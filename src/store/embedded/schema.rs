@@ -165,6 +165,13 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     ) WITHOUT ROWID;
 "#,
+    // 8 and 9: reserved for the migrations of other branches of issue 17 (search, feedback);
+    // the merge puts theirs here.
+    "",
+    "",
+    // 10: the reports projection (ADR 0026): per-ticket state, facts and per-day counters,
+    // backfilled from the events by `reports::rebuild` in the same transaction.
+    super::reports::SCHEMA,
 ];
 
 /// The schema version this binary writes.
@@ -241,6 +248,9 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// The schema version that added the auto-close countdown columns.
 const COUNTDOWN_VERSION: i64 = 6;
 
+/// The schema version that added the reports projection.
+const REPORTS_VERSION: i64 = 10;
+
 /// Sets the countdown of every ticket of a file from before countdowns, from its messages and
 /// closes in position order, as the inline projection would have: a timer started after the
 /// upgrade then sees the tickets that were already waiting, and `ticketd verify` agrees.
@@ -295,6 +305,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql).map_err(sql_error)?;
         if from + 1 == COUNTDOWN_VERSION {
             backfill_countdowns(&tx)?;
+        }
+        if from + 1 == REPORTS_VERSION {
+            super::reports::rebuild(&tx)?;
         }
         tx.pragma_update(None, "user_version", from + 1)
             .map_err(sql_error)?;

@@ -14,6 +14,7 @@ mod helpdesk;
 pub mod lease;
 mod projection;
 mod reader;
+mod reports;
 mod schema;
 mod writer;
 
@@ -381,6 +382,15 @@ impl HelpdeskModels for MongoStore {
 
     async fn list_blocks(&self) -> Result<Vec<ticketd_projections::BlockView>, StoreError> {
         helpdesk::list_blocks(&self.inner.collections.blocks, None).await
+    }
+}
+
+impl crate::store::Reports for MongoStore {
+    async fn report(
+        &self,
+        query: &ticketd_projections::reports::ReportQuery,
+    ) -> Result<ticketd_projections::reports::Report, StoreError> {
+        reports::report(&self.inner.collections, query).await
     }
 }
 

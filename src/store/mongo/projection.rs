@@ -55,7 +55,7 @@ pub(super) async fn project(
             }
         }
     }
-    Ok(())
+    super::reports::project(collections, Some(session), envelope).await
 }
 
 /// Applies `envelope`'s changes without a transaction (import and rebuilds run alone).
@@ -78,7 +78,7 @@ pub(super) async fn project_alone(
             }
         }
     }
-    Ok(())
+    super::reports::project(collections, None, envelope).await
 }
 
 enum Write {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use ticketd_events::inactivity::{CountdownEffect, message_effect};
 use ticketd_events::{EventEnvelope, IssueLevel, SupportRole, TicketEvent};
 
 /// Milliseconds in a day.
@@ -290,6 +291,7 @@ pub fn report_step(state: Option<&ReportTicket>, envelope: &EventEnvelope) -> Re
         // Internal notes are not part of the conversation with the customer: they count
         // neither as messages nor as an answer (ADR 0026).
         TicketEvent::MessagePosted {
+            author_id,
             author_role,
             internal: false,
             ..
@@ -301,7 +303,10 @@ pub fn report_step(state: Option<&ReportTicket>, envelope: &EventEnvelope) -> Re
                 };
             }
             let mut facts = vec![fact(FactKind::MessageStaff, dims, 0)];
-            if current.answered {
+            // The same answer the SLA clock stops at: a public staff message, not the
+            // system's auto-close warning (`ticketd_events::service_level`).
+            let answers = message_effect(author_id, *author_role, false) == CountdownEffect::Start;
+            if current.answered || !answers {
                 return ReportStep { state: None, facts };
             }
             facts.push(fact(FactKind::FirstResponse, dims, at - current.opened_at));
@@ -332,6 +337,18 @@ pub fn report_step(state: Option<&ReportTicket>, envelope: &EventEnvelope) -> Re
         TicketEvent::AssigneeChanged { to, .. } => ReportStep {
             state: changed(&|t| t.dims.assignee = to.clone()),
             facts: vec![],
+        },
+        TicketEvent::FeedbackGiven { rating, .. } => ReportStep {
+            state: None,
+            facts: vec![fact(FactKind::Feedback, dims, i64::from(*rating))],
+        },
+        // Counted at the due time it missed, grouped as the ticket was when it was recorded.
+        TicketEvent::SlaBreached { due_at, .. } => ReportStep {
+            state: None,
+            facts: vec![ReportFact {
+                at: *due_at,
+                ..fact(FactKind::SlaBreach, dims, 0)
+            }],
         },
         _ => ReportStep::default(),
     }

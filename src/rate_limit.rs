@@ -45,10 +45,12 @@ pub enum Route {
     Helpdesk,
     /// GET /search: 60 per minute, so a search box may follow typing (ADR 0024).
     Search,
+    /// GET /reports (admins): 30 per minute; a report reads many rows (ADR 0026).
+    Reports,
 }
 
 impl Route {
-    const ALL: [Route; 15] = [
+    const ALL: [Route; 16] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -64,6 +66,7 @@ impl Route {
         Route::Claim,
         Route::Helpdesk,
         Route::Search,
+        Route::Reports,
     ];
 
     /// Its name in `/metrics`.
@@ -84,6 +87,7 @@ impl Route {
             Route::Events => "events",
             Route::Helpdesk => "helpdesk",
             Route::Search => "search",
+            Route::Reports => "reports",
         }
     }
 
@@ -95,7 +99,8 @@ impl Route {
             | Route::GetTicket
             | Route::TicketEvents
             | Route::Claim
-            | Route::Helpdesk => 30,
+            | Route::Helpdesk
+            | Route::Reports => 30,
             Route::PostMessage
             | Route::ListMessages
             | Route::EditMessage

@@ -105,7 +105,7 @@ async fn every_asset_is_served_with_its_type_and_kept_for_a_year() {
     }
     let build = prefix.unwrap();
     // The modules the entry point imports are there too.
-    for module in ["api.js", "dom.js", "history.js"] {
+    for module in ["api.js", "dom.js", "history.js", "reports.js"] {
         let (status, _, _) = server
             .raw(
                 Method::GET,

@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/blocks/{user_id}"),
     ("delete", "/api/v1/blocks/{user_id}"),
     ("get", "/api/v1/search"),
+    ("get", "/api/v1/reports"),
 ];
 
 async fn document(server: &TestServer) -> Value {
@@ -361,6 +362,31 @@ async fn query_parameters_allow_exactly_what_the_server_takes() {
     ] {
         cases.push((messages, "as_of", raw, value.clone()));
         cases.push(("/api/v1/tickets/{ticket_id}", "as_of", raw, value));
+    }
+    let reports = "/api/v1/reports";
+    for group_by in [
+        "day",
+        "week",
+        "issue_level",
+        "support_role",
+        "assignee",
+        "",
+        "DAY",
+        "month",
+    ] {
+        cases.push((reports, "group_by", group_by, json!(group_by)));
+    }
+    let recent = (now - 1_000_000).to_string();
+    for name in ["from", "to", "as_of"] {
+        for (raw, value) in [
+            (recent.as_str(), json!(now - 1_000_000)),
+            ("-1", json!(-1)),
+            ("soon", json!("soon")),
+            ("1.5", json!(1.5)),
+            ("253402300800000", json!(253_402_300_800_000_i64)),
+        ] {
+            cases.push((reports, name, raw, value));
+        }
     }
     for (path, name, raw, value) in cases {
         let schema = parameter("get", path, name);

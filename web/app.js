@@ -4,6 +4,7 @@
 import * as api from './api.js';
 import { h, clear, messageItem, timeEl, words } from './dom.js';
 import { showHistory, hideHistory } from './history.js';
+import { showReports, hideReports } from './reports.js';
 
 const $ = (id) => document.getElementById(id);
 const MODE = document.querySelector('meta[name="ticketd-mode"]')?.content || 'PRODUCTION';
@@ -101,6 +102,8 @@ function signOut(message) {
   $('ticket-view').hidden = true;
   $('ticket-empty').hidden = false;
   hideHistory();
+  hideReports();
+  $('show-reports').hidden = true;
   showSignIn(typeof message === 'string' ? message : null);
 }
 
@@ -130,6 +133,7 @@ async function signIn(token) {
   $('signin').hidden = true;
   $('workspace').hidden = false;
   $('sign-out').hidden = false;
+  $('show-reports').hidden = !state.admin;
   $('who').textContent = `${state.me.username} · ${words(state.me.role)}`;
   $('list-title').textContent = state.staff ? 'Inbox' : 'My tickets';
   $('filters').hidden = !state.staff;
@@ -849,6 +853,17 @@ $('show-history').addEventListener('click', () => {
       $('show-history').focus();
     },
     viewerId: state.me.id,
+  });
+});
+
+$('show-reports').addEventListener('click', () => {
+  $('workspace').hidden = true;
+  showReports({
+    onError: showAlert,
+    onClose: () => {
+      $('workspace').hidden = false;
+      $('show-reports').focus();
+    },
   });
 });
 

@@ -2,6 +2,7 @@
 //! create are chosen by the caller so that deciding stays pure and a retry decides the same thing.
 
 use crate::roles::{IssueLevel, SupportRole};
+use crate::service_level::SlaTarget;
 
 /// A request to change one ticket. Who asks travels beside it as an [`crate::Actor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,5 +106,22 @@ pub enum Command {
     CloseInactive {
         /// The staff message the countdown runs from, as the read model saw it.
         awaiting: String,
+    },
+    /// Rate the closed ticket (its owner, once ever): 1–5 and an optional comment of up to
+    /// 1,000 characters, checked by the door ([`crate::limits::RATING`],
+    /// [`crate::limits::FEEDBACK_COMMENT_MAX`]).
+    GiveFeedback {
+        /// 1 to 5.
+        rating: u8,
+        /// What they say.
+        comment: Option<String>,
+    },
+    /// Record that `target` was missed at `due_at` (the system only); nothing if it is recorded
+    /// in its current period already, so every instance and retry records it once (ADR 0025).
+    RecordSlaBreach {
+        /// Which target.
+        target: SlaTarget,
+        /// The due time it missed.
+        due_at: i64,
     },
 }

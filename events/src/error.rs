@@ -44,4 +44,7 @@ pub enum TicketError {
     /// Unblocking a user who is not blocked.
     #[error("user is not blocked")]
     NotBlocked,
+    /// Rating a ticket its owner has rated already (even before a reopen).
+    #[error("this ticket has been rated already")]
+    FeedbackAlreadyGiven,
 }

@@ -3,6 +3,7 @@
 //! keyed by [`crate::envelope::SCHEMA_VERSION`]). Their type names are stored and are pinned by a test.
 
 use crate::roles::{IssueLevel, SupportRole, UserRole};
+use crate::service_level::SlaTarget;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +104,22 @@ pub enum TicketEvent {
         /// The tags now, lower-case, in the order given, without duplicates.
         tags: Vec<String>,
     },
+    /// The ticket's owner rated it after it closed; once per ticket, ever (issue 17).
+    FeedbackGiven {
+        /// 1 (poor) to 5 (great).
+        rating: u8,
+        /// What they said, up to 1,000 characters.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// A service-level target was missed: its due time passed before it was met. Appended by the
+    /// system's sweeper, once per target per due period (ADR 0025).
+    SlaBreached {
+        /// Which target.
+        target: SlaTarget,
+        /// The due time it missed, epoch milliseconds.
+        due_at: i64,
+    },
     /// An admin saved a reply under a name, new or replacing its text. Stream
     /// [`crate::streams::REPLIES`], not a ticket's.
     ReplySaved {
@@ -146,6 +163,8 @@ impl TicketEvent {
             TicketEvent::TicketReopened {} => "TicketReopened",
             TicketEvent::AssigneeChanged { .. } => "AssigneeChanged",
             TicketEvent::TagsChanged { .. } => "TagsChanged",
+            TicketEvent::FeedbackGiven { .. } => "FeedbackGiven",
+            TicketEvent::SlaBreached { .. } => "SlaBreached",
             TicketEvent::ReplySaved { .. } => "ReplySaved",
             TicketEvent::ReplyDeleted { .. } => "ReplyDeleted",
             TicketEvent::UserBlocked { .. } => "UserBlocked",
@@ -227,6 +246,14 @@ mod tests {
             TicketEvent::TagsChanged {
                 tags: vec!["billing".into()],
             },
+            TicketEvent::FeedbackGiven {
+                rating: 4,
+                comment: Some("quick".into()),
+            },
+            TicketEvent::SlaBreached {
+                target: SlaTarget::FirstResponse,
+                due_at: 1_000,
+            },
             TicketEvent::ReplySaved {
                 name: "refund".into(),
                 content: "We refunded you.".into(),
@@ -248,6 +275,26 @@ mod tests {
             let back: TicketEvent = serde_json::from_value(value).unwrap();
             assert_eq!(back, event);
         }
+    }
+
+    #[test]
+    fn feedback_and_breach_shapes_are_pinned() {
+        let feedback = TicketEvent::FeedbackGiven {
+            rating: 5,
+            comment: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&feedback).unwrap(),
+            json!({"type": "FeedbackGiven", "data": {"rating": 5}})
+        );
+        let breach = TicketEvent::SlaBreached {
+            target: SlaTarget::Resolution,
+            due_at: 42,
+        };
+        assert_eq!(
+            serde_json::to_value(&breach).unwrap(),
+            json!({"type": "SlaBreached", "data": {"target": "resolution", "due_at": 42}})
+        );
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub const USER_ID_MAX: usize = 256;
 /// Longest assignee id, in characters.
 pub const ASSIGNEE_ID_MAX: usize = 128;
 
+/// The ratings a customer may give a closed ticket.
+pub const RATING: std::ops::RangeInclusive<u8> = 1..=5;
+/// Longest feedback comment, in characters.
+pub const FEEDBACK_COMMENT_MAX: usize = 1_000;
+
 /// Whether `tag` is 1–[`TAG_MAX`] ASCII letters, digits, `-` and `_`.
 pub fn is_tag(tag: &str) -> bool {
     (1..=TAG_MAX).contains(&tag.len())

@@ -8,6 +8,7 @@ use crate::error::TicketError;
 use crate::event::TicketEvent;
 use crate::inactivity::{self, CountdownEffect};
 use crate::roles::{IssueLevel, SupportRole, TicketStatus, UserRole};
+use crate::service_level::SlaTarget;
 use std::collections::HashMap;
 
 /// What the rules need to know about one message.
@@ -45,6 +46,10 @@ pub struct Ticket {
     /// The last public staff message the customer has not answered since: the auto-close
     /// countdown runs from it (ADR 0022).
     pub awaiting: Option<String>,
+    /// Whether its owner has rated it: once per ticket, ever.
+    pub rated: bool,
+    /// The service-level targets recorded missed in their current period (ADR 0025).
+    pub sla_recorded: Vec<SlaTarget>,
 }
 
 impl Ticket {
@@ -115,13 +120,22 @@ impl Ticket {
                 self.status = Some(TicketStatus::Closed);
                 self.awaiting = None;
             }
-            TicketEvent::TicketReopened {} => self.status = Some(TicketStatus::Open),
+            TicketEvent::TicketReopened {} => {
+                self.status = Some(TicketStatus::Open);
+                self.sla_recorded.retain(|t| *t != SlaTarget::Resolution);
+            }
             TicketEvent::AssigneeChanged { to, to_name, .. } => {
                 self.assignee = to
                     .as_ref()
                     .map(|id| (id.clone(), to_name.clone().unwrap_or_else(|| id.clone())));
             }
             TicketEvent::TagsChanged { tags } => self.tags = tags.clone(),
+            TicketEvent::FeedbackGiven { .. } => self.rated = true,
+            TicketEvent::SlaBreached { target, .. } => {
+                if !self.sla_recorded.contains(target) {
+                    self.sla_recorded.push(*target);
+                }
+            }
             // Events of the streams beside tickets never reach a ticket's stream.
             TicketEvent::ReplySaved { .. }
             | TicketEvent::ReplyDeleted { .. }
@@ -366,6 +380,33 @@ impl Ticket {
             Command::RemoveTag { tag } => {
                 let tags = self.tags.iter().filter(|t| *t != tag).cloned().collect();
                 self.retag(actor, tags)
+            }
+            Command::GiveFeedback { rating, comment } => {
+                if self.owner_id.as_deref() != Some(actor.id.as_str()) {
+                    return Err(TicketError::Forbidden(
+                        "only the ticket's owner may rate it",
+                    ));
+                }
+                if self.rated {
+                    return Err(TicketError::FeedbackAlreadyGiven);
+                }
+                if !closed {
+                    return Err(TicketError::TicketNotClosed);
+                }
+                Ok(vec![TicketEvent::FeedbackGiven {
+                    rating: *rating,
+                    comment: comment.clone(),
+                }])
+            }
+            Command::RecordSlaBreach { target, due_at } => {
+                system_only(actor)?;
+                if self.sla_recorded.contains(target) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TicketEvent::SlaBreached {
+                    target: *target,
+                    due_at: *due_at,
+                }])
             }
         }
     }

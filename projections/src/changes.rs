@@ -247,5 +247,7 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
         TicketEvent::UserUnblocked { user_id } => vec![Change::DeleteBlock {
             user_id: user_id.clone(),
         }],
+        // Projected in the next step of issue 17.
+        TicketEvent::FeedbackGiven { .. } | TicketEvent::SlaBreached { .. } => vec![],
     }
 }

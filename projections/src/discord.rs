@@ -238,6 +238,7 @@ pub fn needs(envelope: &EventEnvelope, transcripts: bool) -> Needs<'_> {
         | TicketEvent::ReplyDeleted { .. }
         | TicketEvent::UserBlocked { .. }
         | TicketEvent::UserUnblocked { .. } => Needs::default(),
+        TicketEvent::FeedbackGiven { .. } | TicketEvent::SlaBreached { .. } => Needs::default(),
     }
 }
 
@@ -353,6 +354,7 @@ pub fn plan(envelope: &EventEnvelope, known: &Known<'_>) -> Plan {
         | TicketEvent::ReplyDeleted { .. }
         | TicketEvent::UserBlocked { .. }
         | TicketEvent::UserUnblocked { .. } => Plan::nothing(),
+        TicketEvent::FeedbackGiven { .. } | TicketEvent::SlaBreached { .. } => Plan::nothing(),
         TicketEvent::SupportRoleChanged { to, .. } => {
             replace(open, notice(&format!("Escalated to {to}")))
         }

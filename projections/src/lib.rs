@@ -10,6 +10,7 @@ mod changes;
 pub mod discord;
 pub mod fanout;
 mod memory;
+pub mod reports;
 pub mod transcript;
 mod views;
 

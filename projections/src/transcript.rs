@@ -151,6 +151,8 @@ impl Transcript {
                 }
                 TicketEvent::TagsChanged { tags } => t.tags = tags.clone(),
                 TicketEvent::TicketOpened { .. }
+                | TicketEvent::FeedbackGiven { .. }
+                | TicketEvent::SlaBreached { .. }
                 | TicketEvent::ReplySaved { .. }
                 | TicketEvent::ReplyDeleted { .. }
                 | TicketEvent::UserBlocked { .. }

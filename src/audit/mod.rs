@@ -143,8 +143,8 @@ pub fn verify_command(target: &Target) -> ExitCode {
     match verify_target(target) {
         Ok(Ok(report)) => {
             println!(
-                "verified {} events in {} streams: every hash chain holds; {} tickets and {} \
-                 messages equal a rebuild",
+                "verified {} events in {} streams: every hash chain holds; {} tickets, {} \
+                 messages and the reports projection equal a rebuild",
                 report.events, report.streams, report.tickets, report.messages
             );
             println!(

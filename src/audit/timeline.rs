@@ -131,6 +131,13 @@ fn describe<'a>(event: &'a TicketEvent, texts: &mut HashMap<&'a str, &'a str>) -
         },
         TicketEvent::TagsChanged { tags } if tags.is_empty() => "removed the ticket's tags".into(),
         TicketEvent::TagsChanged { tags } => format!("tagged the ticket {}", tags.join(", ")),
+        TicketEvent::FeedbackGiven { rating, comment } => match comment {
+            Some(comment) => format!("rated the ticket {rating}/5: \"{}\"", shorten(comment)),
+            None => format!("rated the ticket {rating}/5"),
+        },
+        TicketEvent::SlaBreached { target, due_at } => {
+            format!("missed the {target} target due at {due_at}")
+        }
         // The streams beside the tickets (ADR 0021): `ticketd audit replies`, `user:<id>`.
         TicketEvent::ReplySaved { name, content } => {
             format!("saved the reply {name}: \"{}\"", shorten(content))

@@ -17,6 +17,7 @@ use std::path::Path;
 use ticketd_events::chain;
 use ticketd_events::{EventEnvelope, StoreError};
 use ticketd_projections::MemoryReadModel;
+use ticketd_projections::reports::{ReportFact, ReportFolder, day_counters};
 
 /// Rows read per query while walking the log.
 const PAGE: usize = 10_000;
@@ -103,6 +104,9 @@ pub fn verify(dir: &Path) -> Result<Result<Report, Finding>, StoreError> {
 /// Verifies whatever `source` reads: every chain, then the read models.
 pub async fn check<S: AuditSource>(source: &mut S) -> Result<Result<Report, Finding>, StoreError> {
     let mut chains = ChainCheck::new(source.stream_tips().await?);
+    // The reports projection is recomputed along the walk, in position order (ADR 0026).
+    let mut folder = ReportFolder::default();
+    let mut facts = Vec::new();
     let mut after = 0;
     loop {
         let page = source.events_after(after, PAGE).await?;
@@ -112,6 +116,7 @@ pub async fn check<S: AuditSource>(source: &mut S) -> Result<Result<Report, Find
             if let Err(finding) = chains.check(row) {
                 return Ok(Err(finding));
             }
+            facts.extend(folder.step(&row.decode()?));
         }
     }
     let mut report = match chains.finish() {
@@ -122,10 +127,55 @@ pub async fn check<S: AuditSource>(source: &mut S) -> Result<Result<Report, Find
         Ok((tickets, messages)) => {
             report.tickets = tickets;
             report.messages = messages;
-            Ok(Ok(report))
         }
-        Err(finding) => Ok(Err(finding)),
+        Err(finding) => return Ok(Err(finding)),
     }
+    if let Err(finding) = reports(source, facts).await? {
+        return Ok(Err(finding));
+    }
+    Ok(Ok(report))
+}
+
+/// The stored reports projection against the recomputation: the same facts, and day counters
+/// that add those facts up.
+async fn reports<S: AuditSource>(
+    source: &mut S,
+    mut facts: Vec<ReportFact>,
+) -> Result<Result<(), Finding>, StoreError> {
+    facts.sort();
+    let mut counters = day_counters(&facts);
+    counters.sort();
+    let (stored_facts, stored_counters) = source.report_projection().await?;
+    let differs = |position: u64, detail: String| Finding {
+        damage: Damage::ReadModel,
+        position,
+        event_id: None,
+        detail,
+    };
+    if stored_facts != facts {
+        let first = stored_facts
+            .iter()
+            .zip(&facts)
+            .find(|(a, b)| a != b)
+            .map(|(stored, rebuilt)| format!("stored {stored:?}, rebuilt {rebuilt:?}"))
+            .unwrap_or_else(|| format!("{} stored, {} rebuilt", stored_facts.len(), facts.len()));
+        let position = facts.first().map_or(0, |f| f.position);
+        return Ok(Err(differs(
+            position,
+            format!("report facts differ: {first}"),
+        )));
+    }
+    if stored_counters != counters {
+        return Ok(Err(differs(
+            0,
+            format!(
+                "report counters differ: {} stored, {} rebuilt from the facts",
+                stored_counters.len(),
+                counters.len()
+            ),
+        )));
+    }
+    Ok(Ok(()))
 }
 
 /// Where a stream's chain stands during the walk.

@@ -60,6 +60,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../web/history.js"),
     },
     Asset {
+        name: "reports.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../web/reports.js"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../web/app.css"),

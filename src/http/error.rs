@@ -172,6 +172,9 @@ impl From<TicketError> for ApiError {
             )),
             TicketError::ReplyNotFound => ApiError::NotFound("Saved reply not found".into()),
             TicketError::NotBlocked => ApiError::NotFound("This user is not blocked".into()),
+            TicketError::FeedbackAlreadyGiven => {
+                ApiError::Conflict("This ticket has been rated already".into())
+            }
         }
     }
 }

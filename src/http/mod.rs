@@ -16,6 +16,7 @@ mod metrics;
 pub mod openapi;
 pub mod pagination;
 mod replies;
+mod reports;
 pub mod search;
 mod tickets;
 mod write;
@@ -51,6 +52,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(blocks::router())
         .merge(search::router())
         .merge(feed::router())
+        .merge(reports::router())
         .merge(console::router())
         .merge(metrics::router())
         .merge(openapi::router());

@@ -497,6 +497,83 @@ fn helpdesk_paths() -> Map<String, Value> {
     }
 }
 
+/// Reports (issue 17 part 4; ADR 0026).
+fn reports_paths() -> Map<String, Value> {
+    use ticketd_projections::reports::{CSV_HEADER, GroupBy};
+    let groupings: Vec<&str> = GroupBy::ALL.iter().map(|g| g.as_str()).collect();
+    let count = json!({"type": "integer", "minimum": 0});
+    let seconds = json!({"type": ["number", "null"], "minimum": 0});
+    let durations = |what: &str| {
+        json!({"type": "object", "additionalProperties": false,
+        "description": what,
+        "properties": {"count": count, "median_s": seconds, "p90_s": seconds},
+        "required": ["count", "median_s", "p90_s"]})
+    };
+    let time = |what: &str| {
+        query_param(
+            "",
+            what,
+            json!({"type": "integer", "minimum": 0,
+        "maximum": crate::http::reports::MAX_TIME}),
+        )
+    };
+    let named = |name: &str, mut param: Value| {
+        param["name"] = json!(name);
+        param
+    };
+    let group = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "key": {"type": ["string", "null"], "description": "`YYYY-MM-DD` (a day, or a week's Monday), a level, a team, a holder's id, or null for tickets held by nobody"},
+            "opened": count, "closed": count, "reopened": count,
+            "first_response": durations("Seconds from opening to the first public staff message, counted when it was posted"),
+            "resolution": durations("Seconds from opening (or the latest reopen) to the close, counted at the close"),
+            "sla_breaches": count,
+            "feedback": {"type": "object", "additionalProperties": false, "properties": {
+                "count": count, "average": {"type": ["number", "null"]},
+                "distribution": {"type": "array", "items": count, "minItems": 5, "maxItems": 5}},
+                "required": ["count", "average", "distribution"]},
+            "messages": {"type": "object", "additionalProperties": false,
+                "properties": {"customer": count, "staff": count}, "required": ["customer", "staff"]}
+        },
+        "required": ["key", "opened", "closed", "reopened", "first_response", "resolution",
+                     "sla_breaches", "feedback", "messages"]
+    });
+    let report = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {"from": {"type": "integer"}, "to": {"type": "integer"},
+            "group_by": enum_names(&groupings),
+            "groups": {"type": "array", "items": group}},
+        "required": ["from", "to", "group_by", "groups"]
+    });
+    let mut answer = ok(
+        "The report; with `Accept: text/csv`, one CSV row per group",
+        report,
+    );
+    answer["content"]["text/csv"] = json!({"schema": {"type": "string",
+        "description": format!("Header `{CSV_HEADER}`, then one row per group")}});
+    let paths = json!({
+        "/api/v1/reports": {
+            "get": {
+                "operationId": "report", "tags": ["reports"],
+                "summary": "Opened, closed, reopened, answer and resolution times, SLA breaches, ratings and messages over a window (ADMIN)",
+                "parameters": [
+                    named("from", time("Window start, epoch ms, inclusive (default: `to` minus 30 days)")),
+                    named("to", time("Window end, epoch ms, exclusive (default: the end of the current UTC day)")),
+                    query_param("group_by", "`day` (UTC, default), `week` (from Monday), `issue_level`, `support_role` or `assignee`: what the ticket was when each fact happened",
+                        enum_names(&groupings)),
+                    named("as_of", time("Answer as the data stood then: only events recorded at or before it"))
+                ],
+                "responses": responses(json!({"200": answer}), &[400, 401, 403, 429, 500, 503])
+            }
+        }
+    });
+    match paths {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
 fn build() -> Value {
     let mut schemas = Map::new();
     component(
@@ -838,6 +915,7 @@ fn build() -> Value {
             &issue_levels,
             &support_roles,
         ));
+        paths.extend(reports_paths());
     }
 
     json!({

@@ -155,6 +155,15 @@ impl HelpdeskModels for Store {
     }
 }
 
+impl crate::store::Reports for Store {
+    async fn report(
+        &self,
+        query: &ticketd_projections::reports::ReportQuery,
+    ) -> Result<ticketd_projections::reports::Report, StoreError> {
+        delegate!(self, s => s.report(query).await)
+    }
+}
+
 impl ReadModels for Store {
     async fn get_ticket(&self, ticket_id: &str) -> Result<Option<TicketView>, StoreError> {
         delegate!(self, s => s.get_ticket(ticket_id).await)

@@ -174,6 +174,20 @@ pub trait AuditSource {
         &mut self,
     ) -> impl Future<Output = Result<Vec<ticketd_projections::BlockView>, StoreError>>;
 
+    /// The reports projection as stored (ADR 0026): every fact and every day counter, each
+    /// sorted.
+    fn report_projection(
+        &mut self,
+    ) -> impl Future<
+        Output = Result<
+            (
+                Vec<ticketd_projections::reports::ReportFact>,
+                Vec<ticketd_projections::reports::ReportRow>,
+            ),
+            StoreError,
+        >,
+    >;
+
     /// Where the store is, for messages to a person (a path, or a database name).
     fn describe(&self) -> String;
 }

@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
             links_keep_the_last_value_per_kind,
             a_claimed_link_keeps_its_first_value,
             open_ticket_limit_holds_under_concurrency,
+            reports_equal_the_recomputation,
         );
     };
 }
@@ -1293,4 +1294,118 @@ pub async fn shutdown_refuses_writes_and_keeps_reads<S, F>(
         "reads keep working after shutdown"
     );
     assert_eq!(store.get_ticket(ticket_id).await.unwrap(), ticket_before);
+}
+
+/// The reports projection (ADR 0026) answers what the recomputation from the events gives, over
+/// a varied history (levels, teams, holders, notes, closes, reopens, ratings, breaches due on
+/// other days), for whole-day and part-day windows, every grouping and several `as_of` instants.
+pub async fn reports_equal_the_recomputation<S: Store + super::Reports>(store: S) {
+    use ticketd_events::service_level::SlaTarget;
+    use ticketd_projections::reports::{DAY_MS, GroupBy, ReportQuery, day_start, recompute};
+    let staff = [agent(), user("root", UserRole::Admin)];
+    let levels = [IssueLevel::Normal, IssueLevel::Urgent, IssueLevel::Critical];
+    let teams = [
+        SupportRole::General,
+        SupportRole::Technical,
+        SupportRole::Manager,
+    ];
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    for i in 0..12_usize {
+        let customer = user(&format!("c{}", i % 4), UserRole::Customer);
+        let answerer = &staff[i % 2];
+        let id = new_id();
+        let mut events = vec![
+            opened(&customer, teams[i % 3], levels[i % 3]),
+            posted(&customer, &new_id(), false),
+            posted(answerer, &new_id(), i % 3 == 0),
+            posted(answerer, &new_id(), false),
+        ];
+        if i % 2 == 0 {
+            events.push(TicketEvent::IssueLevelChanged {
+                from: levels[i % 3],
+                to: levels[(i + 1) % 3],
+            });
+        }
+        if i % 3 != 2 {
+            events.push(TicketEvent::AssigneeChanged {
+                from: None,
+                to: Some(format!("a{}", i % 2)),
+                to_name: None,
+            });
+        }
+        events.push(TicketEvent::TicketClosed { reason: None });
+        if i % 4 == 1 {
+            events.push(TicketEvent::TicketReopened {});
+            events.push(posted(&customer, &new_id(), false));
+            events.push(TicketEvent::TicketClosed { reason: None });
+        }
+        if i % 3 != 1 {
+            events.push(TicketEvent::FeedbackGiven {
+                rating: (i % 5 + 1) as u8,
+                comment: None,
+            });
+        }
+        events.push(TicketEvent::SlaBreached {
+            target: SlaTarget::ALL[i % 2],
+            due_at: now - (i as i64 % 4) * DAY_MS - 1_000,
+        });
+        for (n, event) in events.into_iter().enumerate() {
+            let actor = if n == 0 { &customer } else { answerer };
+            let expected = if n == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(n as u64)
+            };
+            store
+                .append(&id, expected, vec![new_event(actor, event)])
+                .await
+                .expect("append");
+        }
+    }
+    let events = store.read_all(0, 10_000).await.expect("read all");
+    let (first, last) = (events[0].recorded_at, events[events.len() - 1].recorded_at);
+    let middle = events[events.len() / 2].recorded_at;
+    let whole = (day_start(now) - 5 * DAY_MS, day_start(now) + DAY_MS);
+    let mut compared = 0;
+    for (from, to) in [
+        whole,
+        (first, last + 1),
+        (middle, whole.1),
+        (now - 2 * DAY_MS, middle),
+    ] {
+        for group_by in GroupBy::ALL {
+            for as_of in [None, Some(middle), Some(first - 1), Some(now - 2 * DAY_MS)] {
+                let query = ReportQuery {
+                    from,
+                    to,
+                    group_by,
+                    as_of,
+                };
+                let answer = store.report(&query).await.expect("report");
+                assert_eq!(answer, recompute(&events, &query), "{query:?}");
+                compared += 1;
+            }
+        }
+    }
+    let all = ReportQuery {
+        from: whole.0,
+        to: whole.1,
+        group_by: GroupBy::Week,
+        as_of: None,
+    };
+    let answer = store.report(&all).await.expect("report");
+    let sum = |f: &dyn Fn(&ticketd_projections::reports::ReportGroup) -> u64| {
+        answer.groups.iter().map(f).sum::<u64>()
+    };
+    assert_eq!(sum(&|g| g.opened), 12);
+    assert_eq!(
+        sum(&|g| g.sla_breaches),
+        12,
+        "breaches due on other days count"
+    );
+    assert_eq!(sum(&|g| g.feedback.count), 8);
+    assert_eq!(sum(&|g| g.reopened), 3);
+    assert_eq!(compared, 80);
 }

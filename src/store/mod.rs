@@ -195,6 +195,17 @@ pub trait BlockList: Send + Sync {
     fn is_blocked(&self, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// The reports projection (ADR 0026): figures over a window, from per-day counters and the
+/// facts at the window's edges, never from a scan of the events.
+pub trait Reports: Send + Sync {
+    /// The report `query` asks for; equal to
+    /// [`ticketd_projections::reports::recompute`] over the stored events.
+    fn report(
+        &self,
+        query: &ticketd_projections::reports::ReportQuery,
+    ) -> impl Future<Output = Result<ticketd_projections::reports::Report, StoreError>> + Send;
+}
+
 /// Durable positions of the projectors that follow the global stream (socket fan-out, Discord).
 pub trait Checkpoints: Send + Sync {
     /// The last position the named projector finished, 0 if it never ran.

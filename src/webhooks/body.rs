@@ -29,6 +29,8 @@ pub fn render(envelope: &EventEnvelope, model: &MemoryReadModel) -> Value {
         | TicketEvent::TicketClosed { .. }
         | TicketEvent::TicketReopened {}
         | TicketEvent::AssigneeChanged { .. }
+        | TicketEvent::FeedbackGiven { .. }
+        | TicketEvent::SlaBreached { .. }
         // The partner's own backend sees what staff see, tags included.
         | TicketEvent::TagsChanged { .. } => ticket.and_then(|t| serde_json::to_value(t).ok()),
         // Streams beside the tickets (ADR 0021): the reply or block as of the event, or what

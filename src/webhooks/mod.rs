@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// Every event type name a partner can receive: the serialized `type` of `TicketEvent`.
-pub const EVENT_TYPES: [&str; 14] = [
+pub const EVENT_TYPES: [&str; 16] = [
     "TicketOpened",
     "MessagePosted",
     "MessageEdited",
@@ -31,6 +31,8 @@ pub const EVENT_TYPES: [&str; 14] = [
     "TicketReopened",
     "AssigneeChanged",
     "TagsChanged",
+    "FeedbackGiven",
+    "SlaBreached",
     "ReplySaved",
     "ReplyDeleted",
     "UserBlocked",
@@ -216,6 +218,14 @@ mod tests {
                 to_name: None,
             },
             TicketEvent::TagsChanged { tags: vec![] },
+            TicketEvent::FeedbackGiven {
+                rating: 5,
+                comment: None,
+            },
+            TicketEvent::SlaBreached {
+                target: ticketd_events::SlaTarget::Resolution,
+                due_at: 0,
+            },
             TicketEvent::ReplySaved {
                 name: String::new(),
                 content: String::new(),

@@ -5,7 +5,8 @@
 //
 // A customer opens a ticket and chats; an admin in a second browser context replies, edits,
 // deletes and writes an internal note; the customer sees each change live and never the note;
-// closing shows on both sides; the history view shows the text before an edit; a script tag
+// closing shows on both sides; the history view shows the text before an edit; the reports page
+// draws its charts; a script tag
 // typed as a message shows as text; a long conversation opens at its latest page and pages back
 // on scroll. Prints `PASS console` and exits 0, or `FAIL console: <why>` and exits 1.
 // tests/console.rs runs it against its own in-process server.
@@ -361,6 +362,22 @@ async function scenario(browser) {
   await staff.locator('.snapshot dd', { hasText: 'Closed' }).waitFor();
   log('history shows the text before the edit');
   await staff.getByRole('button', { name: 'Back to the conversation' }).click();
+
+  // --- Reports (admin): the last 30 days drawn as SVG charts in the page.
+  check(await customer.locator('#show-reports').isHidden(), 'a customer has no reports button');
+  await staff.getByRole('button', { name: 'Reports' }).click();
+  await staff.locator('#chart-opened-closed svg').waitFor();
+  const bars = await staff.locator('#chart-opened-closed rect.bar').count();
+  check(bars === 60, `30 days of opened and closed bars, got ${bars}`);
+  const today = await staff.locator('#chart-opened-closed rect.opened').last().evaluate((r) => Number(r.getAttribute('height')));
+  check(today > 0, `today's opened bar has a height, got ${today}`);
+  check(await staff.locator('#chart-medians circle.first').count() >= 1, 'a first-response median is plotted');
+  check(await staff.locator('#chart-ratings rect.rating').count() === 5, 'five rating bars');
+  check(await staff.locator('#reports-view', { hasText: 'closed' }).isVisible(), 'the figures are summed in words');
+  await shot(staff, 'reports');
+  await staff.getByRole('button', { name: 'Back to the inbox' }).click();
+  await staff.locator('#workspace').waitFor();
+  log('reports draw their charts');
 
   // --- A long conversation opens at its latest page and pages back through the cursor.
   const bulkOwner = await mintToken('Dee', 'CUSTOMER', 'dee');

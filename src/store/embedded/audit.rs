@@ -17,6 +17,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use ticketd_events::StoreError;
 use ticketd_events::chain;
+use ticketd_projections::reports::{ReportFact, ReportRow};
 use ticketd_projections::{Change, MemoryReadModel, MessageView, TicketView};
 
 /// The lock file inside the data directory, held by a serving store's writer and by a replay.
@@ -188,6 +189,14 @@ impl AuditReader {
         reader::all_messages_of(&self.conn, ticket_id)
     }
 
+    /// The reports projection as stored: every fact and every day counter, sorted.
+    pub fn report_projection(&self) -> Result<(Vec<ReportFact>, Vec<ReportRow>), StoreError> {
+        Ok((
+            super::reports::all_facts(&self.conn)?,
+            super::reports::all_counters(&self.conn)?,
+        ))
+    }
+
     /// How many ticket and message rows the read models hold.
     pub fn read_model_counts(&self) -> Result<(u64, u64), StoreError> {
         let count = |table: &str| -> Result<u64, StoreError> {
@@ -244,6 +253,10 @@ impl AuditSource for AuditReader {
 
     async fn blocks(&mut self) -> Result<Vec<ticketd_projections::BlockView>, StoreError> {
         super::helpdesk::list_blocks(&self.conn)
+    }
+
+    async fn report_projection(&mut self) -> Result<(Vec<ReportFact>, Vec<ReportRow>), StoreError> {
+        AuditReader::report_projection(self)
     }
 
     fn describe(&self) -> String {
@@ -401,6 +414,8 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
         }
         progress(summary.events, total);
     }
+    // The reports projection folds the log in position order (ADR 0026).
+    super::reports::rebuild(&tx)?;
     tx.commit().map_err(sql_error)?;
     Ok(summary)
 }

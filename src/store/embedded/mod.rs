@@ -13,6 +13,7 @@ pub mod import;
 mod links;
 mod projection;
 mod reader;
+mod reports;
 mod rows;
 mod schema;
 mod search;
@@ -330,6 +331,19 @@ impl crate::store::SearchIndex for EmbeddedStore {
         self.inner
             .readers
             .run(move |conn| reader::tickets_at(conn, &positions))
+            .await
+    }
+}
+
+impl crate::store::Reports for EmbeddedStore {
+    async fn report(
+        &self,
+        query: &ticketd_projections::reports::ReportQuery,
+    ) -> Result<ticketd_projections::reports::Report, StoreError> {
+        let query = *query;
+        self.inner
+            .readers
+            .run(move |conn| reports::report(conn, &query))
             .await
     }
 }

@@ -15,7 +15,7 @@ pub(super) fn project(conn: &Connection, envelope: &EventEnvelope) -> Result<(),
     for change in changes(envelope) {
         apply(conn, change)?;
     }
-    Ok(())
+    super::reports::project(conn, envelope)
 }
 
 pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError> {

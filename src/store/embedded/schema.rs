@@ -168,6 +168,11 @@ const MIGRATIONS: &[&str] = &[
     // 8: the full-text search index (ADR 0024), filled from the read models of a file from
     // before it (see `SEARCH_VERSION`).
     super::search::SCHEMA,
+    // 9: reserved for the feedback and SLA read models (issue 17); the merge puts them here.
+    "",
+    // 10: the reports projection (ADR 0026): per-ticket state, facts and per-day counters,
+    // backfilled from the events by `reports::rebuild` in the same transaction.
+    super::reports::SCHEMA,
 ];
 
 /// The schema version this binary writes.
@@ -246,6 +251,8 @@ const COUNTDOWN_VERSION: i64 = 6;
 
 /// The schema version that added the search index.
 const SEARCH_VERSION: i64 = 8;
+/// The schema version that added the reports projection.
+const REPORTS_VERSION: i64 = 10;
 
 /// Sets the countdown of every ticket of a file from before countdowns, from its messages and
 /// closes in position order, as the inline projection would have: a timer started after the
@@ -304,6 +311,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         if from + 1 == SEARCH_VERSION {
             super::search::backfill(&tx)?;
+        }
+        if from + 1 == REPORTS_VERSION {
+            super::reports::rebuild(&tx)?;
         }
         tx.pragma_update(None, "user_version", from + 1)
             .map_err(sql_error)?;

@@ -12,12 +12,17 @@
 use super::docs::{
     message_from_doc, raw_from_doc, stream_tip_from_doc, ticket_from_doc, to_i64, unavailable,
 };
+use super::reports::{REPORT_COUNTS, REPORT_FACTS, REPORT_TICKETS};
 use super::schema::{self, BLOCKS, Collections, EVENTS_COUNTER, MESSAGES, REPLIES, TICKETS};
 use crate::store::audit_source::{AuditSource, RawEvent, ReplaySummary};
 use bson::{Document, doc};
 use mongodb::{ClientSession, Collection, Database, SessionCursor};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use ticketd_events::{EventEnvelope, StoreError};
+use ticketd_projections::reports::{
+    Dims, FactKind, ReportFact, ReportFolder, ReportRow, day_counters,
+};
 use ticketd_projections::{MemoryReadModel, MessageView, TicketView};
 
 /// Where a replay builds the read models before they replace the live ones.
@@ -30,6 +35,12 @@ const REPLIES_REBUILD: &str = "saved_replies_replay";
 const BLOCKS_REBUILD: &str = "blocks_replay";
 /// See [`TICKETS_REBUILD`]: the search index's terms (ADR 0024).
 const SEARCH_REBUILD: &str = "search_terms_replay";
+/// See [`TICKETS_REBUILD`]: the reports projection (ADR 0026).
+const REPORT_TICKETS_REBUILD: &str = "report_tickets_replay";
+/// See [`REPORT_TICKETS_REBUILD`].
+const REPORT_FACTS_REBUILD: &str = "report_facts_replay";
+/// See [`REPORT_TICKETS_REBUILD`].
+const REPORT_COUNTS_REBUILD: &str = "report_counts_replay";
 /// Documents written per `insert_many` during a replay.
 const INSERT_BATCH: usize = 1_000;
 
@@ -230,6 +241,32 @@ impl AuditSource for MongoAudit {
         super::helpdesk::list_blocks(&blocks, Some(&mut self.session)).await
     }
 
+    async fn report_projection(&mut self) -> Result<(Vec<ReportFact>, Vec<ReportRow>), StoreError> {
+        let facts = self.collections.report_facts.clone();
+        let counts = self.collections.report_counts.clone();
+        let mut facts = self
+            .find(
+                &facts,
+                doc! {},
+                doc! {"_id": 1},
+                None,
+                super::reports::fact_from,
+            )
+            .await?;
+        let mut counters = self
+            .find(
+                &counts,
+                doc! {},
+                doc! {"_id": 1},
+                None,
+                super::reports::counter_from,
+            )
+            .await?;
+        facts.sort();
+        counters.sort();
+        Ok((facts, counters))
+    }
+
     fn describe(&self) -> String {
         format!("MongoDB database {}", self.name)
     }
@@ -261,10 +298,20 @@ pub async fn replay(
         replies: db.collection(REPLIES_REBUILD),
         blocks: db.collection(BLOCKS_REBUILD),
         search: db.collection(SEARCH_REBUILD),
+        report_tickets: db.collection(REPORT_TICKETS_REBUILD),
+        report_facts: db.collection(REPORT_FACTS_REBUILD),
+        report_counts: db.collection(REPORT_COUNTS_REBUILD),
     };
     staging.drop().await?;
     // The replies and blocks may rebuild to nothing; the rename needs the collections to exist.
-    for name in [REPLIES_REBUILD, BLOCKS_REBUILD, SEARCH_REBUILD] {
+    for name in [
+        REPLIES_REBUILD,
+        BLOCKS_REBUILD,
+        REPORT_TICKETS_REBUILD,
+        REPORT_FACTS_REBUILD,
+        REPORT_COUNTS_REBUILD,
+        SEARCH_REBUILD,
+    ] {
         db.create_collection(name).await.map_err(unavailable)?;
     }
     let built = rebuild(&collections, &staging, head, &mut progress).await;
@@ -281,6 +328,9 @@ pub async fn replay(
             swap_in(&db, REPLIES_REBUILD, REPLIES).await?;
             swap_in(&db, BLOCKS_REBUILD, BLOCKS).await?;
             swap_in(&db, SEARCH_REBUILD, schema::SEARCH).await?;
+            swap_in(&db, REPORT_TICKETS_REBUILD, REPORT_TICKETS).await?;
+            swap_in(&db, REPORT_FACTS_REBUILD, REPORT_FACTS).await?;
+            swap_in(&db, REPORT_COUNTS_REBUILD, REPORT_COUNTS).await?;
             Ok(summary)
         }
         (Ok(_), Ok(true)) => {
@@ -310,6 +360,12 @@ struct Staging {
     blocks: Collection<Document>,
     /// Search terms (ADR 0024).
     search: Collection<Document>,
+    /// The reports projection (ADR 0026): per-ticket state.
+    report_tickets: Collection<Document>,
+    /// Its facts.
+    report_facts: Collection<Document>,
+    /// Its day counters.
+    report_counts: Collection<Document>,
 }
 
 impl Staging {
@@ -320,6 +376,9 @@ impl Staging {
             &self.replies,
             &self.blocks,
             &self.search,
+            &self.report_tickets,
+            &self.report_facts,
+            &self.report_counts,
         ] {
             collection.drop().await.map_err(unavailable)?;
         }
@@ -338,6 +397,7 @@ async fn rebuild(
 ) -> Result<ReplaySummary, StoreError> {
     schema::read_model_indexes(&staging.tickets, &staging.messages).await?;
     schema::search_indexes(&staging.search).await?;
+    schema::report_indexes(&staging.report_facts, &staging.report_counts).await?;
     let mut cursor = collections
         .events
         .find(doc! {"_id": {"$lte": to_i64(head)?}})
@@ -364,7 +424,7 @@ async fn rebuild(
         stream.push(envelope);
     }
     out.fold(&stream, &mut summary).await?;
-    out.flush().await?;
+    out.flush(true).await?;
     progress(summary.events, head);
     Ok(summary)
 }
@@ -383,6 +443,12 @@ struct Output<'a> {
     block_docs: Vec<Document>,
     /// Search term documents not yet written (ADR 0024).
     search_docs: Vec<Document>,
+    /// Report state and fact documents not yet written.
+    report_docs: Vec<Document>,
+    /// See `report_docs`.
+    fact_docs: Vec<Document>,
+    /// The day counters so far (written at the end; one per day and kind of ticket).
+    counters: BTreeMap<(i64, FactKind, Dims, i64), u64>,
 }
 
 impl<'a> Output<'a> {
@@ -394,6 +460,9 @@ impl<'a> Output<'a> {
             reply_docs: Vec::new(),
             block_docs: Vec::new(),
             search_docs: Vec::new(),
+            report_docs: Vec::new(),
+            fact_docs: Vec::new(),
+            counters: BTreeMap::new(),
         }
     }
 
@@ -433,16 +502,53 @@ impl<'a> Output<'a> {
         for block in model.blocks.values() {
             self.block_docs.push(super::helpdesk::block_doc(block));
         }
-        if self.ticket_docs.len() + self.message_docs.len() + self.search_docs.len() >= INSERT_BATCH
+        // The reports projection: a ticket's facts depend on its own stream only (ADR 0026).
+        let mut folder = ReportFolder::default();
+        let facts: Vec<ReportFact> = stream.iter().flat_map(|e| folder.step(e)).collect();
+        for row in day_counters(&facts) {
+            *self
+                .counters
+                .entry((row.at, row.kind, row.dims, row.value))
+                .or_default() += row.count;
+        }
+        for (id, state) in &folder.tickets {
+            self.report_docs.push(super::reports::state_doc(id, state)?);
+        }
+        for fact in &facts {
+            self.fact_docs.push(super::reports::fact_doc(fact)?);
+        }
+        if self.ticket_docs.len()
+            + self.message_docs.len()
+            + self.search_docs.len()
+            + self.fact_docs.len()
+            >= INSERT_BATCH
         {
-            self.flush().await?;
+            self.flush(false).await?;
         }
         Ok(())
     }
 
-    /// Writes every queued document.
-    async fn flush(&mut self) -> Result<(), StoreError> {
+    /// Writes every queued document; `last` writes the day counters too.
+    async fn flush(&mut self, last: bool) -> Result<(), StoreError> {
+        let mut counter_docs = Vec::new();
+        if last {
+            counter_docs = std::mem::take(&mut self.counters)
+                .into_iter()
+                .map(|((at, kind, dims, value), count)| {
+                    super::reports::counter_doc(&ReportRow {
+                        kind,
+                        at,
+                        dims,
+                        value,
+                        count,
+                    })
+                })
+                .collect();
+        }
         for (collection, documents) in [
+            (&self.staging.report_tickets, &mut self.report_docs),
+            (&self.staging.report_facts, &mut self.fact_docs),
+            (&self.staging.report_counts, &mut counter_docs),
             (&self.staging.tickets, &mut self.ticket_docs),
             (&self.staging.messages, &mut self.message_docs),
             (&self.staging.replies, &mut self.reply_docs),

@@ -14,6 +14,7 @@ mod helpdesk;
 pub mod lease;
 mod projection;
 mod reader;
+mod reports;
 mod schema;
 mod search;
 mod writer;
@@ -412,6 +413,15 @@ impl crate::store::SearchIndex for MongoStore {
 
     async fn tickets_at(&self, positions: &[u64]) -> Result<Vec<TicketView>, StoreError> {
         search::tickets_at(&self.inner.collections.tickets, positions).await
+    }
+}
+
+impl crate::store::Reports for MongoStore {
+    async fn report(
+        &self,
+        query: &ticketd_projections::reports::ReportQuery,
+    ) -> Result<ticketd_projections::reports::Report, StoreError> {
+        reports::report(&self.inner.collections, query).await
     }
 }
 

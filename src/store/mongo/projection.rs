@@ -56,7 +56,7 @@ pub(super) async fn project(
             }
         }
     }
-    Ok(())
+    super::reports::project(collections, Some(session), envelope).await
 }
 
 /// Applies `envelope`'s changes without a transaction (import and rebuilds run alone).
@@ -80,7 +80,7 @@ pub(super) async fn project_alone(
             }
         }
     }
-    Ok(())
+    super::reports::project(collections, None, envelope).await
 }
 
 enum Write {

@@ -57,6 +57,12 @@ pub(super) struct Collections {
     pub(super) checkpoints: Collection<Document>,
     /// See [`LINKS`].
     pub(super) links: Collection<Document>,
+    /// The reports projection's per-ticket state (ADR 0026).
+    pub(super) report_tickets: Collection<Document>,
+    /// The reports projection's facts.
+    pub(super) report_facts: Collection<Document>,
+    /// The reports projection's per-day counters.
+    pub(super) report_counts: Collection<Document>,
 }
 
 impl Collections {
@@ -72,6 +78,9 @@ impl Collections {
             search: db.collection(SEARCH),
             checkpoints: db.collection(CHECKPOINTS),
             links: db.collection(LINKS),
+            report_tickets: db.collection(super::reports::REPORT_TICKETS),
+            report_facts: db.collection(super::reports::REPORT_FACTS),
+            report_counts: db.collection(super::reports::REPORT_COUNTS),
         }
     }
 }
@@ -135,6 +144,7 @@ pub(super) async fn prepare(collections: &Collections) -> Result<(), StoreError>
         .map_err(unavailable)?;
     read_model_indexes(&collections.tickets, &collections.messages).await?;
     search_indexes(&collections.search).await?;
+    report_indexes(&collections.report_facts, &collections.report_counts).await?;
     collections
         .counters
         .update_one(
@@ -182,6 +192,22 @@ pub(super) async fn search_indexes(search: &Collection<Document>) -> Result<(), 
             plain(doc! {"t": 1, "p": 1, "f": 1}, "by_term"),
             plain(doc! {"p": 1, "s": 1}, "by_document"),
         ])
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The indexes a report reads through (ADR 0026): facts by kind and time, counters by day.
+pub(super) async fn report_indexes(
+    facts: &Collection<Document>,
+    counts: &Collection<Document>,
+) -> Result<(), StoreError> {
+    facts
+        .create_indexes([plain(doc! {"kind": 1, "at": 1}, "by_kind_at")])
+        .await
+        .map_err(unavailable)?;
+    counts
+        .create_indexes([plain(doc! {"day": 1}, "by_day")])
         .await
         .map_err(unavailable)?;
     Ok(())

@@ -1,0 +1,333 @@
+//! The reports projection in the SQLite file (ADR 0026): each ticket's report state, every fact,
+//! and per-day counters of the frequent facts, all written in the append's savepoint beside the
+//! other read models. A report sums the counters of the whole days of its window and reads
+//! facts one by one only for the part days at its edges and for the durations and breaches,
+//! which are few (one or two per ticket); [`ticketd_projections::reports::build_report`] adds
+//! them up exactly as the recomputation from the events does.
+
+use super::rows::{sql_error, to_sql_int};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::str::FromStr;
+use ticketd_events::{EventEnvelope, StoreError};
+use ticketd_projections::reports::{
+    DAY_MS, Dims, FactKind, Report, ReportFact, ReportQuery, ReportRow, ReportTicket, build_report,
+    day_start, report_step,
+};
+
+/// The tables (migration 10).
+pub(super) const SCHEMA: &str = r#"
+    CREATE TABLE report_tickets (
+        id    TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE report_facts (
+        kind         TEXT    NOT NULL,
+        at           INTEGER NOT NULL,
+        position     INTEGER NOT NULL,
+        recorded_at  INTEGER NOT NULL,
+        issue_level  TEXT    NOT NULL,
+        support_role TEXT    NOT NULL,
+        assignee     TEXT    NOT NULL,
+        value        INTEGER NOT NULL,
+        PRIMARY KEY (kind, at, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE report_counts (
+        day          INTEGER NOT NULL,
+        kind         TEXT    NOT NULL,
+        issue_level  TEXT    NOT NULL,
+        support_role TEXT    NOT NULL,
+        assignee     TEXT    NOT NULL,
+        value        INTEGER NOT NULL,
+        n            INTEGER NOT NULL,
+        PRIMARY KEY (day, kind, issue_level, support_role, assignee, value)
+    ) WITHOUT ROWID;
+"#;
+
+/// Empties the projection (before a replay or a backfill).
+pub(super) const CLEAR: &str =
+    "DELETE FROM report_tickets; DELETE FROM report_facts; DELETE FROM report_counts;";
+
+fn corrupt(reason: String) -> StoreError {
+    StoreError::Corrupt {
+        position: 0,
+        reason,
+    }
+}
+
+/// Writes what `envelope` adds to the reports, inside the caller's transaction.
+pub(super) fn project(conn: &Connection, envelope: &EventEnvelope) -> Result<(), StoreError> {
+    if !envelope.event.is_ticket_event() {
+        return Ok(());
+    }
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM report_tickets WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![envelope.stream_id], |row| row.get(0))
+                .optional()
+        })
+        .map_err(sql_error)?;
+    let state: Option<ReportTicket> = state
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| corrupt(format!("report state of {}: {e}", envelope.stream_id)))?;
+    let step = report_step(state.as_ref(), envelope);
+    if let Some(next) = step.state {
+        put_state(conn, &envelope.stream_id, &next)?;
+    }
+    write_facts(conn, &step.facts)
+}
+
+/// Records a ticket's report state.
+pub(super) fn put_state(
+    conn: &Connection,
+    ticket_id: &str,
+    state: &ReportTicket,
+) -> Result<(), StoreError> {
+    let text = serde_json::to_string(state)
+        .map_err(|e| StoreError::Unavailable(format!("report state: {e}")))?;
+    conn.prepare_cached("INSERT OR REPLACE INTO report_tickets (id, state) VALUES (?1, ?2)")
+        .and_then(|mut stmt| stmt.execute(params![ticket_id, text]))
+        .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Stores facts, and counts those of the counted kinds in their day.
+pub(super) fn write_facts(conn: &Connection, facts: &[ReportFact]) -> Result<(), StoreError> {
+    for fact in facts {
+        let assignee = fact.dims.assignee.as_deref().unwrap_or_default();
+        conn.prepare_cached(
+            "INSERT INTO report_facts (kind, at, position, recorded_at, issue_level, \
+             support_role, assignee, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                fact.kind.as_str(),
+                fact.at,
+                to_sql_int(fact.position).unwrap_or(i64::MAX),
+                fact.recorded_at,
+                fact.dims.issue_level.as_str(),
+                fact.dims.support_role.as_str(),
+                assignee,
+                fact.value,
+            ])
+        })
+        .map_err(sql_error)?;
+        if fact.kind.is_counted() {
+            conn.prepare_cached(
+                "INSERT INTO report_counts (day, kind, issue_level, support_role, assignee, \
+                 value, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1) \
+                 ON CONFLICT DO UPDATE SET n = n + 1",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    day_start(fact.at),
+                    fact.kind.as_str(),
+                    fact.dims.issue_level.as_str(),
+                    fact.dims.support_role.as_str(),
+                    assignee,
+                    fact.value,
+                ])
+            })
+            .map_err(sql_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the projection from every event (the migration that adds it, and replays): each
+/// ticket's stream folded on its own, which gives the facts an in-order fold would.
+pub(super) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(CLEAR).map_err(sql_error)?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM events ORDER BY position",
+            super::rows::EVENT_COLUMNS
+        ))
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    let mut folder = ticketd_projections::reports::ReportFolder::default();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        // A damaged row is `ticketd verify`'s to report; it must not keep the store from opening.
+        let envelope = match super::rows::event_from_row(row).map_err(sql_error)? {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!("no report facts from a damaged event: {e}");
+                continue;
+            }
+        };
+        let facts = folder.step(&envelope);
+        write_facts(conn, &facts)?;
+    }
+    for (id, state) in &folder.tickets {
+        put_state(conn, id, state)?;
+    }
+    Ok(())
+}
+
+fn dims_from(row: &Row<'_>, first: usize) -> rusqlite::Result<Result<Dims, StoreError>> {
+    let level: String = row.get(first)?;
+    let role: String = row.get(first + 1)?;
+    let assignee: String = row.get(first + 2)?;
+    Ok((|| {
+        Ok(Dims {
+            issue_level: level
+                .parse()
+                .map_err(|_| corrupt(format!("report issue_level {level}")))?,
+            support_role: role
+                .parse()
+                .map_err(|_| corrupt(format!("report support_role {role}")))?,
+            assignee: (!assignee.is_empty()).then_some(assignee),
+        })
+    })())
+}
+
+fn kind_from(text: &str) -> Result<FactKind, StoreError> {
+    FactKind::from_str(text).map_err(|()| corrupt(format!("report fact kind {text}")))
+}
+
+const FACT_COLUMNS: &str =
+    "kind, at, position, recorded_at, issue_level, support_role, assignee, value";
+
+fn fact_from(row: &Row<'_>) -> rusqlite::Result<Result<ReportFact, StoreError>> {
+    let kind: String = row.get(0)?;
+    let position: i64 = row.get(2)?;
+    let dims = dims_from(row, 4)?;
+    let (at, recorded_at, value) = (row.get(1)?, row.get(3)?, row.get(7)?);
+    Ok((|| {
+        Ok(ReportFact {
+            kind: kind_from(&kind)?,
+            at,
+            position: u64::try_from(position).map_err(|e| corrupt(e.to_string()))?,
+            recorded_at,
+            dims: dims?,
+            value,
+        })
+    })())
+}
+
+/// Facts of `kind` with `at` in `[lo, hi)`, as rows.
+fn facts_between(
+    conn: &Connection,
+    kind: FactKind,
+    lo: i64,
+    hi: i64,
+    as_of: Option<i64>,
+    out: &mut Vec<ReportRow>,
+) -> Result<(), StoreError> {
+    if hi <= lo {
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {FACT_COLUMNS} FROM report_facts WHERE kind = ?1 AND at >= ?2 AND at < ?3 \
+             AND (?4 IS NULL OR recorded_at <= ?4)"
+        ))
+        .map_err(sql_error)?;
+    let mut rows = stmt
+        .query(params![kind.as_str(), lo, hi, as_of])
+        .map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        out.push(ReportRow::from(&fact_from(row).map_err(sql_error)??));
+    }
+    Ok(())
+}
+
+/// The report for `query`.
+pub(super) fn report(conn: &Connection, query: &ReportQuery) -> Result<Report, StoreError> {
+    let mut rows = Vec::new();
+    let (lo, hi) = (query.from, query.recorded_end());
+    if hi > lo {
+        // Whole days from the counters, the part days at either edge from the facts.
+        let first_full = if lo.rem_euclid(DAY_MS) == 0 {
+            lo
+        } else {
+            day_start(lo) + DAY_MS
+        };
+        let last_full = day_start(hi);
+        let edges = if first_full < last_full {
+            counters_between(conn, first_full, last_full, &mut rows)?;
+            [(lo, first_full), (last_full, hi)]
+        } else {
+            [(lo, hi), (hi, hi)]
+        };
+        for kind in FactKind::COUNTED {
+            for (a, b) in edges {
+                facts_between(conn, kind, a, b, None, &mut rows)?;
+            }
+        }
+        for kind in [FactKind::FirstResponse, FactKind::Resolution] {
+            facts_between(conn, kind, lo, hi, None, &mut rows)?;
+        }
+    }
+    facts_between(
+        conn,
+        FactKind::SlaBreach,
+        query.from,
+        query.to,
+        query.as_of,
+        &mut rows,
+    )?;
+    Ok(build_report(query, rows))
+}
+
+/// The counters of the days in `[lo, hi)`.
+fn counters_between(
+    conn: &Connection,
+    lo: i64,
+    hi: i64,
+    out: &mut Vec<ReportRow>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT day, kind, issue_level, support_role, assignee, value, n FROM report_counts \
+             WHERE day >= ?1 AND day < ?2",
+        )
+        .map_err(sql_error)?;
+    let mut rows = stmt.query(params![lo, hi]).map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        out.push(counter_from(row)?);
+    }
+    Ok(())
+}
+
+fn counter_from(row: &Row<'_>) -> Result<ReportRow, StoreError> {
+    let kind: String = row.get(1).map_err(sql_error)?;
+    let n: i64 = row.get(6).map_err(sql_error)?;
+    Ok(ReportRow {
+        kind: kind_from(&kind)?,
+        at: row.get(0).map_err(sql_error)?,
+        dims: dims_from(row, 2).map_err(sql_error)??,
+        value: row.get(5).map_err(sql_error)?,
+        count: u64::try_from(n).map_err(|e| corrupt(format!("report count: {e}")))?,
+    })
+}
+
+/// Every stored fact, sorted (for `ticketd verify`).
+pub(super) fn all_facts(conn: &Connection) -> Result<Vec<ReportFact>, StoreError> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT {FACT_COLUMNS} FROM report_facts"))
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        out.push(fact_from(row).map_err(sql_error)??);
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every stored counter, sorted (for `ticketd verify`).
+pub(super) fn all_counters(conn: &Connection) -> Result<Vec<ReportRow>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT day, kind, issue_level, support_role, assignee, value, n FROM report_counts",
+        )
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        out.push(counter_from(row)?);
+    }
+    out.sort();
+    Ok(out)
+}

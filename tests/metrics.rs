@@ -1,10 +1,15 @@
 //! `GET /metrics` seen from outside (issue 19 part 6): a few requests, a post, a rate-limit
 //! refusal and a socket move the series they should, under the route template and never an id;
 //! the store's commits and the broadcaster's position show on both stores; `METRICS_TOKEN` is
-//! enforced with the API's 401 envelope, and without it the route is open.
+//! enforced with the API's 401 envelope, and without it the route is open. With the Discord
+//! bridge (the fake Discord) and partner webhooks on, their projectors show their positions and
+//! a Discord outage shows as retries.
 
 mod common;
+#[path = "common/fake_discord.rs"]
+mod fake_discord;
 
+use common::webhook_receiver::{Receiver, WEBHOOK_SECRET};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
@@ -243,4 +248,50 @@ async fn guessing_the_token_is_rate_limited_like_guessing_a_jwt() {
         ),
         10.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn discord_and_webhook_projectors_show_positions_and_retries() {
+    let fake = fake_discord::FakeDiscord::start().await;
+    let partner = Receiver::start().await;
+    let partner_url = partner.url();
+    let mut env: Vec<(String, String)> = fake.env();
+    env.extend(
+        [
+            ("METRICS_TOKEN", METRICS_TOKEN),
+            ("WEBHOOK_URL", partner_url.as_str()),
+            ("WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = TestServer::start_with(&env).await;
+    fake.wait_until("the slash commands to be registered", 30, |f| {
+        !f.calls_to("PUT", "/applications/*/guilds/*/commands")
+            .is_empty()
+    })
+    .await;
+    let ann = server.token("ann", "CUSTOMER");
+    // Discord fails the next calls: the bridge retries until they land.
+    fake.fail_next(3, 500);
+    let ticket = server.create_ticket(&ann, "Printer", "It jams").await;
+    let id = ticket["id"].as_str().expect("ticket id");
+    server.post_message(&ann, id, "Still jammed").await;
+    let now = eventually(&server, "every projector at the head", |t| {
+        ["socketio", "discord", "webhooks"].iter().all(|p| {
+            value(
+                t,
+                &format!("ticketd_projector_lag_events{{projector=\"{p}\"}}"),
+            ) == Some(0.0)
+                && value(
+                    t,
+                    &format!("ticketd_projector_position{{projector=\"{p}\"}}"),
+                ) == Some(2.0)
+        })
+    })
+    .await;
+    assert_eq!(must(&now, "ticketd_store_head_position"), 2.0);
+    assert!(must(&now, "ticketd_discord_retries_total") >= 3.0, "{now}");
+    assert_eq!(fake.failures_left(), 0);
+    server.stop().await;
 }

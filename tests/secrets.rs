@@ -52,7 +52,18 @@ async fn socket(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_secret_and_no_token_reaches_the_logs_at_trace_level() {
+async fn no_secret_and_no_token_reaches_readable_logs_at_trace_level() {
+    every_door_then_search_the_log("pretty").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_secret_and_no_token_reaches_json_logs_at_trace_level() {
+    every_door_then_search_the_log("json").await;
+}
+
+/// Runs every door on a server logging in `format` (`LOG_FORMAT`) at trace level, then fails on
+/// any secret or JWT in its output.
+async fn every_door_then_search_the_log(format: &str) {
     let fake = FakeDiscord::start().await;
     let server_errors = WebhookSink::start().await;
     let bridge_errors = WebhookSink::start().await;
@@ -67,6 +78,7 @@ async fn no_secret_and_no_token_reaches_the_logs_at_trace_level() {
         [
             ("DISCORD_BOT_TOKEN", BOT_TOKEN),
             ("RUST_LOG", "trace"),
+            ("LOG_FORMAT", format),
             ("RATE_LIMITS", "on"),
             ("METRICS_TOKEN", METRICS_TOKEN),
             ("ERROR_WEBHOOK_URL", server_errors.url.as_str()),
@@ -191,7 +203,8 @@ async fn no_secret_and_no_token_reaches_the_logs_at_trace_level() {
     server.kill9();
     // The levels below `info` are on (the payload-printing libraries stay at `info`).
     assert!(
-        log.contains(" DEBUG ") && log.contains("socket authorized"),
+        (log.contains(" DEBUG ") || log.contains(r#""level":"DEBUG""#))
+            && log.contains("socket authorized"),
         "expected debug lines in:\n{log}"
     );
     // The search reads what the server printed about this run: the ticket's requests are there.

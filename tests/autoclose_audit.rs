@@ -97,6 +97,9 @@ async fn a_file_from_before_countdowns_gets_them_on_open() {
              ALTER TABLE tickets DROP COLUMN countdown_warned_at;
              DROP TABLE saved_replies;
              DROP TABLE blocks;
+             DROP TABLE report_tickets;
+             DROP TABLE report_facts;
+             DROP TABLE report_counts;
              PRAGMA user_version = 5;",
         )
         .unwrap();

@@ -593,8 +593,23 @@ pub fn build_report(query: &ReportQuery, rows: impl IntoIterator<Item = ReportRo
     for key in &fixed {
         groups.entry(key.clone()).or_default();
     }
+    // A day's or week's key is made once per bucket, not once per row.
+    let mut dates: HashMap<i64, Option<String>> = HashMap::new();
     for row in rows {
-        let acc = groups.entry(key_of(query.group_by, &row)).or_default();
+        let key = match query.group_by {
+            GroupBy::Day | GroupBy::Week => {
+                let start = match query.group_by {
+                    GroupBy::Day => day_start(row.at),
+                    _ => week_start(row.at),
+                };
+                dates
+                    .entry(start)
+                    .or_insert_with(|| Some(date_key(start)))
+                    .clone()
+            }
+            _ => key_of(query.group_by, &row),
+        };
+        let acc = groups.entry(key).or_default();
         let g = &mut acc.group;
         let n = row.count;
         match row.kind {

@@ -8,10 +8,10 @@
 use super::rows::{sql_error, to_sql_int};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::str::FromStr;
-use ticketd_events::{EventEnvelope, StoreError};
+use ticketd_events::{EventEnvelope, IssueLevel, StoreError, SupportRole};
 use ticketd_projections::reports::{
-    DAY_MS, Dims, FactKind, Report, ReportFact, ReportQuery, ReportRow, ReportTicket, build_report,
-    day_start, report_step,
+    DAY_MS, Dims, FactKind, GroupBy, Report, ReportFact, ReportQuery, ReportRow, ReportTicket,
+    build_report, day_start, report_step,
 };
 
 /// The tables (migration 10).
@@ -205,21 +205,62 @@ fn fact_from(row: &Row<'_>) -> rusqlite::Result<Result<ReportFact, StoreError>> 
     })())
 }
 
-/// Facts of `kind` with `at` in `[lo, hi)`, as rows.
+/// The column of the dimension `group_by` groups by, if it is not time.
+fn dim_column(group_by: GroupBy) -> Option<&'static str> {
+    match group_by {
+        GroupBy::Day | GroupBy::Week => None,
+        GroupBy::IssueLevel => Some("issue_level"),
+        GroupBy::SupportRole => Some("support_role"),
+        GroupBy::Assignee => Some("assignee"),
+    }
+}
+
+/// Dims holding only what the grouping reads (the grouped column at `index`, if any): a report
+/// never looks at the others, so they are neither selected nor decoded.
+fn grouped_dims(row: &Row<'_>, group_by: GroupBy, index: usize) -> Result<Dims, StoreError> {
+    let mut dims = Dims {
+        issue_level: IssueLevel::Normal,
+        support_role: SupportRole::General,
+        assignee: None,
+    };
+    let Some(column) = dim_column(group_by) else {
+        return Ok(dims);
+    };
+    let text: String = row.get(index).map_err(sql_error)?;
+    match group_by {
+        GroupBy::IssueLevel => {
+            dims.issue_level = text
+                .parse()
+                .map_err(|_| corrupt(format!("report {column} {text}")))?;
+        }
+        GroupBy::SupportRole => {
+            dims.support_role = text
+                .parse()
+                .map_err(|_| corrupt(format!("report {column} {text}")))?;
+        }
+        _ => dims.assignee = (!text.is_empty()).then_some(text),
+    }
+    Ok(dims)
+}
+
+/// Facts of `kind` with `at` in `[lo, hi)`, as rows with the dimension `group_by` reads.
+#[allow(clippy::too_many_arguments)]
 fn facts_between(
     conn: &Connection,
     kind: FactKind,
     lo: i64,
     hi: i64,
     as_of: Option<i64>,
+    group_by: GroupBy,
     out: &mut Vec<ReportRow>,
 ) -> Result<(), StoreError> {
     if hi <= lo {
         return Ok(());
     }
+    let dim = dim_column(group_by).map_or(String::new(), |c| format!(", {c}"));
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {FACT_COLUMNS} FROM report_facts WHERE kind = ?1 AND at >= ?2 AND at < ?3 \
+            "SELECT at, value{dim} FROM report_facts WHERE kind = ?1 AND at >= ?2 AND at < ?3 \
              AND (?4 IS NULL OR recorded_at <= ?4)"
         ))
         .map_err(sql_error)?;
@@ -227,7 +268,13 @@ fn facts_between(
         .query(params![kind.as_str(), lo, hi, as_of])
         .map_err(sql_error)?;
     while let Some(row) = rows.next().map_err(sql_error)? {
-        out.push(ReportRow::from(&fact_from(row).map_err(sql_error)??));
+        out.push(ReportRow {
+            kind,
+            at: row.get(0).map_err(sql_error)?,
+            dims: grouped_dims(row, group_by, 2)?,
+            value: row.get(1).map_err(sql_error)?,
+            count: 1,
+        });
     }
     Ok(())
 }
@@ -245,18 +292,18 @@ pub(super) fn report(conn: &Connection, query: &ReportQuery) -> Result<Report, S
         };
         let last_full = day_start(hi);
         let edges = if first_full < last_full {
-            counters_between(conn, first_full, last_full, &mut rows)?;
+            counters_between(conn, first_full, last_full, query.group_by, &mut rows)?;
             [(lo, first_full), (last_full, hi)]
         } else {
             [(lo, hi), (hi, hi)]
         };
         for kind in FactKind::COUNTED {
             for (a, b) in edges {
-                facts_between(conn, kind, a, b, None, &mut rows)?;
+                facts_between(conn, kind, a, b, None, query.group_by, &mut rows)?;
             }
         }
         for kind in [FactKind::FirstResponse, FactKind::Resolution] {
-            facts_between(conn, kind, lo, hi, None, &mut rows)?;
+            facts_between(conn, kind, lo, hi, None, query.group_by, &mut rows)?;
         }
     }
     facts_between(
@@ -265,27 +312,42 @@ pub(super) fn report(conn: &Connection, query: &ReportQuery) -> Result<Report, S
         query.from,
         query.to,
         query.as_of,
+        query.group_by,
         &mut rows,
     )?;
     Ok(build_report(query, rows))
 }
 
-/// The counters of the days in `[lo, hi)`.
+/// The counters of the days in `[lo, hi)`, summed in SQL over what the grouping does not read
+/// (by day for a time grouping, over the window for the others).
 fn counters_between(
     conn: &Connection,
     lo: i64,
     hi: i64,
+    group_by: GroupBy,
     out: &mut Vec<ReportRow>,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT day, kind, issue_level, support_role, assignee, value, n FROM report_counts \
-             WHERE day >= ?1 AND day < ?2",
-        )
-        .map_err(sql_error)?;
+    let sql = match dim_column(group_by) {
+        None => "SELECT day, kind, value, SUM(n) FROM report_counts WHERE day >= ?1 AND day < ?2 \
+                 GROUP BY day, kind, value"
+            .to_owned(),
+        Some(c) => format!(
+            "SELECT MIN(day), kind, value, SUM(n), {c} FROM report_counts \
+             WHERE day >= ?1 AND day < ?2 GROUP BY kind, value, {c}"
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     let mut rows = stmt.query(params![lo, hi]).map_err(sql_error)?;
     while let Some(row) = rows.next().map_err(sql_error)? {
-        out.push(counter_from(row)?);
+        let kind: String = row.get(1).map_err(sql_error)?;
+        let n: i64 = row.get(3).map_err(sql_error)?;
+        out.push(ReportRow {
+            kind: kind_from(&kind)?,
+            at: row.get(0).map_err(sql_error)?,
+            dims: grouped_dims(row, group_by, 4)?,
+            value: row.get(2).map_err(sql_error)?,
+            count: u64::try_from(n).map_err(|e| corrupt(format!("report count: {e}")))?,
+        });
     }
     Ok(())
 }

@@ -179,6 +179,9 @@ pub struct Config {
     pub webhook: Option<crate::webhooks::WebhookConfig>,
     /// The open-ticket limit and the auto-close of inactive tickets.
     pub tickets: crate::ticket_rules::TicketRules,
+    /// `SLA_FIRST_RESPONSE_MINUTES` and `SLA_RESOLUTION_MINUTES` (`NORMAL:240,URGENT:60`): the
+    /// service-level targets per issue level (ADR 0025); empty when neither is set.
+    pub sla: ticketd_events::SlaPolicy,
 }
 
 /// A setting that cannot be used; start-up stops with this message.
@@ -436,6 +439,10 @@ impl Config {
             )?,
             webhook: crate::webhooks::WebhookConfig::from_lookup(&get)?,
             tickets: crate::ticket_rules::TicketRules::from_lookup(&get)?,
+            sla: ticketd_events::SlaPolicy {
+                first_response: sla_targets(&get, "SLA_FIRST_RESPONSE_MINUTES")?,
+                resolution: sla_targets(&get, "SLA_RESOLUTION_MINUTES")?,
+            },
         })
     }
 
@@ -566,6 +573,19 @@ fn restrict_permissions(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// One service-level variable: `LEVEL:MINUTES` pairs, decimals allowed.
+fn sla_targets(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<ticketd_events::service_level::LevelTargets, ConfigError> {
+    ticketd_events::service_level::parse_targets(&get(name).unwrap_or_default()).map_err(|e| {
+        invalid(
+            name,
+            format!("{e}; expected e.g. NORMAL:240,URGENT:60,CRITICAL:15 (minutes)"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -40,10 +40,12 @@ pub enum Route {
     Events,
     /// Saved replies and blocks, reads and writes together: 30 per minute (ADR 0021).
     Helpdesk,
+    /// POST feedback: 10 per minute, like a close.
+    Feedback,
 }
 
 impl Route {
-    const ALL: [Route; 14] = [
+    const ALL: [Route; 15] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -58,6 +60,7 @@ impl Route {
         Route::Events,
         Route::Claim,
         Route::Helpdesk,
+        Route::Feedback,
     ];
 
     /// Requests per minute.
@@ -73,7 +76,7 @@ impl Route {
             | Route::ListMessages
             | Route::EditMessage
             | Route::DeleteMessage => 15,
-            Route::UpdateTicket | Route::CloseTicket | Route::ReopenTicket => 10,
+            Route::UpdateTicket | Route::CloseTicket | Route::ReopenTicket | Route::Feedback => 10,
             Route::Events => 120,
         }
     }

@@ -9,6 +9,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 mod feed;
+mod feedback;
 mod health;
 mod history;
 mod messages;
@@ -48,6 +49,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(replies::router())
         .merge(blocks::router())
         .merge(feed::router())
+        .merge(feedback::router())
         .merge(console::router())
         .merge(openapi::router());
     wrap(routes, state, socket)

@@ -165,6 +165,32 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     ) WITHOUT ROWID;
 "#,
+    // 8: reserved for the search index (issue 17 part 1), merged from its own branch.
+    "",
+    // 9: customer feedback and the service-level facts (issue 17, ADR 0025), with the
+    // policy-dependent columns the `sla` filters and the breach sweeper read through indexes.
+    // A file from before gets the facts its rows imply (the resolution clock from the opening);
+    // `ticketd replay` computes the answers and closes its history holds.
+    r#"
+    ALTER TABLE tickets ADD COLUMN feedback          TEXT;
+    ALTER TABLE tickets ADD COLUMN first_response_at INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_from          INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN resolved_at       INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_fr_breached   INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_res_breached  INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_next_due      INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_sweep_at      INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_breached      INTEGER NOT NULL DEFAULT 0;
+    UPDATE tickets SET sla_from = created_at;
+    CREATE INDEX tickets_by_sla_next_due ON tickets (sla_next_due)
+        WHERE sla_next_due IS NOT NULL AND sla_breached = 0;
+    CREATE INDEX tickets_by_sla_sweep ON tickets (sla_sweep_at) WHERE sla_sweep_at IS NOT NULL;
+    CREATE INDEX tickets_by_sla_breached ON tickets (position) WHERE sla_breached = 1;
+    CREATE TABLE sla_policy (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT    NOT NULL
+    );
+"#,
 ];
 
 /// The schema version this binary writes.

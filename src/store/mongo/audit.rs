@@ -277,6 +277,13 @@ pub async fn replay(
             swap_in(&db, MESSAGES_REBUILD, MESSAGES).await?;
             swap_in(&db, REPLIES_REBUILD, REPLIES).await?;
             swap_in(&db, BLOCKS_REBUILD, BLOCKS).await?;
+            // The rebuilt tickets carry no service-level fields yet: the next start computes
+            // them under its policy.
+            collections
+                .counters
+                .delete_one(doc! {"_id": super::projection::SLA_POLICY})
+                .await
+                .map_err(unavailable)?;
             Ok(summary)
         }
         (Ok(_), Ok(true)) => {

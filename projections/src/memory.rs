@@ -284,7 +284,8 @@ mod tests {
                 "issue_level",
                 "assignee_id",
                 "assignee_name",
-                "tags"
+                "tags",
+                "feedback"
             ]
         );
     }

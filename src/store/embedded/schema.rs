@@ -267,6 +267,39 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// The schema version that added the auto-close countdown columns.
 const COUNTDOWN_VERSION: i64 = 6;
 
+/// The schema version that added the service-level facts (ADR 0025).
+const SLA_VERSION: i64 = 9;
+
+/// Sets the service-level facts of every ticket of a file from before them (first answers,
+/// closes, reopens) from its events in position order, as the inline projection would have, so
+/// `ticketd verify` agrees; the policy-dependent columns follow at the store's open.
+fn backfill_sla(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM events \
+             WHERE event_type IN ('MessagePosted', 'TicketClosed', 'TicketReopened') \
+             ORDER BY position",
+            super::rows::EVENT_COLUMNS
+        ))
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let envelope = match super::rows::event_from_row(row).map_err(sql_error)? {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!("no service-level facts from a damaged event: {e}");
+                continue;
+            }
+        };
+        for change in ticketd_projections::changes(&envelope) {
+            if matches!(change, ticketd_projections::Change::Sla { .. }) {
+                super::projection::apply(conn, change)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets the countdown of every ticket of a file from before countdowns, from its messages and
 /// closes in position order, as the inline projection would have: a timer started after the
 /// upgrade then sees the tickets that were already waiting, and `ticketd verify` agrees.
@@ -321,6 +354,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql).map_err(sql_error)?;
         if from + 1 == COUNTDOWN_VERSION {
             backfill_countdowns(&tx)?;
+        }
+        if from + 1 == SLA_VERSION {
+            backfill_sla(&tx)?;
         }
         tx.pragma_update(None, "user_version", from + 1)
             .map_err(sql_error)?;

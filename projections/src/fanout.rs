@@ -268,6 +268,47 @@ mod tests {
     }
 
     #[test]
+    fn a_rating_reaches_owner_and_staff_and_a_breach_staff_only() {
+        let policy = ticketd_events::SlaPolicy::parse(Some("NORMAL:60"), None).unwrap();
+        let rated = envelope(TicketEvent::FeedbackGiven {
+            rating: 4,
+            comment: Some("ok".into()),
+        });
+        let delivery = plan(&rated, &ticket(), None).unwrap();
+        assert_eq!(
+            (delivery.event.name(), delivery.audience),
+            ("ticket_updated", Audience::OwnerAndStaff)
+        );
+        let Payload::Ticket(owner) = delivery.payload_for(false, &policy) else {
+            panic!("not a ticket")
+        };
+        assert_eq!(owner.feedback.as_ref().map(|f| f.rating), Some(4));
+        assert_eq!((owner.first_response_at, owner.sla), (None, None));
+        let Payload::Ticket(staff) = delivery.payload_for(true, &policy) else {
+            panic!("not a ticket")
+        };
+        let sla = staff.sla.flatten().expect("staff see the service levels");
+        assert_eq!(sla.first_response_due_at, Some(1 + 60 * 60_000));
+
+        let breached = envelope(TicketEvent::SlaBreached {
+            target: ticketd_events::SlaTarget::FirstResponse,
+            due_at: 3_600_001,
+        });
+        let delivery = plan(&breached, &ticket(), None).unwrap();
+        assert_eq!(
+            (delivery.event.name(), delivery.audience),
+            ("ticket_updated", Audience::StaffOnly)
+        );
+        let Payload::Ticket(staff) = delivery.payload_for(true, &policy) else {
+            panic!("not a ticket")
+        };
+        assert_eq!(
+            staff.sla.flatten().map(|s| s.breached),
+            Some(vec![ticketd_events::SlaTarget::FirstResponse])
+        );
+    }
+
+    #[test]
     fn a_posted_message_reaches_owner_and_staff_with_its_object() {
         let posted = envelope(TicketEvent::MessagePosted {
             message_id: "m9".into(),

@@ -184,6 +184,9 @@ pub struct Config {
     pub tickets: crate::ticket_rules::TicketRules,
     /// `METRICS_TOKEN`: the bearer token `/metrics` asks for; unset, `/metrics` is open.
     pub metrics_token: Option<Secret>,
+    /// `SLA_FIRST_RESPONSE_MINUTES` and `SLA_RESOLUTION_MINUTES` (`NORMAL:240,URGENT:60`): the
+    /// service-level targets per issue level (ADR 0025); empty when neither is set.
+    pub sla: ticketd_events::SlaPolicy,
 }
 
 /// A setting that cannot be used; start-up stops with this message.
@@ -452,6 +455,10 @@ impl Config {
             webhook: crate::webhooks::WebhookConfig::from_lookup(&get)?,
             tickets: crate::ticket_rules::TicketRules::from_lookup(&get)?,
             metrics_token: get("METRICS_TOKEN").map(Secret::new),
+            sla: ticketd_events::SlaPolicy {
+                first_response: sla_targets(&get, "SLA_FIRST_RESPONSE_MINUTES")?,
+                resolution: sla_targets(&get, "SLA_RESOLUTION_MINUTES")?,
+            },
         })
     }
 
@@ -585,6 +592,19 @@ fn restrict_permissions(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+/// One service-level variable: `LEVEL:MINUTES` pairs, decimals allowed.
+fn sla_targets(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<ticketd_events::service_level::LevelTargets, ConfigError> {
+    ticketd_events::service_level::parse_targets(&get(name).unwrap_or_default()).map_err(|e| {
+        invalid(
+            name,
+            format!("{e}; expected e.g. NORMAL:240,URGENT:60,CRITICAL:15 (minutes)"),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod people;
 pub mod rate_limit;
 pub mod search;
 pub mod serve;
+pub mod sla;
 pub mod socket;
 pub mod store;
 pub mod telemetry;
@@ -53,12 +54,13 @@ pub enum RunError {
 /// embedded file under `DATA_DIR`.
 pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
     if let Some(uri) = &config.mongo_uri {
-        let store = MongoStore::connect(uri, &config.db_name).await?;
+        let store = MongoStore::connect_with_sla(uri, &config.db_name, config.sla.clone()).await?;
         info!(database = %config.db_name, "events are kept in MongoDB");
         return Ok(store.into());
     }
     let options = EmbeddedOptions {
         synchronous_full: config.sqlite_synchronous_full,
+        sla: config.sla.clone(),
         ..EmbeddedOptions::default()
     };
     let data_dir = config.data_dir.clone();
@@ -84,6 +86,7 @@ pub async fn run(
         store.clone(),
         io.clone(),
         state.broadcast_cursor.clone(),
+        state.config.sla.clone(),
     ));
     // On MongoDB several instances may share the database: the bridge runs only on the one
     // holding the lease. The embedded store has one instance per DATA_DIR, so it runs here.
@@ -152,6 +155,22 @@ pub async fn run(
         state.spawn(autoclose::run(
             state.clone(),
             rules,
+            std::sync::Arc::new(autoclose::SystemClock),
+            lease,
+        ));
+    }
+    if state.config.sla.is_enabled() {
+        info!("service-level targets are set: missed ones are recorded");
+        let lease = match &store {
+            Store::Mongo(mongo) => {
+                let holder = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7());
+                Some(mongo.lease(sla::LEASE, &holder, autoclose::LEASE_TTL))
+            }
+            Store::Embedded(_) => None,
+        };
+        state.spawn(sla::run(
+            state.clone(),
+            state.config.sla.clone(),
             std::sync::Arc::new(autoclose::SystemClock),
             lease,
         ));

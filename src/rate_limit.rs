@@ -47,10 +47,12 @@ pub enum Route {
     Search,
     /// GET /reports (admins): 30 per minute; a report reads many rows (ADR 0026).
     Reports,
+    /// POST feedback: 10 per minute, like a close.
+    Feedback,
 }
 
 impl Route {
-    const ALL: [Route; 16] = [
+    const ALL: [Route; 17] = [
         Route::CreateTicket,
         Route::ListTickets,
         Route::GetTicket,
@@ -67,6 +69,7 @@ impl Route {
         Route::Helpdesk,
         Route::Search,
         Route::Reports,
+        Route::Feedback,
     ];
 
     /// Its name in `/metrics`.
@@ -88,6 +91,7 @@ impl Route {
             Route::Helpdesk => "helpdesk",
             Route::Search => "search",
             Route::Reports => "reports",
+            Route::Feedback => "feedback",
         }
     }
 
@@ -105,7 +109,7 @@ impl Route {
             | Route::ListMessages
             | Route::EditMessage
             | Route::DeleteMessage => 15,
-            Route::UpdateTicket | Route::CloseTicket | Route::ReopenTicket => 10,
+            Route::UpdateTicket | Route::CloseTicket | Route::ReopenTicket | Route::Feedback => 10,
             Route::Events => 120,
             Route::Search => 60,
         }

@@ -100,6 +100,19 @@ async fn a_file_from_before_countdowns_gets_them_on_open() {
              DROP TABLE report_tickets;
              DROP TABLE report_facts;
              DROP TABLE report_counts;
+             DROP INDEX tickets_by_sla_next_due;
+             DROP INDEX tickets_by_sla_sweep;
+             DROP INDEX tickets_by_sla_breached;
+             DROP TABLE sla_policy;
+             ALTER TABLE tickets DROP COLUMN feedback;
+             ALTER TABLE tickets DROP COLUMN first_response_at;
+             ALTER TABLE tickets DROP COLUMN sla_from;
+             ALTER TABLE tickets DROP COLUMN resolved_at;
+             ALTER TABLE tickets DROP COLUMN sla_fr_breached;
+             ALTER TABLE tickets DROP COLUMN sla_res_breached;
+             ALTER TABLE tickets DROP COLUMN sla_next_due;
+             ALTER TABLE tickets DROP COLUMN sla_sweep_at;
+             ALTER TABLE tickets DROP COLUMN sla_breached;
              PRAGMA user_version = 5;",
         )
         .unwrap();

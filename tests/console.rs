@@ -291,7 +291,12 @@ fn require_browser(dir: &Path) {
 async fn the_console_works_for_a_customer_and_staff_in_chromium() {
     let dir = browser_dir();
     require_browser(&dir);
-    let server = TestServer::start_with(&[("RATE_LIMITS", "off")]).await;
+    let server = TestServer::start_with(&[
+        ("RATE_LIMITS", "off"),
+        ("SLA_FIRST_RESPONSE_MINUTES", "NORMAL:600,URGENT:600"),
+        ("SLA_RESOLUTION_MINUTES", "NORMAL:600,URGENT:600"),
+    ])
+    .await;
     // Screenshots go to target/ unless SCREENSHOT_DIR says (docs/screenshots to refresh them).
     let screenshots = std::env::var("SCREENSHOT_DIR").unwrap_or_else(|_| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))

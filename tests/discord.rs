@@ -1494,3 +1494,73 @@ async fn staff_post_saved_replies_and_managers_block_from_discord() {
     );
     server.stop().await;
 }
+
+/// Issue 17: a missed service level is said once in the ticket's channel; the customer's
+/// rating goes to the transcript channel after the transcript, escaped and pinging nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_breach_is_said_once_and_a_rating_follows_the_transcript() {
+    let fake = FakeDiscord::start().await;
+    let server = server_with(
+        &fake,
+        None,
+        &[("SLA_FIRST_RESPONSE_MINUTES", "NORMAL:0.05")],
+    )
+    .await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    let in_channel = format!("/channels/{channel}/messages");
+    let breaches = |f: &FakeDiscord| {
+        f.calls_to("POST", &in_channel)
+            .iter()
+            .filter(|c| {
+                c.body["content"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Service level missed"))
+            })
+            .count()
+    };
+    fake.wait_until("the breach notice", 20, |f| breaches(f) > 0)
+        .await;
+    // Later sweeps record nothing more, so nothing more is said.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(breaches(&fake), 1);
+
+    let (status, _, _) = server
+        .post_empty(&format!("/api/v1/tickets/{ticket}/close"), &ann)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let transcripts = format!("/channels/{TRANSCRIPTS}/messages");
+    fake.wait_until("the transcript", 20, |f| {
+        !f.calls_to("POST", &transcripts).is_empty()
+    })
+    .await;
+    let (status, _, body) = server
+        .post_json(
+            &format!("/api/v1/tickets/{ticket}/feedback"),
+            &ann,
+            json!({"rating": 5, "comment": "@everyone <b>great</b>"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    fake.wait_until("the rating", 20, |f| {
+        f.calls_to("POST", &transcripts).len() > 1
+    })
+    .await;
+    let posts = fake.calls_to("POST", &transcripts);
+    assert!(
+        posts[0].body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Transcript")
+    );
+    let rating = &posts[1].body;
+    let text = rating["content"].as_str().unwrap();
+    assert!(text.contains(&ticket) && text.contains("5/5"), "{text}");
+    assert!(
+        text.contains("\\@everyone") && text.contains("\\<b\\>"),
+        "{text}"
+    );
+    assert_eq!(rating["allowed_mentions"]["parse"], json!([]));
+    server.stop().await;
+}

@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/tickets/{ticket_id}"),
     ("post", "/api/v1/tickets/{ticket_id}/close"),
     ("post", "/api/v1/tickets/{ticket_id}/reopen"),
+    ("post", "/api/v1/tickets/{ticket_id}/feedback"),
     ("post", "/api/v1/tickets/{ticket_id}/claim"),
     ("post", "/api/v1/tickets/{ticket_id}/unclaim"),
     ("post", "/api/v1/tickets/{ticket_id}/messages"),

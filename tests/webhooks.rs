@@ -9,8 +9,8 @@ mod common;
 
 use common::webhook_receiver::{Answer, Receiver, WEBHOOK_SECRET};
 use common::{
-    Backend, BinaryServer, MESSAGE_KEYS, STAFF_TICKET_KEYS, TestMongo, TestServer, binary_command,
-    keys, mint, on_both_stores,
+    Backend, BinaryServer, MESSAGE_KEYS, TestMongo, TestServer, WEBHOOK_TICKET_KEYS,
+    binary_command, keys, mint, on_both_stores,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -188,7 +188,7 @@ async fn every_event_is_delivered_once_in_order(store: &Backend) {
     let data = |i: usize| &taken[i].body["data"];
     assert_eq!(
         keys(data(0)),
-        STAFF_TICKET_KEYS,
+        WEBHOOK_TICKET_KEYS,
         "the partner sees what staff see"
     );
     assert_eq!(data(0)["status"], "OPEN");

@@ -340,6 +340,7 @@ function renderList() {
         ' · ', h('span', { class: `level level-${t.issue_level.toLowerCase()}` }, words(t.issue_level)),
         state.staff ? ` · ${words(t.support_role)} · ${t.user_id} · ${holderText(t)}` : '',
         ' · ', timeEl(t.created_at),
+        state.staff && t.sla ? ' · ' : '', state.staff ? slaText(t) : null,
       ),
       state.staff && t.tags?.length ? h('span', { class: 'chips small' }, ...t.tags.map((tag) => h('span', { class: 'chip' }, tag))) : null,
     );
@@ -501,6 +502,58 @@ function renderTicketHead() {
     ? (state.staff ? 'This ticket is closed. Reopen it to write again.' : 'This ticket is closed. You can no longer send messages here; open a new ticket if you need more help.')
     : '';
   $('ticket-view').classList.toggle('closed', closed);
+  renderFeedback(t, closed);
+}
+
+/** The owner's star prompt on their closed, unrated ticket; the rating once given. */
+function renderFeedback(t, closed) {
+  $('feedback-form').hidden = !(closed && !state.staff && !t.feedback && t.user_id === state.me?.id);
+  $('feedback-given').hidden = !t.feedback;
+  $('feedback-given').textContent = t.feedback
+    ? `Rated ${t.feedback.rating}/5 ${'★'.repeat(t.feedback.rating)}${t.feedback.comment ? ` — “${t.feedback.comment}”` : ''}`
+    : '';
+}
+
+// The picked star and those below it light up.
+$('feedback-form').addEventListener('change', () => {
+  const picked = Number($('feedback-form').querySelector('input[name="rating"]:checked')?.value || 0);
+  for (const label of $('feedback-form').querySelectorAll('.stars label')) {
+    label.classList.toggle('on', Number(label.querySelector('input').value) <= picked);
+  }
+});
+
+$('feedback-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const t = state.current;
+  const picked = $('feedback-form').querySelector('input[name="rating"]:checked');
+  if (!t) return;
+  if (!picked) {
+    showAlert('Please pick from 1 to 5 stars.');
+    return;
+  }
+  const comment = $('feedback-comment').value.trim();
+  const body = comment ? { rating: Number(picked.value), comment } : { rating: Number(picked.value) };
+  attempt(event.submitter, async () => {
+    onTicket((await api.post(`/tickets/${t.id}/feedback`, body)).data);
+    $('feedback-comment').value = '';
+  });
+});
+
+/** Staff: the countdown to the next service-level due time, or the missed targets (ADR 0025). */
+function slaText(t) {
+  if (!t.sla) return null;
+  if (t.sla.breached.length) {
+    return h('span', { class: 'sla sla-breached' }, `SLA missed: ${t.sla.breached.map(words).join(', ')}`);
+  }
+  const due = [
+    t.first_response_at == null ? t.sla.first_response_due_at : null,
+    t.status === 'OPEN' ? t.sla.resolution_due_at : null,
+  ].filter((d) => d != null);
+  if (!due.length) return null;
+  const left = Math.min(...due) - Date.now();
+  const minutes = Math.round(Math.abs(left) / 60000);
+  const span = minutes >= 120 ? `${Math.round(minutes / 60)} h` : `${minutes} min`;
+  return h('span', { class: 'sla' }, left >= 0 ? `due in ${span}` : `overdue by ${span}`);
 }
 
 async function openTicket(id) {

@@ -1,9 +1,11 @@
 //! What one event changes in the read models, as data, so that SQLite, MongoDB and memory apply
 //! exactly the same projection.
 
-use crate::views::{BlockView, MessageView, ReplyView, TicketView};
+use crate::views::{BlockView, FeedbackView, MessageView, ReplyView, SlaFacts, TicketView};
 use ticketd_events::inactivity::{CountdownEffect, message_effect};
-use ticketd_events::{EventEnvelope, IssueLevel, SupportRole, TicketEvent, TicketStatus};
+use ticketd_events::{
+    EventEnvelope, IssueLevel, SlaTarget, SupportRole, TicketEvent, TicketStatus,
+};
 
 /// Fields of a ticket an event may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,9 +18,14 @@ pub struct TicketPatch {
     pub issue_level: Option<IssueLevel>,
     /// New holder as `(id, name)`, or `Some(None)` when released.
     pub assignee: Option<Option<(String, String)>>,
+    /// The owner's rating, once given.
+    pub feedback: Option<FeedbackView>,
 }
 
 /// One change to the read models.
+// Changes live for one projection step and are not kept in bulk: boxing the ticket would cost an
+// allocation per opening for no memory saved.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A ticket appears.
@@ -75,6 +82,14 @@ pub enum Change {
         /// Whose.
         user_id: String,
     },
+    /// A ticket's service-level facts change (ADR 0025). Like tags, they leave `updated_at`:
+    /// customers never see them.
+    Sla {
+        /// Which ticket.
+        ticket_id: String,
+        /// How.
+        change: SlaChange,
+    },
     /// A ticket's auto-close countdown changes (ADR 0022). Like tags, it leaves `updated_at` as
     /// it is: it is bookkeeping for the timer, not something that happened to the ticket.
     Countdown {
@@ -83,6 +98,53 @@ pub enum Change {
         /// How.
         change: CountdownChange,
     },
+}
+
+/// How a ticket's service-level facts change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlaChange {
+    /// A public staff message at `at`: the first response, unless one came before.
+    Answered {
+        /// Its time.
+        at: i64,
+    },
+    /// Closed at `at`: the resolution of the current period.
+    Resolved {
+        /// Its time.
+        at: i64,
+    },
+    /// Reopened at `at`: a new resolution period starts.
+    Reopened {
+        /// Its time.
+        at: i64,
+    },
+    /// A target recorded missed at its due time.
+    Breached {
+        /// Which target.
+        target: SlaTarget,
+        /// The due time missed.
+        due_at: i64,
+    },
+}
+
+/// The facts after `change`: the one rule every store mirrors.
+pub fn next_sla(mut facts: SlaFacts, change: &SlaChange) -> SlaFacts {
+    match *change {
+        SlaChange::Answered { at } => {
+            facts.first_response_at.get_or_insert(at);
+        }
+        SlaChange::Resolved { at } => facts.resolved_at = Some(at),
+        SlaChange::Reopened { at } => {
+            facts.resolution_from = at;
+            facts.resolved_at = None;
+            facts.resolution_breached = None;
+        }
+        SlaChange::Breached { target, due_at } => match target {
+            SlaTarget::FirstResponse => facts.first_response_breached = Some(due_at),
+            SlaTarget::Resolution => facts.resolution_breached = Some(due_at),
+        },
+    }
+    facts
 }
 
 /// How a countdown changes.
@@ -138,6 +200,13 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
             tags: Some(Vec::new()),
             position: envelope.position,
             countdown: None,
+            feedback: None,
+            first_response_at: None,
+            sla: None,
+            sla_facts: SlaFacts {
+                resolution_from: at,
+                ..SlaFacts::default()
+            },
         })],
         TicketEvent::MessagePosted {
             message_id,
@@ -170,10 +239,17 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
                 seq: envelope.version,
                 deleted_at: None,
             })];
+            let answers = matches!(countdown, Some(CountdownChange::Start { .. }));
             list.extend(countdown.map(|change| Change::Countdown {
                 ticket_id: ticket_id.clone(),
                 change,
             }));
+            if answers {
+                list.push(Change::Sla {
+                    ticket_id: ticket_id.clone(),
+                    change: SlaChange::Answered { at },
+                });
+            }
             list
         }
         TicketEvent::MessageEdited {
@@ -212,13 +288,23 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
                     ticket_id: ticket_id.clone(),
                     change: CountdownChange::Stop,
                 },
+                Change::Sla {
+                    ticket_id: ticket_id.clone(),
+                    change: SlaChange::Resolved { at },
+                },
             ]
         }
         TicketEvent::TicketReopened {} => {
-            vec![touch(TicketPatch {
-                status: Some(TicketStatus::Open),
-                ..TicketPatch::default()
-            })]
+            vec![
+                touch(TicketPatch {
+                    status: Some(TicketStatus::Open),
+                    ..TicketPatch::default()
+                }),
+                Change::Sla {
+                    ticket_id: ticket_id.clone(),
+                    change: SlaChange::Reopened { at },
+                },
+            ]
         }
         TicketEvent::AssigneeChanged { to, to_name, .. } => {
             let holder = to
@@ -247,7 +333,20 @@ pub fn changes(envelope: &EventEnvelope) -> Vec<Change> {
         TicketEvent::UserUnblocked { user_id } => vec![Change::DeleteBlock {
             user_id: user_id.clone(),
         }],
-        // Projected in the next step of issue 17.
-        TicketEvent::FeedbackGiven { .. } | TicketEvent::SlaBreached { .. } => vec![],
+        TicketEvent::FeedbackGiven { rating, comment } => vec![touch(TicketPatch {
+            feedback: Some(FeedbackView {
+                rating: *rating,
+                comment: comment.clone(),
+                created_at: at,
+            }),
+            ..TicketPatch::default()
+        })],
+        TicketEvent::SlaBreached { target, due_at } => vec![Change::Sla {
+            ticket_id: ticket_id.clone(),
+            change: SlaChange::Breached {
+                target: *target,
+                due_at: *due_at,
+            },
+        }],
     }
 }

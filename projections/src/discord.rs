@@ -238,7 +238,11 @@ pub fn needs(envelope: &EventEnvelope, transcripts: bool) -> Needs<'_> {
         | TicketEvent::ReplyDeleted { .. }
         | TicketEvent::UserBlocked { .. }
         | TicketEvent::UserUnblocked { .. } => Needs::default(),
-        TicketEvent::FeedbackGiven { .. } | TicketEvent::SlaBreached { .. } => Needs::default(),
+        TicketEvent::FeedbackGiven { .. } => Needs::default(),
+        TicketEvent::SlaBreached { .. } => Needs {
+            ticket: true,
+            ..Needs::default()
+        },
     }
 }
 
@@ -354,7 +358,41 @@ pub fn plan(envelope: &EventEnvelope, known: &Known<'_>) -> Plan {
         | TicketEvent::ReplyDeleted { .. }
         | TicketEvent::UserBlocked { .. }
         | TicketEvent::UserUnblocked { .. } => Plan::nothing(),
-        TicketEvent::FeedbackGiven { .. } | TicketEvent::SlaBreached { .. } => Plan::nothing(),
+        // The rating goes where the transcripts are, right under the ticket's own (issue 17).
+        TicketEvent::FeedbackGiven { rating, comment } => Plan {
+            channel: Channel::Existing,
+            steps: vec![Step::Transcript(TranscriptPost {
+                post: Post {
+                    key: envelope.event_id.clone(),
+                    content: text::feedback(
+                        ticket_id,
+                        *rating,
+                        comment.as_deref(),
+                        &envelope.actor.name,
+                    ),
+                    buttons: Vec::new(),
+                },
+                files: Vec::new(),
+            })],
+        },
+        // Said once in the ticket's channel: keyed by the event, which is recorded once.
+        TicketEvent::SlaBreached { target, due_at } => {
+            let what = match target {
+                ticketd_events::SlaTarget::FirstResponse => "first response",
+                ticketd_events::SlaTarget::Resolution => "resolution",
+            };
+            Plan {
+                channel: open.map_or(Channel::Existing, |t| Channel::Open(spec(t))),
+                steps: vec![Step::Post(Post {
+                    key: envelope.event_id.clone(),
+                    content: format!(
+                        "⚠️ Service level missed: the {what} was due <t:{}:f>",
+                        due_at.div_euclid(1_000)
+                    ),
+                    buttons: Vec::new(),
+                })],
+            }
+        }
         TicketEvent::SupportRoleChanged { to, .. } => {
             replace(open, notice(&format!("Escalated to {to}")))
         }
@@ -525,6 +563,10 @@ mod tests {
             tags: Some(vec![]),
             position: 1,
             countdown: None,
+            feedback: None,
+            first_response_at: None,
+            sla: None,
+            sla_facts: Default::default(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! the broadcaster supplies the ticket and message as the read model has them, and the payload is
 //! those rows with this event's own change applied, so it says exactly what the event did.
 
-use crate::changes::{Change, changes};
+use crate::changes::{Change, SlaChange, changes};
 use crate::memory::MemoryReadModel;
 use crate::views::{MessageView, TicketView};
 use serde::Serialize;
@@ -51,6 +51,8 @@ pub enum Audience {
 
 /// The object an event carries. A ticket goes to staff as it is and to its owner without its
 /// tags ([`Delivery::payload_for`]).
+// One payload per emission, never held in bulk: a box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Payload {
@@ -72,10 +74,11 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The payload as a staff member (`staff`) or the ticket's owner sees it.
-    pub fn payload_for(&self, staff: bool) -> Payload {
+    /// The payload as a staff member (`staff`) or the ticket's owner sees it, service levels
+    /// under `sla` included for staff.
+    pub fn payload_for(&self, staff: bool, sla: &ticketd_events::SlaPolicy) -> Payload {
         match &self.payload {
-            Payload::Ticket(ticket) => Payload::Ticket(ticket.clone().seen_by(staff)),
+            Payload::Ticket(ticket) => Payload::Ticket(ticket.clone().seen_by(staff).with_sla(sla)),
             message => message.clone(),
         }
     }
@@ -153,6 +156,16 @@ pub fn plan(
             }
             // Bookkeeping for the timer; the message or close beside it is what is heard.
             Change::Countdown { .. } => None,
+            // A recorded breach is staff news (customers never see service levels); the other
+            // facts move with a message or close that is heard itself.
+            Change::Sla {
+                change: SlaChange::Breached { .. },
+                ..
+            } => {
+                staff_only = true;
+                Some((SocketEvent::TicketUpdated, String::new()))
+            }
+            Change::Sla { .. } => None,
             Change::UpdateTicket { patch, .. } => Some((
                 if patch.status == Some(ticketd_events::TicketStatus::Closed) {
                     SocketEvent::TicketClosed
@@ -231,6 +244,10 @@ mod tests {
             tags: Some(vec![]),
             position: 1,
             countdown: None,
+            feedback: None,
+            first_response_at: None,
+            sla: None,
+            sla_facts: Default::default(),
         }
     }
 
@@ -248,6 +265,47 @@ mod tests {
             seq: 2,
             deleted_at: None,
         }
+    }
+
+    #[test]
+    fn a_rating_reaches_owner_and_staff_and_a_breach_staff_only() {
+        let policy = ticketd_events::SlaPolicy::parse(Some("NORMAL:60"), None).unwrap();
+        let rated = envelope(TicketEvent::FeedbackGiven {
+            rating: 4,
+            comment: Some("ok".into()),
+        });
+        let delivery = plan(&rated, &ticket(), None).unwrap();
+        assert_eq!(
+            (delivery.event.name(), delivery.audience),
+            ("ticket_updated", Audience::OwnerAndStaff)
+        );
+        let Payload::Ticket(owner) = delivery.payload_for(false, &policy) else {
+            panic!("not a ticket")
+        };
+        assert_eq!(owner.feedback.as_ref().map(|f| f.rating), Some(4));
+        assert_eq!((owner.first_response_at, owner.sla), (None, None));
+        let Payload::Ticket(staff) = delivery.payload_for(true, &policy) else {
+            panic!("not a ticket")
+        };
+        let sla = staff.sla.flatten().expect("staff see the service levels");
+        assert_eq!(sla.first_response_due_at, Some(1 + 60 * 60_000));
+
+        let breached = envelope(TicketEvent::SlaBreached {
+            target: ticketd_events::SlaTarget::FirstResponse,
+            due_at: 3_600_001,
+        });
+        let delivery = plan(&breached, &ticket(), None).unwrap();
+        assert_eq!(
+            (delivery.event.name(), delivery.audience),
+            ("ticket_updated", Audience::StaffOnly)
+        );
+        let Payload::Ticket(staff) = delivery.payload_for(true, &policy) else {
+            panic!("not a ticket")
+        };
+        assert_eq!(
+            staff.sla.flatten().map(|s| s.breached),
+            Some(vec![ticketd_events::SlaTarget::FirstResponse])
+        );
     }
 
     #[test]

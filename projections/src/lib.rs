@@ -14,6 +14,8 @@ pub mod reports;
 pub mod transcript;
 mod views;
 
-pub use changes::{Change, CountdownChange, TicketPatch, changes};
+pub use changes::{Change, CountdownChange, SlaChange, TicketPatch, changes, next_sla};
 pub use memory::{MemoryReadModel, next_countdown};
-pub use views::{BlockView, Countdown, MessageView, ReplyView, TicketView};
+pub use views::{
+    BlockView, Countdown, FeedbackView, MessageView, ReplyView, SlaFacts, SlaView, TicketView,
+};

@@ -1,7 +1,7 @@
 //! The read models held in memory: the reference every stored read model must equal after a
 //! replay, and the way to see a ticket as it was at an instant (fold its events up to then).
 
-use crate::changes::{Change, CountdownChange, changes};
+use crate::changes::{Change, CountdownChange, changes, next_sla};
 use crate::views::{BlockView, Countdown, MessageView, ReplyView, TicketView};
 use std::collections::BTreeMap;
 use ticketd_events::EventEnvelope;
@@ -70,6 +70,9 @@ impl MemoryReadModel {
                     if let Some(holder) = patch.assignee {
                         (ticket.assignee_id, ticket.assignee_name) = holder.unzip();
                     }
+                    if let Some(feedback) = patch.feedback {
+                        ticket.feedback = Some(feedback);
+                    }
                     ticket.updated_at = updated_at;
                 }
             }
@@ -106,6 +109,11 @@ impl MemoryReadModel {
             Change::Countdown { ticket_id, change } => {
                 if let Some(ticket) = self.tickets.get_mut(&ticket_id) {
                     ticket.countdown = next_countdown(ticket.countdown.take(), change);
+                }
+            }
+            Change::Sla { ticket_id, change } => {
+                if let Some(ticket) = self.tickets.get_mut(&ticket_id) {
+                    ticket.sla_facts = next_sla(std::mem::take(&mut ticket.sla_facts), &change);
                 }
             }
             Change::PutReply(reply) => {
@@ -276,7 +284,8 @@ mod tests {
                 "issue_level",
                 "assignee_id",
                 "assignee_name",
-                "tags"
+                "tags",
+                "feedback"
             ]
         );
     }

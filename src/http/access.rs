@@ -81,7 +81,7 @@ pub async fn visible_ticket(
         .await?
         .ok_or_else(ApiError::ticket_not_found)?;
     may_see(auth, &view)?;
-    Ok(view.seen_by(auth.0.is_staff()))
+    Ok(view.seen_by(auth.0.is_staff()).with_sla(&state.config.sla))
 }
 
 /// Staff see every ticket; anybody else only their own (403 for the others).

@@ -253,6 +253,38 @@ impl Fields {
         limits::normalize_tags(tags)
     }
 
+    /// A required whole number within `range`.
+    pub fn integer_in(
+        &mut self,
+        name: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
+        let value = self.map.remove(name);
+        let (min, max) = (*range.start(), *range.end());
+        match value {
+            None | Some(Value::Null) => {
+                self.errors.push(FieldError::new(
+                    name,
+                    "missing",
+                    format!("{name} is required"),
+                ));
+                None
+            }
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|n| range.contains(&n)) => n.as_i64(),
+            Some(other) => {
+                self.errors.push(
+                    FieldError::new(
+                        name,
+                        "invalid_value",
+                        format!("{name} must be a whole number from {min} to {max}"),
+                    )
+                    .with_context(json!({"min": min, "max": max, "got": type_name(&other)})),
+                );
+                None
+            }
+        }
+    }
+
     /// An optional boolean.
     pub fn optional_bool(&mut self, name: &'static str) -> Option<bool> {
         match self.map.remove(name) {

@@ -88,7 +88,10 @@ pub(crate) async fn ticket_as_of(
         .remove(ticket_id)
         .ok_or_else(ApiError::ticket_not_found)?;
     may_see(auth, &view)?;
-    Ok((view.seen_by(auth.0.is_staff()), model))
+    Ok((
+        view.seen_by(auth.0.is_staff()).with_sla(&state.config.sla),
+        model,
+    ))
 }
 
 /// `GET /tickets/{id}/messages?as_of=`: the messages live at `as_of`, in the text they had

@@ -9,6 +9,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 mod feed;
+mod feedback;
 mod health;
 mod history;
 mod messages;
@@ -53,6 +54,7 @@ pub fn router(state: AppState, socket: socketioxide::layer::SocketIoLayer) -> Ro
         .merge(search::router())
         .merge(feed::router())
         .merge(reports::router())
+        .merge(feedback::router())
         .merge(console::router())
         .merge(metrics::router())
         .merge(openapi::router());

@@ -721,7 +721,9 @@ fn build() -> Value {
                         json!({"type": "string", "maxLength": limits::ASSIGNEE_ID_MAX})),
                     json!({"name": "tag", "in": "query", "style": "form", "explode": true,
                         "description": "Staff only (a customer using it gets 403): tickets carrying every tag given (repeat it), case-insensitive; empty values are ignored",
-                        "schema": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN_OR_EMPTY}}})],
+                        "schema": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN_OR_EMPTY}}}),
+                    query_param("sla", "Staff only (a customer using it gets 403): `breached` (a service-level target recorded missed) or `due_within:<minutes>` (nothing missed, and the earliest due time not yet met within that many minutes from now; decimals allowed); another value is a 400 of type `invalid_query` (ADR 0025)",
+                        json!({"type": "string"}))],
                 "responses": responses(json!({"200": page_of("A page of tickets", "Ticket")}), &list)
             }
         },
@@ -781,6 +783,18 @@ fn build() -> Value {
             "post": {
                 "operationId": "reopenTicket", "summary": "Reopen a ticket (staff)", "tags": ["tickets"],
                 "responses": responses(ticket_ok, &write)
+            }
+        },
+        "/api/v1/tickets/{ticket_id}/feedback": {
+            "parameters": [ticket_id()],
+            "post": {
+                "operationId": "giveFeedback", "summary": "Rate a closed ticket (its owner, once ever: 409 again, even after a reopen; 409 while open; 403 for anybody else, staff included)", "tags": ["tickets"],
+                "requestBody": json_body(true, json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"rating": {"type": "integer", "minimum": 1, "maximum": 5},
+                                   "comment": optional_text(limits::FEEDBACK_COMMENT_MAX)},
+                    "required": ["rating"]})),
+                "responses": responses(json!({"200": ok("The ticket, with its `feedback`", reference("Ticket"))}), &write_body)
             }
         },
         "/api/v1/tickets/{ticket_id}/messages": {

@@ -32,6 +32,15 @@ async fn find(
     let terms = query_words(query.get("q").unwrap_or_default())?;
     let page = Page::from_query(&query)?;
     let filter = listing_filter(&query, &auth)?;
+    // Hits are filtered by their rows as read, and a service level is a matter of the clock:
+    // the listing answers `sla=` from its own indexes.
+    if filter.sla.is_some() {
+        return Err(ApiError::BadRequest(vec![FieldError::new(
+            "query.sla",
+            "unsupported",
+            "search does not filter by service level; list tickets with sla= instead",
+        )]));
+    }
     if !crate::search::index_enabled() {
         return Err(ApiError::Unavailable(
             "Search is turned off on this server (SEARCH_INDEX=off)".into(),

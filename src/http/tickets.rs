@@ -104,7 +104,10 @@ async fn list(
         }
     }
     let staff = auth.0.is_staff();
-    let tickets: Vec<_> = tickets.into_iter().map(|t| t.seen_by(staff)).collect();
+    let tickets: Vec<_> = tickets
+        .into_iter()
+        .map(|t| t.seen_by(staff).with_sla(&state.config.sla))
+        .collect();
     Ok((headers, Json(tickets)).into_response())
 }
 
@@ -123,9 +126,15 @@ pub(crate) fn listing_filter(query: &Query, auth: &Auth) -> Result<TicketFilter,
         support_role: parse_query::<SupportRole>(query, "support_role", &mut errors),
         assignee: assignee_filter(query, auth, &mut errors),
         tags: tag_filter(query, &mut errors),
+        sla: crate::http::feedback::sla_filter(query, &mut errors),
     };
     if !errors.is_empty() {
         return Err(ApiError::BadRequest(errors));
+    }
+    if filter.sla.is_some() && !auth.0.is_staff() {
+        return Err(ApiError::Forbidden(
+            "Only staff may filter tickets by service level".into(),
+        ));
     }
     if !filter.tags.is_empty() && !auth.0.is_staff() {
         return Err(ApiError::Forbidden(

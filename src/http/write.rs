@@ -36,11 +36,13 @@ pub async fn ticket_now(
     staff: bool,
 ) -> Result<Json<TicketView>, ApiError> {
     let ticket = state.store.get_ticket(ticket_id).await?;
-    ticket.map(|t| Json(t.seen_by(staff))).ok_or_else(|| {
-        ApiError::Internal(format!(
-            "ticket {ticket_id} missing from the read model after a command"
-        ))
-    })
+    ticket
+        .map(|t| Json(t.seen_by(staff).with_sla(&state.config.sla)))
+        .ok_or_else(|| {
+            ApiError::Internal(format!(
+                "ticket {ticket_id} missing from the read model after a command"
+            ))
+        })
 }
 
 /// The message as it is right after a command on it: straight from the committed event when

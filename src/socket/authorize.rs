@@ -428,6 +428,7 @@ fn authorize(
         viewer: Viewer {
             user_id: principal.id.clone(),
             staff: principal.is_staff(),
+            sla: std::sync::Arc::new(state.config.sla.clone()),
         },
         rooms,
         generation,

@@ -25,7 +25,12 @@ const BATCH: usize = 256;
 const TICKET_CACHE: usize = 4_096;
 
 /// Follows the stream from its current head until the task is aborted.
-pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo, cursor: Arc<Cursor>) {
+pub async fn run<S: EventStore + ReadModels>(
+    store: S,
+    io: SocketIo,
+    cursor: Arc<Cursor>,
+    sla: ticketd_events::SlaPolicy,
+) {
     let mut after = loop {
         let mut held = cursor.hold().await;
         match store.head().await {
@@ -64,7 +69,8 @@ pub async fn run<S: EventStore + ReadModels>(store: S, io: SocketIo, cursor: Arc
                 .is_some_and(|next| fanout::superseded_by(envelope, next));
             let mut held = cursor.hold().await;
             // A failure to look up rows is retried: skipping would lose an event for every socket.
-            while !superseded && let Err(e) = emit(&store, &io, &mut tickets, envelope).await {
+            while !superseded && let Err(e) = emit(&store, &io, &mut tickets, envelope, &sla).await
+            {
                 warn!(
                     position = envelope.position,
                     "broadcaster cannot plan an event: {e}; retrying"
@@ -82,6 +88,7 @@ async fn emit<S: ReadModels>(
     io: &SocketIo,
     tickets: &mut HashMap<String, TicketView>,
     envelope: &EventEnvelope,
+    sla: &ticketd_events::SlaPolicy,
 ) -> Result<(), ticketd_events::StoreError> {
     // Saved replies and blocks are nobody's socket news (ADR 0021).
     if !envelope.event.is_ticket_event() {
@@ -118,7 +125,7 @@ async fn emit<S: ReadModels>(
     let at = Position::of(envelope);
     let owner = user_room(&ticket.user_id);
     for (rooms, except, staff) in audiences(&delivery, &owner) {
-        let payload = delivery.payload_for(staff);
+        let payload = delivery.payload_for(staff, sla);
         let sent = io
             .to(rooms.clone())
             .except(except.clone())

@@ -125,6 +125,8 @@ pub struct Viewer {
     pub user_id: String,
     /// Staff see every ticket's events, internal notes included.
     pub staff: bool,
+    /// The service-level targets staff see tickets under (ADR 0025).
+    pub sla: std::sync::Arc<ticketd_events::SlaPolicy>,
 }
 
 /// How a resume ended.
@@ -282,7 +284,7 @@ impl<S: EventStore + crate::store::ReadModels> Replay<'_, S> {
             return Ok(true);
         }
         let args = (
-            delivery.payload_for(self.viewer.staff),
+            delivery.payload_for(self.viewer.staff, &self.viewer.sla),
             Position::of(envelope),
         );
         if !send(self.socket, delivery.event.name(), &args).await {

@@ -68,6 +68,10 @@ impl Countdowns for Store {
     ) -> Result<Vec<TicketView>, StoreError> {
         delegate!(self, s => s.due_countdowns(started_by, limit).await)
     }
+
+    async fn due_sla(&self, by: i64, limit: usize) -> Result<Vec<TicketView>, StoreError> {
+        delegate!(self, s => s.due_sla(by, limit).await)
+    }
 }
 
 impl BlockList for Store {

@@ -38,6 +38,18 @@ pub struct TicketFilter {
     pub assignee: Option<Option<String>>,
     /// Only tickets carrying every one of these tags (stored form: lower-case).
     pub tags: Vec<String>,
+    /// Only tickets in this service-level state (staff; ADR 0025).
+    pub sla: Option<SlaFilter>,
+}
+
+/// The `sla` listing filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaFilter {
+    /// A target recorded missed (`sla=breached`).
+    Breached,
+    /// Nothing missed, and the earliest due time not yet met at or before this instant, epoch
+    /// ms (`sla=due_within:<minutes>`, counted from the request).
+    DueBy(i64),
 }
 
 /// The queries behind the REST API's reads. Every one is answered from an index: nothing here
@@ -171,6 +183,15 @@ pub trait Countdowns: Send + Sync {
     fn due_countdowns(
         &self,
         started_by: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<TicketView>, StoreError>> + Send;
+
+    /// The service-level sweeper's query (ADR 0025): tickets with a target to record missed
+    /// at or before `by` (epoch ms), earliest first, at most `limit`; from an index that holds
+    /// only tickets with such a target pending.
+    fn due_sla(
+        &self,
+        by: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<TicketView>, StoreError>> + Send;
 }

@@ -330,6 +330,10 @@ async function scenario(browser) {
   const secondItem = staff.locator('#ticket-list button', { hasText: second.topic });
   await secondItem.waitFor({ timeout: 3000 });
   log('staff inbox showed a new ticket live');
+  // Service levels are on (SLA_*_MINUTES): staff see the countdown to the next due time.
+  await secondItem.locator('.sla', { hasText: /due in 10 h/ }).waitFor();
+  check((await customer.locator('#ticket-list .sla').count()) === 0, 'customers see no service levels');
+  log('staff inbox shows the service-level countdown');
   await rest('POST', `/tickets/${second.id}/messages`, await mintToken('Cid', 'CUSTOMER', 'cid'), { content: 'Any news?' });
   await staff.locator('#ticket-list button.unread', { hasText: second.topic }).locator('.badge').waitFor();
   log('staff inbox marked the other ticket unread');
@@ -343,6 +347,19 @@ async function scenario(browser) {
   check(await customer.locator('#ticket-meta', { hasText: 'Closed' }).isVisible(), 'the customer sees the status Closed');
   await staff.getByRole('button', { name: 'Reopen ticket' }).waitFor();
   log('closing shows on both sides');
+
+  // --- The customer rates the closed ticket with stars; staff sees the rating live.
+  check(await staff.locator('#feedback-form').isHidden(), 'staff get no star prompt');
+  await customer.getByRole('group', { name: /How did we do/ }).waitFor();
+  await customer.locator('.stars label').nth(3).click();
+  check((await customer.locator('.stars label.on').count()) === 4, 'four stars light up');
+  await customer.getByLabel(/^Comment/).fill('Quick <b>and</b> kind');
+  await customer.getByRole('button', { name: 'Send rating' }).click();
+  await customer.locator('#feedback-given', { hasText: 'Rated 4/5' }).waitFor();
+  check(await customer.locator('#feedback-form').isHidden(), 'the prompt goes once rated');
+  await staff.locator('#feedback-given', { hasText: 'Quick <b>and</b> kind' }).waitFor();
+  check((await staff.locator('#feedback-given b').count()) === 0, 'the comment is text');
+  log('the customer rated the ticket; staff saw it live');
   await shot(customer, 'customer-closed');
 
   // --- History (admin): the text before the edit.

@@ -367,8 +367,9 @@ pub fn keys(value: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The Ticket keys a customer receives, in order: the seed's, then who holds it.
-pub const TICKET_KEYS: [&str; 12] = [
+/// The Ticket keys a customer receives, in order: the seed's, then who holds it, then the
+/// owner's rating.
+pub const TICKET_KEYS: [&str; 13] = [
     "id",
     "user_id",
     "topic",
@@ -381,10 +382,12 @@ pub const TICKET_KEYS: [&str; 12] = [
     "issue_level",
     "assignee_id",
     "assignee_name",
+    "feedback",
 ];
 
-/// The Ticket keys staff receive: a customer's, then the tags.
-pub const STAFF_TICKET_KEYS: [&str; 13] = [
+/// The Ticket keys staff receive: a customer's with the tags before the rating, then the first
+/// answer and the service levels (ADR 0025).
+pub const STAFF_TICKET_KEYS: [&str; 16] = [
     "id",
     "user_id",
     "topic",
@@ -398,13 +401,38 @@ pub const STAFF_TICKET_KEYS: [&str; 13] = [
     "assignee_id",
     "assignee_name",
     "tags",
+    "feedback",
+    "first_response_at",
+    "sla",
 ];
 
-/// `ticket` as staff see it: with its tags (`[]` when the answer came to a customer).
+/// The Ticket keys a partner's webhook receives: staff's, without the service levels, which
+/// are computed under the serving instance's targets.
+pub const WEBHOOK_TICKET_KEYS: [&str; 14] = [
+    "id",
+    "user_id",
+    "topic",
+    "description",
+    "status",
+    "created_at",
+    "updated_at",
+    "user_role",
+    "support_role",
+    "issue_level",
+    "assignee_id",
+    "assignee_name",
+    "tags",
+    "feedback",
+];
+
+/// `ticket` as staff see it: with its tags (`[]` when the answer came to a customer), and
+/// without a staff answer nor service-level targets, `first_response_at` and `sla` `null`.
 pub fn as_staff_sees(ticket: &Value) -> Value {
     let mut ticket = ticket.clone();
     if let Some(object) = ticket.as_object_mut() {
         object.entry("tags").or_insert(Value::Array(Vec::new()));
+        object.entry("first_response_at").or_insert(Value::Null);
+        object.entry("sla").or_insert(Value::Null);
     }
     ticket
 }

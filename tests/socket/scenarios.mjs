@@ -24,9 +24,11 @@ const WATCHDOG_MS = 45000;
 /** The seed's Message Object keys, in order; internal notes add `internal`. */
 const MESSAGE_KEYS = ['id', 'ticket_id', 'author_id', 'author_name', 'content', 'attachments', 'created_at', 'updated_at'];
 /** The seed's Ticket Object keys, in order. */
-const TICKET_KEYS = ['id', 'user_id', 'topic', 'description', 'status', 'created_at', 'updated_at', 'user_role', 'support_role', 'issue_level', 'assignee_id', 'assignee_name'];
+const BASE_TICKET_KEYS = ['id', 'user_id', 'topic', 'description', 'status', 'created_at', 'updated_at', 'user_role', 'support_role', 'issue_level', 'assignee_id', 'assignee_name'];
+const TICKET_KEYS = [...BASE_TICKET_KEYS, 'feedback'];
 /** Staff also receive the ticket's tags. */
-const STAFF_TICKET_KEYS = [...TICKET_KEYS, 'tags'];
+// Staff also receive the tags, the first answer and the service levels (ADR 0025).
+const STAFF_TICKET_KEYS = [...BASE_TICKET_KEYS, 'tags', 'feedback', 'first_response_at', 'sla'];
 /** The events a ticket change becomes. */
 const TICKET_EVENTS = ['message', 'edit_message', 'delete_message', 'ticket_closed', 'ticket_updated'];
 
@@ -214,10 +216,16 @@ const isStaff = (o) => o.role === 'AGENT' || o.role === 'ADMIN';
  */
 function asSeenBy(o, data, expected) {
   if (expected === undefined || expected === null || typeof expected !== 'object' || !('status' in expected)) return expected;
-  if (isStaff(o)) return 'tags' in expected ? expected : { ...expected, tags: [] };
-  check(!('tags' in data), `${o.name} (a customer) received a ticket's tags: ${short(data)}`);
-  const { tags, ...rest } = expected;
-  return rest;
+  if (isStaff(o)) {
+    // A customer's answer lacks what only staff see: the tags (none here) and the service
+    // levels, which the payload itself is taken for (they are not what these scenarios test).
+    const staffOnly = { tags: [], first_response_at: data?.first_response_at ?? null, sla: data?.sla ?? null };
+    return Object.fromEntries(STAFF_TICKET_KEYS.map((k) => [k, k in expected ? expected[k] : staffOnly[k]]));
+  }
+  for (const k of ['tags', 'first_response_at', 'sla']) {
+    check(!(k in data), `${o.name} (a customer) received a ticket's ${k}: ${short(data)}`);
+  }
+  return Object.fromEntries(TICKET_KEYS.map((k) => [k, expected[k]]));
 }
 
 /** The next unchecked ticket event must be `event` (and its payload `expected`, when given). */

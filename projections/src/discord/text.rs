@@ -176,6 +176,20 @@ pub fn message_copy(
     format!("{label}\n{}{links}", fit(escape(content), room))
 }
 
+/// A customer's rating, for the transcript channel: their name and comment escaped.
+pub fn feedback(ticket_id: &str, rating: u8, comment: Option<&str>, by: &str) -> String {
+    let stars = "★".repeat(usize::from(rating.min(5)));
+    let head = format!(
+        "⭐ Ticket {ticket_id} rated {rating}/5 {stars} by {}",
+        escape(by)
+    );
+    let text = match comment {
+        Some(comment) => format!("{head}\n> {}", escape(comment)),
+        None => head,
+    };
+    fit(text, CONTENT_MAX)
+}
+
 /// A one-line notice about the ticket (level change, close, reopen), naming who did it.
 pub fn notice(what: &str, by: &str) -> String {
     fit(format!("ℹ️ {what} — by {}", escape(by)), CONTENT_MAX)

@@ -384,7 +384,7 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
         .map_err(sql_error)?;
     tx.execute_batch(
         "DELETE FROM tickets; DELETE FROM messages; DELETE FROM ticket_tags; \
-         DELETE FROM saved_replies; DELETE FROM blocks;",
+         DELETE FROM saved_replies; DELETE FROM blocks; DELETE FROM sla_policy;",
     )
     .map_err(sql_error)?;
     super::search::clear(&tx)?;

@@ -65,7 +65,7 @@ pub fn import(
                     e.global_hash,
                 ])
                 .map_err(sql_error)?;
-            project(&tx, e)?;
+            project(&tx, e, &ticketd_events::SlaPolicy::default())?;
             tips.insert(&e.stream_id, (e.version, &e.hash));
         }
     }

@@ -38,7 +38,7 @@ use tokio::sync::{Mutex, oneshot, watch};
 const DB_FILE: &str = "ticketd.db";
 
 /// How to open an [`EmbeddedStore`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddedOptions {
     /// `PRAGMA synchronous=FULL` (an acknowledged write also survives power loss) rather than
     /// `NORMAL` (it survives a killed process, and commits cost less). Default true.
@@ -48,6 +48,9 @@ pub struct EmbeddedOptions {
     /// WAL bytes between two of the writer's own checkpoints, and the size the WAL file is cut
     /// back to. Default 64 MiB; tests make it small to see the WAL kept bounded.
     pub wal_autocheckpoint_bytes: i64,
+    /// The service-level targets the tickets' `sla` columns are computed with (ADR 0025).
+    /// Default: none.
+    pub sla: ticketd_events::SlaPolicy,
 }
 
 impl Default for EmbeddedOptions {
@@ -56,6 +59,7 @@ impl Default for EmbeddedOptions {
             synchronous_full: true,
             readers: 4,
             wal_autocheckpoint_bytes: schema::WAL_AUTOCHECKPOINT_BYTES,
+            sla: ticketd_events::SlaPolicy::default(),
         }
     }
 }
@@ -98,7 +102,8 @@ impl EmbeddedStore {
         })?;
         let lock = audit::lock_data_dir(dir)?;
         let path = dir.join(DB_FILE);
-        let conn = schema::open_writer(&path, options.synchronous_full)?;
+        let mut conn = schema::open_writer(&path, options.synchronous_full)?;
+        projection::sync_sla_columns(&mut conn, &options.sla)?;
         schema::set_wal_autocheckpoint(&conn, options.wal_autocheckpoint_bytes)?;
         let head = Arc::new(watch::Sender::new(0));
         let tickets = Arc::new(TicketCache::default());
@@ -109,7 +114,8 @@ impl EmbeddedStore {
         let writer = Writer::new(conn, Arc::clone(&head))?
             .with_ticket_cache(Arc::clone(&tickets))
             .with_blocked_users(Arc::clone(&blocked))
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_sla(options.sla.clone());
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
@@ -299,6 +305,13 @@ impl crate::store::Countdowns for EmbeddedStore {
         self.inner
             .readers
             .run(move |conn| reader::due_countdowns(conn, started_by, limit))
+            .await
+    }
+
+    async fn due_sla(&self, by: i64, limit: usize) -> Result<Vec<TicketView>, StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| reader::due_sla(conn, by, limit))
             .await
     }
 }

@@ -7,7 +7,7 @@ use super::rows::{
     ticket_from_row, to_sql_int, to_sql_limit,
 };
 use super::schema::open_reader;
-use crate::store::{Bookkeeping, TicketFilter};
+use crate::store::{Bookkeeping, SlaFilter, TicketFilter};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use std::path::PathBuf;
@@ -286,6 +286,15 @@ pub(super) fn list_tickets(
             Value::Text(tag.clone()),
         );
     }
+    // Each through its partial index (ADR 0025).
+    match filter.sla {
+        Some(SlaFilter::Breached) => condition("sla_breached = ?", Value::Integer(1)),
+        Some(SlaFilter::DueBy(by)) => condition(
+            "sla_breached = 0 AND sla_next_due IS NOT NULL AND sla_next_due <= ?",
+            Value::Integer(by),
+        ),
+        None => {}
+    }
     if let Some(before) = before_position {
         condition("position < ?", Value::Integer(to_sql_int(before)?));
     }
@@ -294,6 +303,27 @@ pub(super) fn list_tickets(
     let mut stmt = conn.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
         .query_map(params_from_iter(args), ticket_from_row)
+        .map_err(sql_error)?;
+    rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
+        .collect()
+}
+
+/// Tickets with a service-level target to record missed by `by`, earliest first; reads the
+/// partial `tickets_by_sla_sweep` index (ADR 0025).
+pub(super) fn due_sla(
+    conn: &Connection,
+    by: i64,
+    limit: usize,
+) -> Result<Vec<TicketView>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets INDEXED BY tickets_by_sla_sweep \
+             WHERE sla_sweep_at IS NOT NULL AND sla_sweep_at <= ?1 \
+             ORDER BY sla_sweep_at LIMIT ?2"
+        ))
+        .map_err(sql_error)?;
+    let rows = stmt
+        .query_map(params![by, to_sql_limit(limit)], ticket_from_row)
         .map_err(sql_error)?;
     rows.map(|row| row.map_err(sql_error).and_then(|ticket| ticket))
         .collect()

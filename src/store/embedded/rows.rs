@@ -5,7 +5,7 @@
 use rusqlite::Row;
 use std::str::FromStr;
 use ticketd_events::{Actor, EventEnvelope, StoreError, TicketEvent};
-use ticketd_projections::{Countdown, MessageView, TicketView};
+use ticketd_projections::{Countdown, MessageView, SlaFacts, TicketView};
 
 /// The `events` columns [`event_from_row`] expects, in its order.
 pub(super) const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, recorded_at, \
@@ -15,7 +15,8 @@ pub(super) const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, 
 /// The `tickets` columns [`ticket_from_row`] expects, in its order.
 pub(super) const TICKET_COLUMNS: &str = "position, id, user_id, topic, description, status, \
      created_at, updated_at, user_role, support_role, issue_level, assignee_id, assignee_name, \
-     tags, countdown_message, countdown_since, countdown_warned_at";
+     tags, countdown_message, countdown_since, countdown_warned_at, feedback, first_response_at, \
+     sla_from, resolved_at, sla_fr_breached, sla_res_breached";
 
 /// The `messages` columns [`message_from_row`] expects, in its order.
 pub(super) const MESSAGE_COLUMNS: &str = "id, ticket_id, author_id, author_name, content, \
@@ -116,7 +117,26 @@ fn decode_ticket(row: &Row<'_>, position: u64) -> Result<TicketView, String> {
         tags: Some(serde_json::from_str(&text(13)?).map_err(|e| format!("column 13: {e}"))?),
         position,
         countdown: decode_countdown(row)?,
+        feedback: row
+            .get::<_, Option<String>>(17)
+            .map_err(|e| format!("column 17: {e}"))?
+            .map(|json| serde_json::from_str(&json).map_err(|e| format!("feedback: {e}")))
+            .transpose()?,
+        first_response_at: None,
+        sla: None,
+        sla_facts: SlaFacts {
+            first_response_at: opt_int(row, 18)?,
+            resolution_from: int(19)?,
+            resolved_at: opt_int(row, 20)?,
+            first_response_breached: opt_int(row, 21)?,
+            resolution_breached: opt_int(row, 22)?,
+        },
     })
+}
+
+fn opt_int(row: &Row<'_>, i: usize) -> Result<Option<i64>, String> {
+    row.get::<_, Option<i64>>(i)
+        .map_err(|e| format!("column {i}: {e}"))
 }
 
 /// The countdown columns (14–16): a message and its time together, or neither.

@@ -168,8 +168,30 @@ const MIGRATIONS: &[&str] = &[
     // 8: the full-text search index (ADR 0024), filled from the read models of a file from
     // before it (see `SEARCH_VERSION`).
     super::search::SCHEMA,
-    // 9: reserved for the feedback and SLA read models (issue 17); the merge puts them here.
-    "",
+    // 9: customer feedback and the service-level facts (issue 17, ADR 0025), with the
+    // policy-dependent columns the `sla` filters and the breach sweeper read through indexes.
+    // A file from before gets the facts its rows imply (the resolution clock from the opening);
+    // `ticketd replay` computes the answers and closes its history holds.
+    r#"
+    ALTER TABLE tickets ADD COLUMN feedback          TEXT;
+    ALTER TABLE tickets ADD COLUMN first_response_at INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_from          INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN resolved_at       INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_fr_breached   INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_res_breached  INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_next_due      INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_sweep_at      INTEGER;
+    ALTER TABLE tickets ADD COLUMN sla_breached      INTEGER NOT NULL DEFAULT 0;
+    UPDATE tickets SET sla_from = created_at;
+    CREATE INDEX tickets_by_sla_next_due ON tickets (sla_next_due)
+        WHERE sla_next_due IS NOT NULL AND sla_breached = 0;
+    CREATE INDEX tickets_by_sla_sweep ON tickets (sla_sweep_at) WHERE sla_sweep_at IS NOT NULL;
+    CREATE INDEX tickets_by_sla_breached ON tickets (position) WHERE sla_breached = 1;
+    CREATE TABLE sla_policy (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT    NOT NULL
+    );
+"#,
     // 10: the reports projection (ADR 0026): per-ticket state, facts and per-day counters,
     // backfilled from the events by `reports::rebuild` in the same transaction.
     super::reports::SCHEMA,
@@ -254,6 +276,39 @@ const SEARCH_VERSION: i64 = 8;
 /// The schema version that added the reports projection.
 const REPORTS_VERSION: i64 = 10;
 
+/// The schema version that added the service-level facts (ADR 0025).
+const SLA_VERSION: i64 = 9;
+
+/// Sets the service-level facts of every ticket of a file from before them (first answers,
+/// closes, reopens) from its events in position order, as the inline projection would have, so
+/// `ticketd verify` agrees; the policy-dependent columns follow at the store's open.
+fn backfill_sla(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM events \
+             WHERE event_type IN ('MessagePosted', 'TicketClosed', 'TicketReopened') \
+             ORDER BY position",
+            super::rows::EVENT_COLUMNS
+        ))
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let envelope = match super::rows::event_from_row(row).map_err(sql_error)? {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                tracing::warn!("no service-level facts from a damaged event: {e}");
+                continue;
+            }
+        };
+        for change in ticketd_projections::changes(&envelope) {
+            if matches!(change, ticketd_projections::Change::Sla { .. }) {
+                super::projection::apply(conn, change)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets the countdown of every ticket of a file from before countdowns, from its messages and
 /// closes in position order, as the inline projection would have: a timer started after the
 /// upgrade then sees the tickets that were already waiting, and `ticketd verify` agrees.
@@ -311,6 +366,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         if from + 1 == SEARCH_VERSION {
             super::search::backfill(&tx)?;
+        }
+        if from + 1 == SLA_VERSION {
+            backfill_sla(&tx)?;
         }
         if from + 1 == REPORTS_VERSION {
             super::reports::rebuild(&tx)?;

@@ -73,6 +73,10 @@ mod tests {
             tags: Some(vec![]),
             position: 1,
             countdown: None,
+            feedback: None,
+            first_response_at: None,
+            sla: None,
+            sla_facts: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
+use ticketd_events::SlaPolicy;
 use ticketd_events::chain::{self, Placement};
 use ticketd_events::envelope::SCHEMA_VERSION;
 use ticketd_events::{EventEnvelope, ExpectedVersion, StoreError, TicketStatus};
@@ -104,12 +105,25 @@ impl Answer {
                 // read only by the timer's own query (`due_countdowns`), never through the
                 // cache: forgetting the ticket on every post cost each next request on it a
                 // read, and halved the posts a second (`scripts/bench`).
-                !matches!(
-                    e.event,
-                    ticketd_events::TicketEvent::MessagePosted { .. }
-                        | ticketd_events::TicketEvent::MessageEdited { .. }
-                        | ticketd_events::TicketEvent::MessageDeleted { .. }
-                )
+                // A public staff post may be the ticket's first answer, which its row shows
+                // to staff (`first_response_at`, ADR 0025): that one is forgotten.
+                match &e.event {
+                    ticketd_events::TicketEvent::MessagePosted {
+                        author_id,
+                        author_role,
+                        internal,
+                        ..
+                    } => {
+                        ticketd_events::inactivity::message_effect(
+                            author_id,
+                            *author_role,
+                            *internal,
+                        ) == ticketd_events::inactivity::CountdownEffect::Start
+                    }
+                    ticketd_events::TicketEvent::MessageEdited { .. }
+                    | ticketd_events::TicketEvent::MessageDeleted { .. } => false,
+                    _ => true,
+                }
             })
             .map(|e| e.stream_id.as_str())
     }
@@ -167,6 +181,8 @@ pub(super) struct Writer {
     tips: StreamTips,
     /// Commit times and batch sizes, for `/metrics`.
     metrics: crate::store::metrics::StoreMetrics,
+    /// The service-level targets the `sla` columns are computed with (ADR 0025).
+    sla: SlaPolicy,
 }
 
 impl Writer {
@@ -191,6 +207,7 @@ impl Writer {
             blocked: None,
             tips: StreamTips::default(),
             metrics: Default::default(),
+            sla: SlaPolicy::default(),
         })
     }
 
@@ -209,6 +226,12 @@ impl Writer {
     /// Records its batches in `metrics`.
     pub(super) fn with_metrics(mut self, metrics: crate::store::metrics::StoreMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Computes the tickets' service-level columns under `policy`.
+    pub(super) fn with_sla(mut self, policy: SlaPolicy) -> Self {
+        self.sla = policy;
         self
     }
 
@@ -281,7 +304,7 @@ impl Writer {
                         answers.push(unanswered(request));
                         continue;
                     }
-                    match execute(&tx, request, &mut head, &mut self.tips, stamp) {
+                    match execute(&tx, request, &mut head, &mut self.tips, stamp, &self.sla) {
                         Ok(answer) => answers.push(answer),
                         Err((answer, reason)) => {
                             answers.push(answer);
@@ -366,6 +389,7 @@ fn execute(
     head: &mut (u64, String),
     tips: &mut StreamTips,
     stamp: i64,
+    sla: &SlaPolicy,
 ) -> Result<Answer, (Answer, String)> {
     // Prepared once and kept: three statements per request would otherwise be parsed anew each
     // time, and the writer is the one thread every append waits for.
@@ -387,7 +411,7 @@ fn execute(
             cap,
             reply,
         } => match check_cap(tx, &stream_id, cap.as_ref(), tips)
-            .and_then(|()| append(tx, &stream_id, expected, events, head, tips, stamp))
+            .and_then(|()| append(tx, &stream_id, expected, events, head, tips, stamp, sla))
         {
             Ok((envelopes, new_head)) => {
                 // A retry answered with what an earlier try stored wrote nothing: its envelopes
@@ -477,6 +501,9 @@ impl StreamTips {
 
 /// Appends in the current savepoint and returns the envelopes and the new head with its global
 /// hash.
+// The writer's hot path: each argument is a borrow of the writer's own state, and a struct
+// built per append would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn append(
     conn: &Connection,
     stream_id: &str,
@@ -485,6 +512,7 @@ fn append(
     head: &(u64, String),
     tips: &StreamTips,
     recorded_at: i64,
+    sla: &SlaPolicy,
 ) -> Result<(Vec<EventEnvelope>, (u64, String)), StoreError> {
     let (actual, mut prev_hash) = match tips.get(stream_id) {
         Some(tip) => tip.clone(),
@@ -561,7 +589,7 @@ fn append(
             global_hash: global_hash.clone(),
         };
         prev_hash = hash;
-        project(conn, &envelope)?;
+        project(conn, &envelope, sla)?;
         envelopes.push(envelope);
     }
     if version != actual {

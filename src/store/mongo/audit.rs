@@ -331,6 +331,13 @@ pub async fn replay(
             swap_in(&db, REPORT_TICKETS_REBUILD, REPORT_TICKETS).await?;
             swap_in(&db, REPORT_FACTS_REBUILD, REPORT_FACTS).await?;
             swap_in(&db, REPORT_COUNTS_REBUILD, REPORT_COUNTS).await?;
+            // The rebuilt tickets carry no service-level fields yet: the next start computes
+            // them under its policy.
+            collections
+                .counters
+                .delete_one(doc! {"_id": super::projection::SLA_POLICY})
+                .await
+                .map_err(unavailable)?;
             Ok(summary)
         }
         (Ok(_), Ok(true)) => {

@@ -14,7 +14,7 @@ use mongodb::error::{
 };
 use std::str::FromStr;
 use ticketd_events::{EventEnvelope, StoreError};
-use ticketd_projections::{Countdown, MessageView, TicketView};
+use ticketd_projections::{Countdown, FeedbackView, MessageView, SlaFacts, TicketView};
 
 /// Duplicate key: a unique index refused a write.
 pub(super) const DUPLICATE_KEY: i32 = 11000;
@@ -193,6 +193,21 @@ pub(super) fn ticket_doc(ticket: &TicketView) -> Result<Document, StoreError> {
     if let Some(countdown) = &ticket.countdown {
         document.insert("countdown", countdown_doc(countdown));
     }
+    if let Some(feedback) = &ticket.feedback {
+        document.insert("feedback", feedback_doc(feedback));
+    }
+    let f = &ticket.sla_facts;
+    document.insert("sla_from", f.resolution_from);
+    for (key, value) in [
+        ("first_response_at", f.first_response_at),
+        ("resolved_at", f.resolved_at),
+        ("sla_fr_breached", f.first_response_breached),
+        ("sla_res_breached", f.resolution_breached),
+    ] {
+        if let Some(value) = value {
+            document.insert(key, value);
+        }
+    }
     Ok(document)
 }
 
@@ -204,6 +219,31 @@ pub(super) fn countdown_doc(countdown: &Countdown) -> Document {
         document.insert("warned_at", at);
     }
     document
+}
+
+/// A ticket's rating.
+pub(super) fn feedback_doc(feedback: &FeedbackView) -> Document {
+    doc! {
+        "rating": i32::from(feedback.rating),
+        "comment": feedback.comment.as_deref(),
+        "created_at": feedback.created_at,
+    }
+}
+
+fn decode_feedback(document: &Document) -> Result<Option<FeedbackView>, String> {
+    let Ok(feedback) = document.get_document("feedback") else {
+        return Ok(None);
+    };
+    let rating = feedback
+        .get_i32("rating")
+        .ok()
+        .and_then(|r| u8::try_from(r).ok())
+        .ok_or("feedback.rating: not a rating")?;
+    Ok(Some(FeedbackView {
+        rating,
+        comment: feedback.get_str("comment").ok().map(str::to_string),
+        created_at: int(feedback, "created_at").map_err(|e| format!("feedback: {e}"))?,
+    }))
 }
 
 fn decode_countdown(document: &Document) -> Result<Option<Countdown>, String> {
@@ -254,6 +294,19 @@ fn decode_ticket(document: &Document, position: u64) -> Result<TicketView, Strin
         }),
         position,
         countdown: decode_countdown(document)?,
+        feedback: decode_feedback(document)?,
+        first_response_at: None,
+        sla: None,
+        // Documents written before service levels start the resolution clock at the opening.
+        sla_facts: SlaFacts {
+            first_response_at: document.get_i64("first_response_at").ok(),
+            resolution_from: document
+                .get_i64("sla_from")
+                .unwrap_or(int(document, "created_at")?),
+            resolved_at: document.get_i64("resolved_at").ok(),
+            first_response_breached: document.get_i64("sla_fr_breached").ok(),
+            resolution_breached: document.get_i64("sla_res_breached").ok(),
+        },
     })
 }
 

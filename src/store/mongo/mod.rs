@@ -70,10 +70,27 @@ impl MongoStore {
     /// Connects to `uri`, checks the server is a writable replica set member, creates the
     /// indexes of database `db_name` and starts the writer and follower tasks.
     pub async fn connect(uri: &str, db_name: &str) -> Result<Self, StoreError> {
+        Self::connect_with_sla(uri, db_name, ticketd_events::SlaPolicy::default()).await
+    }
+
+    /// [`MongoStore::connect`], computing the tickets' service-level fields under `sla`
+    /// (ADR 0025).
+    pub async fn connect_with_sla(
+        uri: &str,
+        db_name: &str,
+        sla: ticketd_events::SlaPolicy,
+    ) -> Result<Self, StoreError> {
         let db = majority_database(uri, db_name).await?;
         let client = db.client().clone();
-        let collections = Collections::new(&db);
+        let mut collections = Collections::new(&db);
+        collections.sla = Arc::new(sla);
         schema::prepare(&collections).await?;
+        projection::sync_sla_fields(&collections)
+            .await
+            .map_err(|e| match e {
+                projection::ProjectError::Driver(e) => docs::unavailable(e),
+                projection::ProjectError::Encode(e) => e,
+            })?;
         let head = Arc::new(watch::Sender::new(reader::head(&collections).await?));
         let (requests, queue) = mpsc::unbounded_channel();
         let metrics = crate::store::metrics::StoreMetrics::default();
@@ -295,6 +312,10 @@ impl crate::store::Countdowns for MongoStore {
         limit: usize,
     ) -> Result<Vec<TicketView>, StoreError> {
         reader::due_countdowns(&self.inner.collections, started_by, limit).await
+    }
+
+    async fn due_sla(&self, by: i64, limit: usize) -> Result<Vec<TicketView>, StoreError> {
+        reader::due_sla(&self.inner.collections, by, limit).await
     }
 }
 

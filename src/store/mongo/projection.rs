@@ -4,13 +4,14 @@
 //! file only says how in MongoDB, mirroring [`ticketd_projections::MemoryReadModel`] (an insert
 //! replaces, a change to a missing document is a no-op) like the embedded store's SQL does.
 
-use super::docs::{countdown_doc, message_doc, ticket_doc};
+use super::docs::{countdown_doc, feedback_doc, message_doc, ticket_doc, ticket_from_doc};
 use super::helpdesk::{block_doc, reply_doc};
 use super::schema::Collections;
 use bson::{Bson, Document, doc};
 use mongodb::ClientSession;
+use ticketd_events::SlaTarget;
 use ticketd_events::{EventEnvelope, StoreError};
-use ticketd_projections::{Change, Countdown, CountdownChange, changes};
+use ticketd_projections::{Change, Countdown, CountdownChange, SlaChange, changes};
 
 /// Why a projection did not apply.
 #[derive(Debug)]
@@ -33,8 +34,10 @@ pub(super) async fn project(
     session: &mut ClientSession,
     envelope: &EventEnvelope,
 ) -> Result<(), ProjectError> {
+    let mut sla_moved = false;
     for change in changes(envelope) {
         super::search::apply(collections, Some(&mut *session), &change).await?;
+        sla_moved |= moves_sla(&change);
         let (target, filter, update) =
             operation(collections, change).map_err(ProjectError::Encode)?;
         match update {
@@ -56,7 +59,88 @@ pub(super) async fn project(
             }
         }
     }
+    if sla_moved && collections.sla.is_enabled() {
+        let id = doc! {"_id": &envelope.stream_id};
+        let found = collections
+            .tickets
+            .find_one(id.clone())
+            .session(&mut *session)
+            .await?;
+        if let Some(set) = found.map(|d| sla_fields(collections, &d)).transpose()? {
+            collections
+                .tickets
+                .update_one(id, doc! {"$set": set})
+                .session(&mut *session)
+                .await?;
+        }
+    }
     super::reports::project(collections, Some(session), envelope).await
+}
+
+/// Brings every ticket's service-level fields in line with the store's policy when they were
+/// computed under another one (or by a replay): at start-up, like the embedded store.
+pub(super) async fn sync_sla_fields(collections: &Collections) -> Result<(), ProjectError> {
+    let policy = &collections.sla;
+    let fingerprint = if policy.is_enabled() {
+        format!("{policy:?}")
+    } else {
+        String::new()
+    };
+    let id = doc! {"_id": SLA_POLICY};
+    let stored = collections.counters.find_one(id.clone()).await?;
+    let stored = stored
+        .as_ref()
+        .and_then(|d| d.get_str("fingerprint").ok())
+        .unwrap_or("");
+    if stored == fingerprint {
+        return Ok(());
+    }
+    let mut cursor = collections.tickets.find(doc! {}).await?;
+    while cursor.advance().await? {
+        let document = cursor.deserialize_current()?;
+        let set = if policy.is_enabled() {
+            sla_fields(collections, &document)?
+        } else {
+            doc! {"sla_next_due": Bson::Null, "sla_sweep_at": Bson::Null, "sla_breached": false}
+        };
+        let ticket_id = document.get("_id").cloned().unwrap_or(Bson::Null);
+        collections
+            .tickets
+            .update_one(doc! {"_id": ticket_id}, doc! {"$set": set})
+            .await?;
+    }
+    collections
+        .counters
+        .update_one(id, doc! {"$set": {"fingerprint": fingerprint}})
+        .upsert(true)
+        .await?;
+    Ok(())
+}
+
+/// The `counters` document naming the policy the tickets' `sla_*` fields were computed with.
+pub(super) const SLA_POLICY: &str = "sla_policy";
+
+/// Whether `change` may move a ticket's due times, breaches or next due time.
+fn moves_sla(change: &Change) -> bool {
+    match change {
+        Change::InsertTicket(_) | Change::Sla { .. } => true,
+        Change::UpdateTicket { patch, .. } => patch.issue_level.is_some() || patch.status.is_some(),
+        _ => false,
+    }
+}
+
+/// The policy-dependent fields of a ticket document: what the `sla` filters and the breach
+/// sweeper read through their indexes (ADR 0025).
+fn sla_fields(collections: &Collections, document: &Document) -> Result<Document, ProjectError> {
+    let ticket = ticket_from_doc(document).map_err(ProjectError::Encode)?;
+    let clock = ticket.sla_clock();
+    let policy = &collections.sla;
+    let or_null = |v: Option<i64>| v.map_or(Bson::Null, Bson::Int64);
+    Ok(doc! {
+        "sla_next_due": or_null(clock.next_due(policy)),
+        "sla_sweep_at": or_null(clock.sweep_at(policy)),
+        "sla_breached": !clock.recorded.is_empty(),
+    })
 }
 
 /// Applies `envelope`'s changes without a transaction (import and rebuilds run alone).
@@ -64,8 +148,10 @@ pub(super) async fn project_alone(
     collections: &Collections,
     envelope: &EventEnvelope,
 ) -> Result<(), ProjectError> {
+    let mut sla_moved = false;
     for change in changes(envelope) {
         super::search::apply(collections, None, &change).await?;
+        sla_moved |= moves_sla(&change);
         let (target, filter, update) =
             operation(collections, change).map_err(ProjectError::Encode)?;
         match update {
@@ -78,6 +164,16 @@ pub(super) async fn project_alone(
             Write::Delete => {
                 target.delete_one(filter).await?;
             }
+        }
+    }
+    if sla_moved && collections.sla.is_enabled() {
+        let id = doc! {"_id": &envelope.stream_id};
+        let found = collections.tickets.find_one(id.clone()).await?;
+        if let Some(set) = found.map(|d| sla_fields(collections, &d)).transpose()? {
+            collections
+                .tickets
+                .update_one(id, doc! {"$set": set})
+                .await?;
         }
     }
     super::reports::project(collections, None, envelope).await
@@ -122,6 +218,9 @@ fn operation(
                 let (id, name) = holder.unzip();
                 set.insert("assignee_id", id);
                 set.insert("assignee_name", name);
+            }
+            if let Some(feedback) = &patch.feedback {
+                set.insert("feedback", feedback_doc(feedback));
             }
             (
                 &collections.tickets,
@@ -190,6 +289,38 @@ fn operation(
                 doc! {"_id": ticket_id},
                 Write::Update(doc! {"$unset": {"countdown": ""}}),
             ),
+        },
+        // Mirrors `ticketd_projections::next_sla`.
+        Change::Sla { ticket_id, change } => match change {
+            SlaChange::Answered { at } => (
+                &collections.tickets,
+                doc! {"_id": ticket_id, "first_response_at": {"$exists": false}},
+                Write::Update(doc! {"$set": {"first_response_at": at}}),
+            ),
+            SlaChange::Resolved { at } => (
+                &collections.tickets,
+                doc! {"_id": ticket_id},
+                Write::Update(doc! {"$set": {"resolved_at": at}}),
+            ),
+            SlaChange::Reopened { at } => (
+                &collections.tickets,
+                doc! {"_id": ticket_id},
+                Write::Update(doc! {
+                    "$set": {"sla_from": at},
+                    "$unset": {"resolved_at": "", "sla_res_breached": ""},
+                }),
+            ),
+            SlaChange::Breached { target, due_at } => {
+                let key = match target {
+                    SlaTarget::FirstResponse => "sla_fr_breached",
+                    SlaTarget::Resolution => "sla_res_breached",
+                };
+                (
+                    &collections.tickets,
+                    doc! {"_id": ticket_id},
+                    Write::Update(doc! {"$set": {key: due_at}}),
+                )
+            }
         },
         Change::PutReply(reply) => (
             &collections.replies,

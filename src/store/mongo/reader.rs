@@ -7,7 +7,7 @@ use super::docs::{
     unavailable,
 };
 use super::schema::{Collections, EVENTS_COUNTER};
-use crate::store::{Bookkeeping, TicketFilter};
+use crate::store::{Bookkeeping, SlaFilter, TicketFilter};
 use bson::{Document, doc};
 use mongodb::Cursor;
 use ticketd_events::{EventEnvelope, StoreError};
@@ -147,6 +147,16 @@ pub(super) async fn list_tickets(
     if !filter.tags.is_empty() {
         query.insert("tags", doc! {"$all": &filter.tags});
     }
+    match filter.sla {
+        Some(SlaFilter::Breached) => {
+            query.insert("sla_breached", true);
+        }
+        Some(SlaFilter::DueBy(by)) => {
+            query.insert("sla_breached", false);
+            query.insert("sla_next_due", doc! {"$ne": null, "$lte": by});
+        }
+        None => {}
+    }
     if let Some(before) = before_position {
         query.insert("position", doc! {"$lt": to_i64(before)?});
     }
@@ -174,6 +184,26 @@ pub(super) async fn due_countdowns(
         .tickets
         .find(doc! {"countdown.since": {"$lte": started_by}})
         .sort(doc! {"countdown.since": 1})
+        .limit(to_limit(limit))
+        .await
+        .map_err(unavailable)?;
+    collect(cursor, ticket_from_doc).await
+}
+
+/// Tickets with a service-level target to record missed by `by`, earliest first, from the
+/// `sla_sweep_at` index (ADR 0025).
+pub(super) async fn due_sla(
+    c: &Collections,
+    by: i64,
+    limit: usize,
+) -> Result<Vec<TicketView>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let cursor = c
+        .tickets
+        .find(doc! {"sla_sweep_at": {"$ne": null, "$lte": by}})
+        .sort(doc! {"sla_sweep_at": 1})
         .limit(to_limit(limit))
         .await
         .map_err(unavailable)?;

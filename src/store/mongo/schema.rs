@@ -63,6 +63,8 @@ pub(super) struct Collections {
     pub(super) report_facts: Collection<Document>,
     /// The reports projection's per-day counters.
     pub(super) report_counts: Collection<Document>,
+    /// The service-level targets the tickets' `sla_*` fields are computed with (ADR 0025).
+    pub(super) sla: std::sync::Arc<ticketd_events::SlaPolicy>,
 }
 
 impl Collections {
@@ -81,6 +83,7 @@ impl Collections {
             report_tickets: db.collection(super::reports::REPORT_TICKETS),
             report_facts: db.collection(super::reports::REPORT_FACTS),
             report_counts: db.collection(super::reports::REPORT_COUNTS),
+            sla: std::sync::Arc::default(),
         }
     }
 }
@@ -173,6 +176,10 @@ pub(super) async fn read_model_indexes(
             plain(doc! {"assignee_id": 1, "position": 1}, "by_assignee"),
             plain(doc! {"tags": 1, "position": 1}, "by_tag"),
             plain(doc! {"countdown.since": 1}, "by_countdown"),
+            // The `sla` filters and the breach sweeper (ADR 0025).
+            plain(doc! {"sla_next_due": 1}, "by_sla_next_due"),
+            plain(doc! {"sla_sweep_at": 1}, "by_sla_sweep"),
+            plain(doc! {"sla_breached": 1, "position": 1}, "by_sla_breached"),
         ])
         .await
         .map_err(unavailable)?;

@@ -95,6 +95,7 @@ pub(super) fn put_state(
 pub(super) fn write_facts(conn: &Connection, facts: &[ReportFact]) -> Result<(), StoreError> {
     for fact in facts {
         let assignee = fact.dims.assignee.as_deref().unwrap_or_default();
+        let position = to_sql_int(fact.position)?;
         conn.prepare_cached(
             "INSERT INTO report_facts (kind, at, position, recorded_at, issue_level, \
              support_role, assignee, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -103,7 +104,7 @@ pub(super) fn write_facts(conn: &Connection, facts: &[ReportFact]) -> Result<(),
             stmt.execute(params![
                 fact.kind.as_str(),
                 fact.at,
-                to_sql_int(fact.position).unwrap_or(i64::MAX),
+                position,
                 fact.recorded_at,
                 fact.dims.issue_level.as_str(),
                 fact.dims.support_role.as_str(),
@@ -244,7 +245,6 @@ fn grouped_dims(row: &Row<'_>, group_by: GroupBy, index: usize) -> Result<Dims, 
 }
 
 /// Facts of `kind` with `at` in `[lo, hi)`, as rows with the dimension `group_by` reads.
-#[allow(clippy::too_many_arguments)]
 fn facts_between(
     conn: &Connection,
     kind: FactKind,

@@ -32,7 +32,7 @@ async fn find(
     let terms = query_words(query.get("q").unwrap_or_default())?;
     let page = Page::from_query(&query)?;
     let filter = listing_filter(&query, &auth)?;
-    if !crate::search::index_enabled() {
+    if !state.store.search_index() {
         return Err(ApiError::Unavailable(
             "Search is turned off on this server (SEARCH_INDEX=off)".into(),
         ));

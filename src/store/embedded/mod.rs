@@ -81,6 +81,8 @@ struct Inner {
     _checkpointer: checkpointer::Checkpointer,
     /// Tickets kept in memory for `get_ticket`; the writer forgets those it changes.
     tickets: Arc<TicketCache>,
+    /// Whether the writer keeps the search index (`SEARCH_INDEX`, ADR 0024).
+    search_kept: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EmbeddedStore {
@@ -100,7 +102,8 @@ impl EmbeddedStore {
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
-        let thread = writer.spawn(queue, lock)?;
+        let search_kept = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let thread = writer.spawn(queue, lock, Arc::clone(&search_kept))?;
         let checkpointer = checkpointer::spawn(&path, head.subscribe())?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
@@ -111,8 +114,23 @@ impl EmbeddedStore {
                 readers,
                 _checkpointer: checkpointer,
                 tickets,
+                search_kept,
             }),
         })
+    }
+
+    /// Turns the keeping of the search index on or off (`SEARCH_INDEX`, ADR 0024).
+    pub fn set_search_index(&self, on: bool) {
+        self.inner
+            .search_kept
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the search index is kept.
+    pub fn search_index(&self) -> bool {
+        self.inner
+            .search_kept
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops taking writes, lets every queued one commit and waits for the writer thread to end.

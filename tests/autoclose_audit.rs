@@ -97,6 +97,8 @@ async fn a_file_from_before_countdowns_gets_them_on_open() {
              ALTER TABLE tickets DROP COLUMN countdown_warned_at;
              DROP TABLE saved_replies;
              DROP TABLE blocks;
+             DROP TABLE search_tickets;
+             DROP TABLE search_messages;
              PRAGMA user_version = 5;",
         )
         .unwrap();

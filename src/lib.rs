@@ -78,8 +78,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     config.log_summary();
-    search::set_index_enabled(config.search_index);
     let store = open_store(&config).await?;
+    store.set_search_index(config.search_index);
     let state = AppState::new(config, store.clone());
     let (socket_layer, io) = socket::layer(state.clone());
     state.spawn(socket::broadcaster::run(

@@ -7,8 +7,8 @@
 
 use crate::autoclose::Clock;
 use crate::commands::{CommandError, Context, Executor};
-use crate::store::{BlockList, Countdowns};
 use crate::store::mongo::Lease;
+use crate::store::{BlockList, Countdowns};
 use std::sync::Arc;
 use std::time::Duration;
 use ticketd_events::inactivity::system_actor;

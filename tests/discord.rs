@@ -402,7 +402,7 @@ async fn slash_commands_and_buttons_are_for_staff_only() {
         names,
         [
             "close", "escalate", "level", "reopen", "claim", "unclaim", "assign", "tag", "reply",
-            "block"
+            "block", "search"
         ]
     );
 
@@ -1562,5 +1562,111 @@ async fn a_breach_is_said_once_and_a_rating_follows_the_transcript() {
         "{text}"
     );
     assert_eq!(rating["allowed_mentions"]["parse"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_search_from_discord_and_get_links_to_the_ticket_channels() {
+    let fake = FakeDiscord::start().await;
+    let server = server_for(&fake, None).await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ada = server.token("ada", "AGENT");
+    let ticket = open_ticket(&server, &ann).await;
+    let channel = id(&channel_of(&fake, &ticket).await);
+    let other = server
+        .create_ticket(&ann, "Printer <@&1> @everyone", "Café out of paper")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_channel = id(&channel_of(&fake, &other).await);
+    let (status, _, _) = server
+        .post_json(
+            &format!("/api/v1/tickets/{ticket}/messages"),
+            &ada,
+            json!({"content": "known walrus issue", "internal": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Words of a description, accents folded, the last one a prefix: a link to the channel.
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "search",
+        json!([{"name": "words", "type": 3, "value": "cafe pap"}]),
+    );
+    let answer = fake.answer(&asked).await;
+    assert_eq!(answer["data"]["flags"], 64, "ephemeral: {answer}");
+    assert_eq!(
+        answer["data"]["allowed_mentions"]["parse"],
+        json!([]),
+        "nobody is pinged: {answer}"
+    );
+    let content = answer["data"]["content"].as_str().unwrap_or_default();
+    assert!(
+        content.contains(&format!("<#{other_channel}>")),
+        "{content}"
+    );
+    assert!(
+        !content.contains(&format!("<#{channel}>")),
+        "only the match: {content}"
+    );
+    assert!(
+        content.contains(r"\<\@&1\>") && content.contains(r"\@everyone"),
+        "mention syntax in a topic is escaped: {content}"
+    );
+
+    // Staff visibility: internal notes are searched.
+    let asked = fake.slash(
+        STAFF,
+        &other_channel,
+        "search",
+        json!([{"name": "words", "type": 3, "value": "walrus"}]),
+    );
+    let content = fake.answer(&asked).await["data"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(content.contains(&format!("<#{channel}>")), "{content}");
+
+    // No match, bad words, and an outsider.
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "search",
+        json!([{"name": "words", "type": 3, "value": "zebra"}]),
+    );
+    let content = fake.answer(&asked).await["data"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(content.contains("No ticket matches"), "{content}");
+    let asked = fake.slash(
+        STAFF,
+        &channel,
+        "search",
+        json!([{"name": "words", "type": 3, "value": "?!"}]),
+    );
+    let content = fake.answer(&asked).await["data"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(content.contains("words of letters or digits"), "{content}");
+    let asked = fake.slash(
+        OUTSIDER,
+        &channel,
+        "search",
+        json!([{"name": "words", "type": 3, "value": "cafe"}]),
+    );
+    let content = fake.answer(&asked).await["data"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(content.contains("only the support team"), "{content}");
+    assert!(
+        !content.contains("<#"),
+        "an outsider learns nothing: {content}"
+    );
     server.stop().await;
 }

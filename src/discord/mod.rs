@@ -20,6 +20,7 @@ pub mod projector;
 pub mod refusal;
 pub mod removal;
 pub mod retry;
+pub mod search;
 pub mod slash;
 
 use crate::alerts::Reporter;

@@ -209,6 +209,7 @@ fn claim(actor: &Actor) -> Command {
 pub fn registrations() -> Vec<CreateCommand> {
     let mut all: Vec<CreateCommand> = SLASHES.iter().map(|s| (s.register)()).collect();
     all.extend(super::helpdesk::registrations());
+    all.extend(super::search::registrations());
     all
 }
 
@@ -256,7 +257,8 @@ impl Bridge {
 impl Bridge {
     /// Runs a slash command.
     pub async fn on_command(&self, interaction: &CommandInteraction) {
-        if self.on_helpdesk_command(interaction).await {
+        if self.on_helpdesk_command(interaction).await || self.on_search_command(interaction).await
+        {
             return;
         }
         let roles = interaction
@@ -407,6 +409,7 @@ mod tests {
             .collect();
         let mut dispatched: Vec<&str> = SLASHES.iter().map(|s| s.name).collect();
         dispatched.extend(super::super::helpdesk::COMMANDS);
+        dispatched.extend(super::super::search::COMMANDS);
         assert_eq!(registered, dispatched);
     }
 }

@@ -41,7 +41,7 @@ async fn find(
             "search does not filter by service level; list tickets with sla= instead",
         )]));
     }
-    if !crate::search::index_enabled() {
+    if !state.store.search_index() {
         return Err(ApiError::Unavailable(
             "Search is turned off on this server (SEARCH_INDEX=off)".into(),
         ));

@@ -7,24 +7,9 @@ pub mod text;
 
 use crate::store::{ReadModels, SearchIndex, TicketFilter, found};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use text::QueryTerm;
 use ticketd_events::StoreError;
 use ticketd_projections::TicketView;
-
-/// Set when `SEARCH_INDEX=off`: the stores stop keeping the index (a benchmark's and an
-/// operator's knob, ADR 0024). Process-wide because the projections that keep it are.
-static INDEX_OFF: AtomicBool = AtomicBool::new(false);
-
-/// Whether the stores keep the search index up.
-pub fn index_enabled() -> bool {
-    !INDEX_OFF.load(Ordering::Relaxed)
-}
-
-/// Turns the keeping of the index on or off for this process.
-pub fn set_index_enabled(on: bool) {
-    INDEX_OFF.store(!on, Ordering::Relaxed);
-}
 
 /// Most words a query may have: each is one index lookup.
 pub const MAX_WORDS: usize = 10;

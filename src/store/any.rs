@@ -51,6 +51,16 @@ impl Store {
         delegate!(self, s => s.metrics())
     }
 
+    /// Turns the keeping of the search index on or off (`SEARCH_INDEX`, ADR 0024).
+    pub fn set_search_index(&self, on: bool) {
+        delegate!(self, s => s.set_search_index(on))
+    }
+
+    /// Whether the search index is kept.
+    pub fn search_index(&self) -> bool {
+        delegate!(self, s => s.search_index())
+    }
+
     /// A short name for logs: `embedded` or `mongodb`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -91,6 +91,8 @@ struct Inner {
     blocked: Arc<blocked::BlockedUsers>,
     /// The writer's commit times and batch sizes.
     metrics: crate::store::metrics::StoreMetrics,
+    /// Whether the writer keeps the search index (`SEARCH_INDEX`, ADR 0024).
+    search_kept: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EmbeddedStore {
@@ -119,7 +121,8 @@ impl EmbeddedStore {
         // Readers open after the writer created the schema and the WAL files they need.
         let readers = Arc::new(Readers::open(path.clone(), options.readers)?);
         let (requests, queue) = mpsc::channel();
-        let thread = writer.spawn(queue, lock)?;
+        let search_kept = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let thread = writer.spawn(queue, lock, Arc::clone(&search_kept))?;
         let checkpointer = checkpointer::spawn(&path, head.subscribe())?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
@@ -132,6 +135,7 @@ impl EmbeddedStore {
                 tickets,
                 blocked,
                 metrics,
+                search_kept,
             }),
         })
     }
@@ -139,6 +143,20 @@ impl EmbeddedStore {
     /// What the writer measures, for `/metrics`.
     pub fn metrics(&self) -> &crate::store::metrics::StoreMetrics {
         &self.inner.metrics
+    }
+
+    /// Turns the keeping of the search index on or off (`SEARCH_INDEX`, ADR 0024).
+    pub fn set_search_index(&self, on: bool) {
+        self.inner
+            .search_kept
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the search index is kept.
+    pub fn search_index(&self) -> bool {
+        self.inner
+            .search_kept
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops taking writes, lets every queued one commit and waits for the writer thread to end.

@@ -469,6 +469,58 @@ mod tests {
     }
 
     #[test]
+    fn a_version_7_file_gets_its_search_index_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for sql in &MIGRATIONS[..7] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 7).unwrap();
+            tx.execute_batch(
+                "INSERT INTO tickets (position, id, user_id, topic, description, status, \
+                 created_at, updated_at, user_role, support_role, issue_level) \
+                 VALUES (5, 't1', 'ann', 'Le Café', 'fermé', 'OPEN', 1, 1, 'CUSTOMER', \
+                 'GENERAL', 'NORMAL');
+                 INSERT INTO messages VALUES (6, 'm1', 't1', 'a', 'Ann', 'Walrus', '[]', 1, 1, \
+                 0, 2, NULL);
+                 INSERT INTO messages VALUES (7, 'm2', 't1', 'a', 'Ann', 'narwhal', '[]', 1, 1, \
+                 1, 3, NULL);
+                 INSERT INTO messages VALUES (8, 'm3', 't1', 'a', 'Ann', 'gone', '[]', 1, 1, \
+                 0, 4, 9);",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let conn = open_writer(&path, true).unwrap();
+        let rowids = |table: &str, query: &str| -> Vec<i64> {
+            conn.prepare(&format!("SELECT rowid FROM {table} WHERE {table} MATCH ?1"))
+                .unwrap()
+                .query_map([query], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let shift = super::super::search::SEQ_BITS;
+        assert_eq!(rowids("search_tickets", "{topic} : cafe"), [5]);
+        assert_eq!(rowids("search_tickets", "{description} : ferme"), [5]);
+        assert_eq!(
+            rowids("search_messages", "{body} : walrus"),
+            [5 << shift | 2]
+        );
+        assert_eq!(
+            rowids("search_messages", "{note} : narwhal"),
+            [5 << shift | 3]
+        );
+        assert!(
+            rowids("search_messages", "gone").is_empty(),
+            "deleted: not indexed"
+        );
+    }
+
+    #[test]
     fn a_file_from_a_newer_binary_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");

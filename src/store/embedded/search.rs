@@ -8,11 +8,21 @@
 //! come from its doclist alone. Contentless (`content=''`): the text is in `tickets` and
 //! `messages` already. The terms arrive normalised and space-separated, so the `ascii`
 //! tokenizer only splits them again and both stores index the very same words.
+//!
+//! On the writer thread the index writes of a batch are held back until its last request is
+//! done and applied just before the commit, outside the requests' savepoints ([`flush`]): FTS5
+//! writes its pending terms out as a new segment at every savepoint, so writing them inside each
+//! request's savepoint would cost a segment (and its merges) per post. A rolled-back request
+//! drops its held writes ([`mark`], [`undo_to`]); the commit still holds the events, the read
+//! models and the index together.
 
 use super::rows::{sql_error, to_sql_int};
 use crate::search::text::{QueryTerm, terms};
 use crate::store::found;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use ticketd_events::StoreError;
 use ticketd_projections::{Change, MessageView, TicketView};
 
@@ -27,10 +37,101 @@ pub(super) const SCHEMA: &str = "
         contentless_delete = 1, tokenize = 'ascii', detail = column);
 ";
 
-/// Whether the index is kept: on unless `SEARCH_INDEX=off` (a benchmark's and operator's knob;
-/// the search route then answers 503, and `ticketd replay` rebuilds the index once it is on).
-pub fn enabled() -> bool {
-    crate::search::index_enabled()
+/// Whether this thread keeps the index: always, but on the writer thread of a store whose
+/// index was turned off (`SEARCH_INDEX=off`, a benchmark's and operator's knob; the search
+/// route then answers 503, and `ticketd replay` rebuilds the index once it is on).
+fn enabled() -> bool {
+    KEPT.with(|kept| {
+        kept.borrow()
+            .as_ref()
+            .is_none_or(|on| on.load(Ordering::Relaxed))
+    })
+}
+
+/// One write to the index, its terms already computed.
+enum Op {
+    /// Remove a message's row.
+    Remove(i64),
+    /// Add a message's row: rowid, terms, whether it is a note.
+    Message(i64, String, bool),
+    /// Add a ticket's row: position, topic terms, description terms.
+    Ticket(i64, String, String),
+}
+
+thread_local! {
+    /// The writes held back on this thread, when it holds them back (the writer thread).
+    static HELD: RefCell<Option<Vec<Op>>> = const { RefCell::new(None) };
+    /// Whether the store of this (writer) thread keeps the index.
+    static KEPT: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Holds this thread's index writes back until [`flush`], and keeps the index only while
+/// `kept` is set (called once by the writer thread).
+pub(super) fn hold_writes_on_this_thread(kept: Arc<AtomicBool>) {
+    HELD.with(|held| *held.borrow_mut() = Some(Vec::new()));
+    KEPT.with(|k| *k.borrow_mut() = Some(kept));
+}
+
+/// How many writes are held, to [`undo_to`] if the request that follows is rolled back.
+pub(super) fn mark() -> usize {
+    HELD.with(|held| held.borrow().as_ref().map_or(0, Vec::len))
+}
+
+/// Drops the writes held since `mark`.
+pub(super) fn undo_to(mark: usize) {
+    HELD.with(|held| {
+        if let Some(ops) = held.borrow_mut().as_mut() {
+            ops.truncate(mark);
+        }
+    });
+}
+
+/// Applies every held write, in order; the batch fails if one fails.
+pub(super) fn flush(conn: &Connection) -> Result<(), StoreError> {
+    let ops = HELD.with(|held| held.borrow_mut().as_mut().map(std::mem::take));
+    for op in ops.unwrap_or_default() {
+        run(conn, &op)?;
+    }
+    Ok(())
+}
+
+fn submit(conn: &Connection, op: Op) -> Result<(), StoreError> {
+    let now = HELD.with(|held| match held.borrow_mut().as_mut() {
+        Some(ops) => {
+            ops.push(op);
+            None
+        }
+        None => Some(op),
+    });
+    match now {
+        Some(op) => run(conn, &op),
+        None => Ok(()),
+    }
+}
+
+fn run(conn: &Connection, op: &Op) -> Result<(), StoreError> {
+    let result = match op {
+        Op::Remove(rowid) => conn
+            .prepare_cached("DELETE FROM search_messages WHERE rowid = ?1")
+            .and_then(|mut s| s.execute([rowid])),
+        Op::Message(rowid, terms, internal) => {
+            let (body, note) = if *internal {
+                ("", terms.as_str())
+            } else {
+                (terms.as_str(), "")
+            };
+            conn.prepare_cached(
+                "INSERT INTO search_messages (rowid, body, note) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![rowid, body, note]))
+        }
+        Op::Ticket(position, topic, description) => conn
+            .prepare_cached(
+                "INSERT INTO search_tickets (rowid, topic, description) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![position, topic, description])),
+    };
+    result.map(drop).map_err(sql_error)
 }
 
 /// Keeps the index up with one read-model change; called before the change is applied.
@@ -111,12 +212,15 @@ pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A ticket's row. Rows are only ever added for a ticket or message new to the index (an
+/// opening, a post, or a rebuild after `clear`), so no row is replaced.
 fn index_ticket(conn: &Connection, ticket: &TicketView) -> Result<(), StoreError> {
-    let position = to_sql_int(ticket.position)?;
-    conn.prepare_cached("DELETE FROM search_tickets WHERE rowid = ?1")
-        .and_then(|mut s| s.execute([position]))
-        .map_err(sql_error)?;
-    insert_ticket(conn, position, &ticket.topic, &ticket.description)
+    insert_ticket(
+        conn,
+        to_sql_int(ticket.position)?,
+        &ticket.topic,
+        &ticket.description,
+    )
 }
 
 fn insert_ticket(
@@ -125,12 +229,10 @@ fn insert_ticket(
     topic: &str,
     description: &str,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO search_tickets (rowid, topic, description) VALUES (?1, ?2, ?3)",
+    submit(
+        conn,
+        Op::Ticket(position, joined(topic), joined(description)),
     )
-    .and_then(|mut s| s.execute(params![position, joined(topic), joined(description)]))
-    .map_err(sql_error)
-    .map(drop)
 }
 
 fn index_message(
@@ -141,7 +243,6 @@ fn index_message(
     let Some(rowid) = message_rowid(ticket_position, to_sql_int(message.seq)?) else {
         return Ok(());
     };
-    remove(conn, rowid)?;
     if message.deleted_at.is_some() {
         return Ok(());
     }
@@ -154,23 +255,11 @@ fn insert_message(
     content: &str,
     internal: bool,
 ) -> Result<(), StoreError> {
-    let text = joined(content);
-    let (body, note) = if internal {
-        ("", text.as_str())
-    } else {
-        (text.as_str(), "")
-    };
-    conn.prepare_cached("INSERT INTO search_messages (rowid, body, note) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![rowid, body, note]))
-        .map_err(sql_error)
-        .map(drop)
+    submit(conn, Op::Message(rowid, joined(content), internal))
 }
 
 fn remove(conn: &Connection, rowid: i64) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM search_messages WHERE rowid = ?1")
-        .and_then(|mut s| s.execute([rowid]))
-        .map_err(sql_error)
-        .map(drop)
+    submit(conn, Op::Remove(rowid))
 }
 
 /// A message row's rowid; `None` past what the layout holds (a ticket position beyond 2^39 or

@@ -241,10 +241,12 @@ impl Writer {
         self,
         requests: Receiver<Request>,
         lock: std::fs::File,
+        search_kept: Arc<std::sync::atomic::AtomicBool>,
     ) -> Result<JoinHandle<()>, StoreError> {
         std::thread::Builder::new()
             .name("ticketd-sqlite-writer".into())
             .spawn(move || {
+                super::search::hold_writes_on_this_thread(search_kept);
                 self.run(requests);
                 // Released only once the last batch committed, so `shutdown` returning means
                 // another process (or `ticketd replay`) may take the directory.
@@ -312,9 +314,18 @@ impl Writer {
                         }
                     }
                 }
+                // The search index writes held back during the batch (ADR 0024).
+                let broken = match (broken, super::search::flush(&tx)) {
+                    (Some(reason), _) => Some(reason),
+                    (None, Err(e)) => Some(format!("search index: {e}")),
+                    (None, Ok(())) => None,
+                };
                 match broken {
                     // Dropping the transaction rolls it back.
-                    Some(reason) => Err(reason),
+                    Some(reason) => {
+                        super::search::undo_to(0);
+                        Err(reason)
+                    }
                     None => tx.commit().map_err(|e| format!("commit failed: {e}")),
                 }
             }
@@ -402,6 +413,7 @@ fn execute(
     if let Err(reason) = savepoint("SAVEPOINT request") {
         return Err((unanswered(request), reason));
     }
+    let held = super::search::mark();
     let mut new_tip = None;
     let (answer, new_head) = match request {
         Request::Append {
@@ -455,7 +467,10 @@ fn execute(
     };
     let closed = match new_head {
         Some(_) => savepoint("RELEASE request"),
-        None => savepoint("ROLLBACK TO request").and_then(|()| savepoint("RELEASE request")),
+        None => {
+            super::search::undo_to(held);
+            savepoint("ROLLBACK TO request").and_then(|()| savepoint("RELEASE request"))
+        }
     };
     match closed {
         Ok(()) => {

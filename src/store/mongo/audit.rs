@@ -489,16 +489,12 @@ impl<'a> Output<'a> {
         let mut positions = std::collections::HashMap::new();
         for ticket in model.tickets.values() {
             self.ticket_docs.push(super::docs::ticket_doc(ticket)?);
-            if crate::search::index_enabled() {
-                self.search_docs.extend(super::search::ticket_docs(ticket)?);
-            }
+            self.search_docs.extend(super::search::ticket_docs(ticket)?);
             positions.insert(ticket.id.as_str(), to_i64(ticket.position)?);
         }
         for message in model.messages.values() {
             self.message_docs.push(super::docs::message_doc(message)?);
-            if let Some(p) = positions.get(message.ticket_id.as_str())
-                && crate::search::index_enabled()
-            {
+            if let Some(p) = positions.get(message.ticket_id.as_str()) {
                 self.search_docs
                     .extend(super::search::message_docs(*p, message)?);
             }

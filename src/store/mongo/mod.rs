@@ -121,6 +121,22 @@ impl MongoStore {
         &self.inner.metrics
     }
 
+    /// Turns the keeping of the search index on or off (`SEARCH_INDEX`, ADR 0024).
+    pub fn set_search_index(&self, on: bool) {
+        self.inner
+            .collections
+            .search_kept
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the search index is kept.
+    pub fn search_index(&self) -> bool {
+        self.inner
+            .collections
+            .search_kept
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Stops taking writes, lets every queued one commit and waits for the writer task to end.
     /// Reads keep working. Calling it again waits for the first call and does nothing more.
     pub async fn shutdown(&self) {

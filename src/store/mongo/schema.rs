@@ -53,6 +53,9 @@ pub(super) struct Collections {
     pub(super) blocks: Collection<Document>,
     /// See [`SEARCH`].
     pub(super) search: Collection<Document>,
+    /// Whether the projection keeps the search index (`SEARCH_INDEX`, ADR 0024); shared by
+    /// every clone of one store's handles.
+    pub(super) search_kept: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// See [`CHECKPOINTS`].
     pub(super) checkpoints: Collection<Document>,
     /// See [`LINKS`].
@@ -78,6 +81,7 @@ impl Collections {
             replies: db.collection(REPLIES),
             blocks: db.collection(BLOCKS),
             search: db.collection(SEARCH),
+            search_kept: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
             checkpoints: db.collection(CHECKPOINTS),
             links: db.collection(LINKS),
             report_tickets: db.collection(super::reports::REPORT_TICKETS),

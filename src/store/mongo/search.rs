@@ -71,7 +71,7 @@ pub(super) async fn apply(
     mut session: Option<&mut ClientSession>,
     change: &Change,
 ) -> Result<(), mongodb::error::Error> {
-    if !crate::search::index_enabled() {
+    if !c.search_kept.load(std::sync::atomic::Ordering::Relaxed) {
         return Ok(());
     }
     let index = &c.search;

@@ -69,6 +69,10 @@ pub fn import(
             tips.insert(&e.stream_id, (e.version, &e.hash));
         }
     }
+    // The imported tickets have no service-level columns yet: the next open with targets
+    // computes every ticket's.
+    tx.execute("DELETE FROM sla_policy", [])
+        .map_err(sql_error)?;
     for (stream_id, (version, hash)) in tips {
         tx.execute(
             "INSERT INTO streams (stream_id, version, hash) VALUES (?1, ?2, ?3)",

@@ -44,11 +44,12 @@ pub(super) fn sync_sla_columns(
     conn: &mut Connection,
     policy: &SlaPolicy,
 ) -> Result<(), StoreError> {
-    let fingerprint = if policy.is_enabled() {
-        format!("{policy:?}")
-    } else {
-        String::new()
-    };
+    // Without targets the columns are not read: a tool opening the store (or a server with
+    // service levels off) leaves them for the next server that has targets.
+    if !policy.is_enabled() {
+        return Ok(());
+    }
+    let fingerprint = format!("{policy:?}");
     let stored: Option<String> = conn
         .query_row("SELECT fingerprint FROM sla_policy WHERE id = 1", [], |r| {
             r.get(0)
@@ -64,17 +65,15 @@ pub(super) fn sync_sla_columns(
         [],
     )
     .map_err(sql_error)?;
-    if policy.is_enabled() {
-        let ids: Vec<String> = tx
-            .prepare("SELECT id FROM tickets")
-            .and_then(|mut stmt| {
-                stmt.query_map([], |r| r.get(0))?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(sql_error)?;
-        for id in ids {
-            refresh_sla(&tx, &id, policy)?;
-        }
+    let ids: Vec<String> = tx
+        .prepare("SELECT id FROM tickets")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sql_error)?;
+    for id in ids {
+        refresh_sla(&tx, &id, policy)?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO sla_policy (id, fingerprint) VALUES (1, ?1)",

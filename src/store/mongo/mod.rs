@@ -253,6 +253,11 @@ impl MongoStore {
                 .map_err(docs::unavailable)?;
             self.inner.head.send_replace(last.position);
         }
+        // The imported tickets' service-level fields follow at the next start with targets.
+        c.counters
+            .delete_one(bson::doc! {"_id": projection::SLA_POLICY})
+            .await
+            .map_err(docs::unavailable)?;
         for (kind, key, value) in &bookkeeping.links {
             c.links
                 .insert_one(bson::doc! {"_id": {"kind": kind, "key": key}, "value": value})

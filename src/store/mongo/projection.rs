@@ -81,11 +81,12 @@ pub(super) async fn project(
 /// computed under another one (or by a replay): at start-up, like the embedded store.
 pub(super) async fn sync_sla_fields(collections: &Collections) -> Result<(), ProjectError> {
     let policy = &collections.sla;
-    let fingerprint = if policy.is_enabled() {
-        format!("{policy:?}")
-    } else {
-        String::new()
-    };
+    // Without targets the fields are not read: a tool connecting (or an instance with service
+    // levels off) leaves them for the instances that have targets.
+    if !policy.is_enabled() {
+        return Ok(());
+    }
+    let fingerprint = format!("{policy:?}");
     let id = doc! {"_id": SLA_POLICY};
     let stored = collections.counters.find_one(id.clone()).await?;
     let stored = stored
@@ -98,11 +99,7 @@ pub(super) async fn sync_sla_fields(collections: &Collections) -> Result<(), Pro
     let mut cursor = collections.tickets.find(doc! {}).await?;
     while cursor.advance().await? {
         let document = cursor.deserialize_current()?;
-        let set = if policy.is_enabled() {
-            sla_fields(collections, &document)?
-        } else {
-            doc! {"sla_next_due": Bson::Null, "sla_sweep_at": Bson::Null, "sla_breached": false}
-        };
+        let set = sla_fields(collections, &document)?;
         let ticket_id = document.get("_id").cloned().unwrap_or(Bson::Null);
         collections
             .tickets

@@ -174,6 +174,9 @@ async function scenario(browser) {
   await staff.getByLabel('Held by').selectOption('me');
   await staff.getByRole('button', { name: 'Apply filters' }).click();
   await inboxHas(topic).waitFor();
+  // The unclaimed ticket may already be listed (it arrived live) until the filtered list comes
+  // back: wait for it to go, which times out (and fails) if "mine" does not hide it.
+  await inboxHas('Unclaimed question').waitFor({ state: 'detached', timeout: 10_000 });
   check((await inboxHas('Unclaimed question').count()) === 0, '"mine" hides the unclaimed ticket');
   await staff.getByLabel('Held by').selectOption('none');
   await staff.getByRole('button', { name: 'Apply filters' }).click();

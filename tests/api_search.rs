@@ -344,8 +344,7 @@ async fn highlights_are_escaped(store: &Backend) {
 }
 
 /// Excerpts come from the first matching messages in posting order, at most three, however
-/// far into a long conversation they are (the messages are read a few at a time), and an
-/// internal note counts for staff only.
+/// far into a long conversation they are, and an internal note counts for staff only.
 async fn excerpts_from_the_first_matching_messages(store: &Backend) {
     let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");

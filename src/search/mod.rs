@@ -21,9 +21,6 @@ pub const MAX_HIGHLIGHTS: usize = 3;
 /// make one page slow.
 const MESSAGES_SCANNED: usize = 500;
 
-/// Messages of a hit read first while looking for excerpts; later pages grow up to [`CHUNK`].
-const FIRST_MESSAGES: usize = 8;
-
 /// Tickets fetched at once while walking ranked candidates through a filter.
 const CHUNK: usize = 200;
 
@@ -201,18 +198,13 @@ async fn highlights<S: ReadModels>(
     }
     let mut after = None;
     let mut scanned = 0;
-    // Pages grow from a few messages: the excerpts are usually in a conversation's first
-    // messages, so most hits read a handful instead of a whole page of 200.
-    let mut size = FIRST_MESSAGES;
     while out.len() < MAX_HIGHLIGHTS && scanned < MESSAGES_SCANNED {
-        let wanted = size.min(MESSAGES_SCANNED - scanned);
         let page = store
-            .list_messages(&ticket.id, after, wanted, request.staff)
+            .list_messages(&ticket.id, after, CHUNK, request.staff)
             .await?;
         scanned += page.len();
         after = page.last().map(|m| m.seq);
-        let done = page.len() < wanted;
-        size = (size * 4).min(CHUNK);
+        let done = page.len() < CHUNK;
         out.extend(
             page.iter()
                 .filter_map(|m| text::excerpt(&m.content, &request.terms))

@@ -343,6 +343,48 @@ async fn highlights_are_escaped(store: &Backend) {
     server.stop().await;
 }
 
+/// Excerpts come from the first matching messages in posting order, at most three, however
+/// far into a long conversation they are, and an internal note counts for staff only.
+async fn excerpts_from_the_first_matching_messages(store: &Backend) {
+    let server = store.start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ada = server.token("ada", "AGENT");
+    let t = server
+        .create_ticket(&ann, "Quiet topic", "Nothing here")
+        .await;
+    for i in 1..=20 {
+        if i == 12 {
+            post_note(&server, &ada, &id(&t), "walrus note").await;
+        }
+        let content = if [10, 15, 16, 17].contains(&i) {
+            format!("walrus {i}")
+        } else {
+            format!("filler {i}")
+        };
+        server.post_message(&ann, &id(&t), &content).await;
+    }
+    let (found, body) = search(&server, &ann, "walrus", "").await;
+    assert_eq!(found, [id(&t)]);
+    assert_eq!(
+        body[0]["highlights"],
+        json!([
+            "<mark>walrus</mark> 10",
+            "<mark>walrus</mark> 15",
+            "<mark>walrus</mark> 16"
+        ])
+    );
+    let (_, body) = search(&server, &ada, "walrus", "").await;
+    assert_eq!(
+        body[0]["highlights"],
+        json!([
+            "<mark>walrus</mark> 10",
+            "<mark>walrus</mark> note",
+            "<mark>walrus</mark> 15"
+        ])
+    );
+    server.stop().await;
+}
+
 /// `ticketd replay` rebuilds the index: the answers are the same after it, and a message posted
 /// while the index was off (`SEARCH_INDEX=off`, when search answers 503) is found after it.
 async fn replay_rebuilds_the_index(store: &Backend) {
@@ -414,4 +456,5 @@ on_both_stores!(
     filters,
     bad_queries,
     highlights_are_escaped,
+    excerpts_from_the_first_matching_messages,
 );

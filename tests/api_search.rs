@@ -447,7 +447,78 @@ async fn replay_rebuilds_the_index(store: &Backend) {
     server.stop().await;
 }
 
+/// A word stays found while any live message of the ticket holds it, whichever of them goes;
+/// excerpts start at the first live message holding it, also after an earlier message is
+/// edited to hold it; a restart (the writer forgets which words each ticket holds) neither
+/// loses a word nor lists the ticket twice.
+async fn a_word_lives_while_any_message_holds_it(store: &Backend) {
+    let server = store.start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let ada = server.token("ada", "AGENT");
+    let t = server.create_ticket(&ann, "Quiet topic", "Nothing").await;
+    let mut ids = Vec::new();
+    for content in ["walrus one", "filler two", "walrus three", "filler four"] {
+        ids.push(id(&server.post_message(&ann, &id(&t), content).await));
+    }
+    let path = |m: &str| format!("/api/v1/tickets/{}/messages/{m}", id(&t));
+    let highlights = |body: &Value| body[0]["highlights"].clone();
+
+    let (status, _, _) = server.delete(&path(&ids[0]), &ann).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (found, body) = search(&server, &ada, "walrus", "").await;
+    assert_eq!(found, [id(&t)], "message three still holds it");
+    assert_eq!(highlights(&body), json!(["<mark>walrus</mark> three"]));
+
+    let (status, _, _) = server
+        .patch_json(&path(&ids[1]), &ann, json!({"content": "walrus two"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = search(&server, &ada, "walrus", "").await;
+    assert_eq!(
+        highlights(&body),
+        json!(["<mark>walrus</mark> two", "<mark>walrus</mark> three"]),
+        "the edited earlier message comes first"
+    );
+
+    let server = store.restart(server).await;
+    server.post_message(&ann, &id(&t), "walrus five").await;
+    let (found, body) = search(&server, &ada, "walrus", "").await;
+    assert_eq!(found, [id(&t)], "once, after a restart");
+    assert_eq!(
+        highlights(&body),
+        json!([
+            "<mark>walrus</mark> two",
+            "<mark>walrus</mark> three",
+            "<mark>walrus</mark> five"
+        ])
+    );
+    for m in [&ids[1], &ids[2]] {
+        let (status, _, _) = server.delete(&path(m), &ann).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let (found, body) = search(&server, &ada, "walrus", "").await;
+    assert_eq!(found, [id(&t)], "message five still holds it");
+    assert_eq!(highlights(&body), json!(["<mark>walrus</mark> five"]));
+    let last = body_ids(
+        &server
+            .get(&format!("/api/v1/tickets/{}/messages", id(&t)), &ann)
+            .await
+            .2,
+    );
+    for m in last.iter().filter(|m| !ids.contains(m)) {
+        let (status, _, _) = server.delete(&path(m), &ann).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    assert!(
+        search(&server, &ada, "walrus", "").await.0.is_empty(),
+        "no message holds it"
+    );
+    assert_eq!(search(&server, &ada, "filler", "").await.0, [id(&t)]);
+    server.stop().await;
+}
+
 on_both_stores!(
+    a_word_lives_while_any_message_holds_it,
     replay_rebuilds_the_index,
     visibility,
     edits_and_deletions,

@@ -5,7 +5,7 @@
 
 pub mod text;
 
-use crate::store::{ReadModels, SearchIndex, TicketFilter, found};
+use crate::store::{ReadModels, SearchIndex, TermHit, TicketFilter, found};
 use std::collections::HashMap;
 use text::QueryTerm;
 use ticketd_events::StoreError;
@@ -17,11 +17,15 @@ pub const MAX_WORDS: usize = 10;
 /// Most highlighted excerpts per hit.
 pub const MAX_HIGHLIGHTS: usize = 3;
 
-/// Messages of one hit read at most while looking for excerpts, so a long conversation cannot
-/// make one page slow.
-const MESSAGES_SCANNED: usize = 500;
+/// Messages of one hit read at most while looking for excerpts, from the first one holding a
+/// matched word, so a long conversation cannot make one page slow.
+const MESSAGES_SCANNED: usize = 64;
 
-/// Tickets fetched at once while walking ranked candidates through a filter.
+/// Messages read at first for a hit's excerpts: most hits find theirs in these.
+const FIRST_MESSAGES: usize = 16;
+
+/// Most tickets fetched at once while walking ranked candidates through a filter (the first
+/// fetch asks for one page's worth, each next one twice as many).
 const CHUNK: usize = 200;
 
 /// Bits of a cursor below the score: the ticket's position.
@@ -75,26 +79,54 @@ fn rank_key(score: u64, position: u64) -> u64 {
     (score << POSITION_BITS) | position.min((1 << POSITION_BITS) - 1)
 }
 
+/// What is known of a ticket holding every word looked up so far.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: u64,
+    found: u8,
+    /// The earliest of the words' [`TermHit::first_message`].
+    first_message: Option<u64>,
+}
+
+impl Candidate {
+    fn add(&mut self, hit: &TermHit) {
+        self.score += weight(hit.found);
+        self.found |= hit.found;
+        self.first_message = match (self.first_message, hit.first_message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 /// Runs `request` against `store`.
 pub async fn search<S: SearchIndex + ReadModels>(
     store: &S,
     request: &SearchRequest,
 ) -> Result<Found, StoreError> {
     // Every word must match: tickets missing one drop out as the words are looked up.
-    let mut scores: Option<HashMap<u64, (u64, u8)>> = None;
+    let mut candidates: Option<HashMap<u64, Candidate>> = None;
     for term in &request.terms {
         let hits = store.search_term(term, request.staff).await?;
-        scores = Some(match scores {
+        candidates = Some(match candidates {
             None => hits
-                .into_iter()
-                .map(|(p, mask)| (p, (weight(mask), mask)))
+                .iter()
+                .map(|hit| {
+                    let mut c = Candidate {
+                        score: 0,
+                        found: 0,
+                        first_message: None,
+                    };
+                    c.add(hit);
+                    (hit.position, c)
+                })
                 .collect(),
             Some(mut so_far) => {
-                let found: HashMap<u64, u8> = hits.into_iter().collect();
-                so_far.retain(|p, (score, mask)| match found.get(p) {
-                    Some(m) => {
-                        *score += weight(*m);
-                        *mask |= m;
+                let found: HashMap<u64, &TermHit> =
+                    hits.iter().map(|hit| (hit.position, hit)).collect();
+                so_far.retain(|p, c| match found.get(p) {
+                    Some(hit) => {
+                        c.add(hit);
                         true
                     }
                     None => false,
@@ -102,47 +134,52 @@ pub async fn search<S: SearchIndex + ReadModels>(
                 so_far
             }
         });
-        if scores.as_ref().is_some_and(HashMap::is_empty) {
+        if candidates.as_ref().is_some_and(HashMap::is_empty) {
             break;
         }
     }
-    let mut ranked: Vec<(u64, u64, u8)> = scores
+    let mut ranked: Vec<(u64, u64, Candidate)> = candidates
         .unwrap_or_default()
         .into_iter()
-        .map(|(p, (score, mask))| (rank_key(score, p), p, mask))
-        .filter(|(key, _, _)| request.cursor.is_none_or(|c| *key < c))
+        .map(|(p, c)| (rank_key(c.score, p), p, c))
+        .filter(|(key, _, _)| request.cursor.is_none_or(|cursor| *key < cursor))
         .collect();
     ranked.sort_unstable_by_key(|&(key, _, _)| std::cmp::Reverse(key));
 
     let wanted = request.limit.saturating_add(1);
-    let mut page: Vec<(TicketView, u64, u8)> = Vec::new();
+    let mut page: Vec<(TicketView, u64, Candidate)> = Vec::new();
     if request.filter.user_id.is_some() {
         // A customer's own tickets are few: take them all once rather than walking everybody's.
         let own = own_tickets(store, &request.filter).await?;
-        for (key, position, mask) in ranked {
+        for (key, position, candidate) in ranked {
             if let Some(ticket) = own.get(&position) {
-                page.push((ticket.clone(), key, mask));
+                page.push((ticket.clone(), key, candidate));
                 if page.len() == wanted {
                     break;
                 }
             }
         }
     } else {
-        'walk: for chunk in ranked.chunks(CHUNK) {
-            let positions: Vec<u64> = chunk.iter().map(|(_, p, _)| *p).collect();
+        let mut rest = ranked.as_slice();
+        let mut chunk = wanted.min(CHUNK);
+        while !rest.is_empty() && page.len() < wanted {
+            let (now, later) = rest.split_at(chunk.min(rest.len()));
+            rest = later;
+            chunk = (chunk * 2).min(CHUNK);
+            let positions: Vec<u64> = now.iter().map(|(_, p, _)| *p).collect();
             let mut tickets: HashMap<u64, TicketView> = store
                 .tickets_at(&positions)
                 .await?
                 .into_iter()
                 .map(|t| (t.position, t))
                 .collect();
-            for (key, position, mask) in chunk {
+            for (key, position, candidate) in now {
                 if let Some(ticket) = tickets.remove(position)
                     && request.filter.matches(&ticket)
                 {
-                    page.push((ticket, *key, *mask));
+                    page.push((ticket, *key, *candidate));
                     if page.len() == wanted {
-                        break 'walk;
+                        break;
                     }
                 }
             }
@@ -151,8 +188,8 @@ pub async fn search<S: SearchIndex + ReadModels>(
     let more = page.len() > request.limit;
     page.truncate(request.limit);
     let mut hits = Vec::with_capacity(page.len());
-    for (ticket, cursor, mask) in page {
-        let highlights = highlights(store, &ticket, mask, request).await?;
+    for (ticket, cursor, candidate) in page {
+        let highlights = highlights(store, &ticket, &candidate, request).await?;
         hits.push(Hit {
             ticket,
             highlights,
@@ -180,12 +217,12 @@ async fn own_tickets<S: ReadModels>(
     }
 }
 
-/// The excerpts of one hit: its topic, its description, then its messages in posting order,
-/// each where one of the query's words matches.
+/// The excerpts of one hit: its topic, its description, then its messages in posting order
+/// from the first one holding a matched word, at most [`MESSAGES_SCANNED`] of them read.
 async fn highlights<S: ReadModels>(
     store: &S,
     ticket: &TicketView,
-    mask: u8,
+    candidate: &Candidate,
     request: &SearchRequest,
 ) -> Result<Vec<String>, StoreError> {
     let mut out: Vec<String> = [&ticket.topic, &ticket.description]
@@ -193,18 +230,22 @@ async fn highlights<S: ReadModels>(
         .filter_map(|t| text::excerpt(t, &request.terms))
         .take(MAX_HIGHLIGHTS)
         .collect();
-    if mask & found::MESSAGE == 0 {
+    if candidate.found & found::MESSAGE == 0 {
         return Ok(out);
     }
-    let mut after = None;
+    let mut after = candidate
+        .first_message
+        .and_then(|first| first.checked_sub(1));
     let mut scanned = 0;
+    let mut size = FIRST_MESSAGES;
     while out.len() < MAX_HIGHLIGHTS && scanned < MESSAGES_SCANNED {
         let page = store
-            .list_messages(&ticket.id, after, CHUNK, request.staff)
+            .list_messages(&ticket.id, after, size, request.staff)
             .await?;
         scanned += page.len();
         after = page.last().map(|m| m.seq);
-        let done = page.len() < CHUNK;
+        let done = page.len() < size;
+        size = MESSAGES_SCANNED - FIRST_MESSAGES;
         out.extend(
             page.iter()
                 .filter_map(|m| text::excerpt(&m.content, &request.terms))

@@ -95,7 +95,7 @@ impl SearchIndex for Store {
         &self,
         term: &crate::search::text::QueryTerm,
         include_internal: bool,
-    ) -> Result<Vec<(u64, u8)>, StoreError> {
+    ) -> Result<Vec<crate::store::TermHit>, StoreError> {
         delegate!(self, s => s.search_term(term, include_internal).await)
     }
 

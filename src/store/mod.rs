@@ -108,17 +108,28 @@ pub mod found {
     pub const MESSAGE: u8 = 1;
 }
 
+/// One ticket holding a search term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermHit {
+    /// The ticket's position.
+    pub position: u64,
+    /// Where the term is: [`found`] bits.
+    pub found: u8,
+    /// When found in a message: a version in the ticket's stream at or before the first live
+    /// message holding the term, so excerpts are looked for from there (ADR 0024).
+    pub first_message: Option<u64>,
+}
+
 /// The full-text index (ADR 0024), kept in the append's transaction like the other read models.
 /// It answers one query word at a time; [`crate::search`] intersects and ranks.
 pub trait SearchIndex: Send + Sync {
-    /// The positions of the tickets holding `term` (or a word starting with it, for a prefix),
-    /// ascending, each with the [`found`] bits of where; internal notes count only when
-    /// `include_internal`.
+    /// The tickets holding `term` (or a word starting with it, for a prefix), by ascending
+    /// position; internal notes count only when `include_internal`.
     fn search_term(
         &self,
         term: &crate::search::text::QueryTerm,
         include_internal: bool,
-    ) -> impl Future<Output = Result<Vec<(u64, u8)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<TermHit>, StoreError>> + Send;
 
     /// The tickets at these positions, in any order; positions without a ticket are left out.
     fn tickets_at(

@@ -349,7 +349,7 @@ impl crate::store::SearchIndex for EmbeddedStore {
         &self,
         term: &crate::search::text::QueryTerm,
         include_internal: bool,
-    ) -> Result<Vec<(u64, u8)>, StoreError> {
+    ) -> Result<Vec<crate::store::TermHit>, StoreError> {
         let term = term.clone();
         self.inner
             .readers

@@ -195,6 +195,10 @@ const MIGRATIONS: &[&str] = &[
     // 10: the reports projection (ADR 0026): per-ticket state, facts and per-day counters,
     // backfilled from the events by `reports::rebuild` in the same transaction.
     super::reports::SCHEMA,
+    // 11: messages indexed per ticket rather than per message (ADR 0024, "Per ticket"): a
+    // common word's doclist shrinks from most of the messages to at most the tickets; filled
+    // again from the live messages in the same transaction.
+    super::search::TICKET_TERMS_SCHEMA,
 ];
 
 /// The schema version this binary writes.
@@ -275,6 +279,8 @@ const COUNTDOWN_VERSION: i64 = 6;
 const SEARCH_VERSION: i64 = 8;
 /// The schema version that added the reports projection.
 const REPORTS_VERSION: i64 = 10;
+/// The schema version that indexed messages per ticket.
+const TICKET_TERMS_VERSION: i64 = 11;
 
 /// The schema version that added the service-level facts (ADR 0025).
 const SLA_VERSION: i64 = 9;
@@ -372,6 +378,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         }
         if from + 1 == REPORTS_VERSION {
             super::reports::rebuild(&tx)?;
+        }
+        if from + 1 == TICKET_TERMS_VERSION {
+            super::search::rebuild_messages(&tx)?;
         }
         tx.pragma_update(None, "user_version", from + 1)
             .map_err(sql_error)?;

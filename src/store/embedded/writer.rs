@@ -324,9 +324,13 @@ impl Writer {
                     // Dropping the transaction rolls it back.
                     Some(reason) => {
                         super::search::undo_to(0);
+                        super::search::forget_known();
                         Err(reason)
                     }
-                    None => tx.commit().map_err(|e| format!("commit failed: {e}")),
+                    None => tx.commit().map_err(|e| {
+                        super::search::forget_known();
+                        format!("commit failed: {e}")
+                    }),
                 }
             }
             Err(e) => {

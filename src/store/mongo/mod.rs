@@ -449,7 +449,7 @@ impl crate::store::SearchIndex for MongoStore {
         &self,
         term: &crate::search::text::QueryTerm,
         include_internal: bool,
-    ) -> Result<Vec<(u64, u8)>, StoreError> {
+    ) -> Result<Vec<crate::store::TermHit>, StoreError> {
         search::search_term(&self.inner.collections, term, include_internal).await
     }
 

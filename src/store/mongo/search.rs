@@ -10,7 +10,7 @@
 use super::docs::{ticket_from_doc, to_i64, unavailable};
 use super::schema::Collections;
 use crate::search::text::{QueryTerm, terms};
-use crate::store::found;
+use crate::store::{TermHit, found};
 use bson::{Bson, Document, doc};
 use mongodb::{ClientSession, Collection};
 use std::collections::BTreeMap;
@@ -162,7 +162,7 @@ pub(super) async fn search_term(
     c: &Collections,
     term: &QueryTerm,
     include_internal: bool,
-) -> Result<Vec<(u64, u8)>, StoreError> {
+) -> Result<Vec<TermHit>, StoreError> {
     let mut filter = if term.prefix {
         let mut end = term.term.clone();
         end.push(char::MAX);
@@ -176,10 +176,10 @@ pub(super) async fn search_term(
     let mut cursor = c
         .search
         .find(filter)
-        .projection(doc! {"_id": 0, "p": 1, "f": 1})
+        .projection(doc! {"_id": 0, "p": 1, "f": 1, "s": 1})
         .await
         .map_err(unavailable)?;
-    let mut found: BTreeMap<u64, u8> = BTreeMap::new();
+    let mut found: BTreeMap<u64, (u8, Option<u64>)> = BTreeMap::new();
     while cursor.advance().await.map_err(unavailable)? {
         let document: Document = cursor.deserialize_current().map_err(unavailable)?;
         let Some(p) = document
@@ -194,9 +194,26 @@ pub(super) async fn search_term(
             "d" => found::DESCRIPTION,
             _ => found::MESSAGE,
         };
-        *found.entry(p).or_default() |= bit;
+        let entry = found.entry(p).or_default();
+        entry.0 |= bit;
+        if bit == found::MESSAGE
+            && let Some(s) = document
+                .get_i64("s")
+                .ok()
+                .and_then(|s| u64::try_from(s).ok())
+        {
+            // One document per live message holding the term: the least is the first.
+            entry.1 = Some(entry.1.map_or(s, |first| first.min(s)));
+        }
     }
-    Ok(found.into_iter().collect())
+    Ok(found
+        .into_iter()
+        .map(|(position, (bits, first_message))| TermHit {
+            position,
+            found: bits,
+            first_message,
+        })
+        .collect())
 }
 
 /// See [`crate::store::SearchIndex::tickets_at`].

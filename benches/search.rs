@@ -5,15 +5,21 @@
 //! measures the index against the data, and compares posts per second with the index kept up
 //! and without it (`SEARCH_INDEX=off`), side by side in one run (target: at most 15 % slower).
 //!
-//! `cargo bench --bench search -- [--tickets N] [--messages-per-ticket M] [--posts P] [--fresh]`;
-//! run by `scripts/bench-search`.
+//! With `--mongo URI` it also builds `--mongo-tickets` tickets (default 1,000) with the same
+//! messages per ticket on that MongoDB and on a fresh embedded store, and times the same queries
+//! on both, side by side.
+//!
+//! `cargo bench --bench search -- [--tickets N] [--messages-per-ticket M] [--posts P] [--fresh]
+//! [--mongo URI] [--mongo-tickets N]`; run by `scripts/bench-search`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use ticketd::search::{SearchRequest, search, text::query_terms};
-use ticketd::store::{EmbeddedOptions, EmbeddedStore, TicketFilter};
+use ticketd::store::{
+    EmbeddedOptions, EmbeddedStore, MongoStore, ReadModels, SearchIndex, TicketFilter,
+};
 use ticketd_events::{
     Actor, EventStore, ExpectedVersion, IssueLevel, NewEvent, SupportRole, TicketEvent, UserRole,
     Via,
@@ -29,6 +35,8 @@ struct Args {
     per_ticket: usize,
     posts: usize,
     fresh: bool,
+    mongo: Option<String>,
+    mongo_tickets: usize,
 }
 
 fn args() -> Args {
@@ -37,6 +45,8 @@ fn args() -> Args {
         per_ticket: 100,
         posts: 20_000,
         fresh: false,
+        mongo: None,
+        mongo_tickets: 1_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -46,6 +56,8 @@ fn args() -> Args {
             "--messages-per-ticket" => args.per_ticket = number(100),
             "--posts" => args.posts = number(20_000).max(1),
             "--fresh" => args.fresh = true,
+            "--mongo" => args.mongo = it.next(),
+            "--mongo-tickets" => args.mongo_tickets = number(1_000).max(1),
             _ => {}
         }
     }
@@ -163,7 +175,7 @@ fn opening(rng: &mut Rng, words: &[String], actor: &Actor) -> NewEvent {
 
 /// Appends `tickets` tickets with `per_ticket` messages each, 16 appenders at once, one ticket's
 /// history per append.
-async fn build(store: &EmbeddedStore, tickets: usize, per_ticket: usize) {
+async fn build<S: EventStore + Clone + 'static>(store: &S, tickets: usize, per_ticket: usize) {
     let words = Arc::new(vocabulary());
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -254,50 +266,13 @@ fn main() {
     sizes(&dir);
 
     let store = EmbeddedStore::open(&dir, EmbeddedOptions::default()).expect("open the store");
-    let queries = queries();
-    let mut times = Vec::with_capacity(QUERIES);
-    let mut cpu = Vec::with_capacity(QUERIES);
-    let mut hits = 0usize;
-    runtime.block_on(async {
-        for (round, q) in queries.iter().enumerate() {
-            let request = SearchRequest {
-                terms: query_terms(q),
-                filter: TicketFilter::default(),
-                staff: true,
-                cursor: None,
-                limit: 20,
-            };
-            // One untimed pass warms the page cache; the second is timed.
-            let warm = search(&store, &request).await.expect("search");
-            let (started, cpu_started) = (Instant::now(), process_cpu());
-            let found = search(&store, &request).await.expect("search");
-            times.push(started.elapsed());
-            cpu.push(process_cpu().saturating_sub(cpu_started));
-            hits += found.hits.len();
-            assert_eq!(warm.hits.len(), found.hits.len(), "query {round}");
-        }
-    });
-    times.sort();
-    cpu.sort();
-    println!(
-        "search ({QUERIES} queries, staff, 20 hits with highlights): p50 {:.2} ms, p90 {:.2} ms, \
-         p99 {:.2} ms, max {:.2} ms ({:.1} hits per query)",
-        ms(percentile(&times, 0.5)),
-        ms(percentile(&times, 0.9)),
-        ms(percentile(&times, 0.99)),
-        ms(percentile(&times, 1.0)),
-        hits as f64 / QUERIES as f64
-    );
-    println!(
-        "search CPU time per query (all threads; what other load on the machine cannot \
-         inflate): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(percentile(&cpu, 0.5)),
-        ms(percentile(&cpu, 0.9)),
-        ms(percentile(&cpu, 0.99)),
-        ms(percentile(&cpu, 1.0)),
-    );
+    runtime.block_on(time_queries(&store, "search"));
     runtime.block_on(store.shutdown());
     drop(store);
+
+    if let Some(uri) = &args.mongo {
+        runtime.block_on(mongo_beside(uri, args.mongo_tickets, args.per_ticket));
+    }
 
     // Posts side by side: a fresh small store per round, the index on and off in turn.
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
@@ -318,6 +293,70 @@ fn main() {
         args.posts,
         (1.0 - with / without) * 100.0
     );
+}
+
+/// Times the 200 queries on `store` (one untimed pass first, to warm the caches) and prints
+/// their wall and CPU time percentiles.
+async fn time_queries<S: SearchIndex + ReadModels>(store: &S, label: &str) {
+    let mut times = Vec::with_capacity(QUERIES);
+    let mut cpu = Vec::with_capacity(QUERIES);
+    let mut hits = 0usize;
+    for (round, q) in queries().iter().enumerate() {
+        let request = SearchRequest {
+            terms: query_terms(q),
+            filter: TicketFilter::default(),
+            staff: true,
+            cursor: None,
+            limit: 20,
+        };
+        let warm = search(store, &request).await.expect("search");
+        let (started, cpu_started) = (Instant::now(), process_cpu());
+        let found = search(store, &request).await.expect("search");
+        times.push(started.elapsed());
+        cpu.push(process_cpu().saturating_sub(cpu_started));
+        hits += found.hits.len();
+        assert_eq!(warm.hits.len(), found.hits.len(), "query {round}");
+    }
+    times.sort();
+    cpu.sort();
+    println!(
+        "{label} ({QUERIES} queries, staff, 20 hits with highlights): p50 {:.2} ms, p90 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms ({:.1} hits per query)",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.9)),
+        ms(percentile(&times, 0.99)),
+        ms(percentile(&times, 1.0)),
+        hits as f64 / QUERIES as f64
+    );
+    println!(
+        "{label} CPU time per query (all threads of this process; what other load on the \
+         machine cannot inflate): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&cpu, 0.5)),
+        ms(percentile(&cpu, 0.9)),
+        ms(percentile(&cpu, 0.99)),
+        ms(percentile(&cpu, 1.0)),
+    );
+}
+
+/// The same queries on MongoDB and on an embedded store of the same (smaller) size.
+async fn mongo_beside(uri: &str, tickets: usize, per_ticket: usize) {
+    let db = format!("bench_search_{}", std::process::id());
+    let store = MongoStore::connect(uri, &db).await.expect("connect to MongoDB");
+    let started = Instant::now();
+    build(&store, tickets, per_ticket).await;
+    println!(
+        "mongo: built {tickets} tickets × {per_ticket} messages in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    time_queries(&store, "mongo search").await;
+    let temp = tempfile::tempdir().expect("a temporary directory");
+    let small = EmbeddedStore::open(temp.path(), EmbeddedOptions::default()).expect("open");
+    build(&small, tickets, per_ticket).await;
+    time_queries(&small, "embedded search, same size").await;
+    small.shutdown().await;
+    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
+        let _ = client.database(&db).drop().await;
+    }
 }
 
 /// Posts `n` messages, one per append like the API's post, 16 appenders at once, each on

@@ -518,7 +518,10 @@ function inject(kind, workers, watchers) {
   else if (kind === 'wrong-content') t.messages.find((m) => !m.deleted).content = 'not what was acknowledged';
   else if (kind === 'lost-socket-event') watchers[0].got.splice(Math.floor(watchers[0].got.length / 2), 1);
   else if (kind === 'doubled-socket-event') watchers[0].got.push(watchers[0].got[watchers[0].got.length - 1]);
-  else throw new Error(`unknown --inject ${kind}`);
+  else if (kind === 'leaked-secret') {
+    // Planted in the server's log (searched at the end, with --trace-secrets 1).
+    if (!SECRETS) throw new Error('--inject leaked-secret needs --trace-secrets 1');
+  } else throw new Error(`unknown --inject ${kind}`);
 }
 
 async function checkAll(instances, workers, watchers) {
@@ -738,6 +741,9 @@ async function searchSecrets(result, probeCount, save) {
   const selfTest = await secretsRun.scan(planted, kinds);
   rmSync(planted, { recursive: true, force: true });
   const blind = selfTest.kinds.filter((k) => k.hits === 0).map((k) => k.kind);
+  if (ARGS.inject === 'leaked-secret') {
+    appendFileSync(path.join(ARGS.out, 'server-0.log'), `planted by --inject: Authorization: Bot ${s.botToken}\n`);
+  }
   const found = await secretsRun.scan(ARGS.out, kinds);
   found.self_test = blind.length === 0 ? 'every kind found in a planted log' : `blind to: ${blind.join(', ')}`;
   found.stub = STUB.seen;

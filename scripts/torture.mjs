@@ -648,6 +648,7 @@ async function main() {
         JWTS.add(t);
         return t;
       });
+      for (const t of bad) JWTS.add(t);
       const good = [ADMIN.token, user('prober', 'CUSTOMER').token];
       probing = secretsRun.probe(() => pick(instances).url, good, bad, SECRETS, () => probeStop, probeCount);
     }

@@ -2,6 +2,7 @@
 //
 //   node scripts/torture.mjs --bin PATH --out DIR [--store embedded|mongo] [--cycles N]
 //        [--duration SECS] [--workers N] [--instances 1|2] [--db-restart-every N] [--seed N]
+//        [--trace-secrets 1]
 //
 // Steady mixed load (each worker opens tickets, posts, edits, deletes, closes, reopens, claims on
 // its own tickets, as its customer and its agent) plus Socket.IO clients that resume with
@@ -22,14 +23,17 @@
 //   - `ticketd verify` passes (hash chains, read models equal a rebuild);
 //   - every socket received, once and in order, exactly the deliveries the feed says concern it.
 // Prints one JSON line per cycle and writes DIR/result.json; exits 1 on the first failed check.
+// With --trace-secrets 1 the servers run at RUST_LOG=trace with every secret configured and
+// their logs are searched for them at the end (scripts/torture-secrets.mjs; DIR/secrets.json).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { appendFileSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as secretsRun from './torture-secrets.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(path.join(ROOT, 'tests/socket/package.json'));
@@ -42,7 +46,7 @@ function parseArgs(argv) {
   const a = {
     store: 'embedded', cycles: 3, duration: 3, workers: 4, instances: 1, dbRestartEvery: 0,
     seed: Date.now() % 1e9, bin: '', out: '', mongoUri: process.env.MONGO_URI || '', dbName: '',
-    inject: '',
+    inject: '', traceSecrets: 0,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [k, v] = [argv[i], argv[i + 1]];
@@ -64,6 +68,7 @@ function parseArgs(argv) {
       case '--mongo-uri': a.mongoUri = v; break;
       case '--db-name': a.dbName = v; break;
       case '--inject': a.inject = v; break;
+      case '--trace-secrets': a.traceSecrets = num(); break;
       default: throw new Error(`unknown argument ${k}`);
     }
   }
@@ -100,10 +105,14 @@ function check(cond, what) {
 // ---------------------------------------------------------------------------------------------
 // Tokens
 
+// Every JWT the run sends, for the search of --trace-secrets.
+const JWTS = new Set();
 function sign(claims) {
   const b = (x) => Buffer.from(json(x)).toString('base64url');
   const input = `${b({ alg: 'HS256', typ: 'JWT' })}.${b(claims)}`;
-  return `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`;
+  const token = `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`;
+  JWTS.add(token);
+  return token;
 }
 function user(name, role) {
   const id = `${name}-${RUN}`;
@@ -130,6 +139,10 @@ const DATA_DIR = path.join(ARGS.out, 'data');
 mkdirSync(DATA_DIR, { recursive: true });
 const DB_NAME = ARGS.dbName || `torture_${RUN}`;
 
+// --trace-secrets: the loopback stand-in for Discord and the webhooks, and the secrets it holds.
+const SECRETS = ARGS.traceSecrets ? secretsRun.makeSecrets() : null;
+const STUB = SECRETS ? await secretsRun.startStub(SECRETS) : null;
+
 function serverEnv(port) {
   const env = {
     PATH: process.env.PATH,
@@ -141,7 +154,8 @@ function serverEnv(port) {
     SERVER_MODE: 'DEVELOPMENT',
     RATE_LIMITS: 'off',
     MAX_CONNECTIONS_PER_IP: '0',
-    RUST_LOG: process.env.TORTURE_RUST_LOG || 'warn',
+    RUST_LOG: process.env.TORTURE_RUST_LOG || (ARGS.traceSecrets ? 'trace' : 'warn'),
+    ...(STUB ? STUB.env : {}),
   };
   if (ARGS.store === 'mongo') {
     env.MONGO_URI = ARGS.mongoUri;
@@ -487,6 +501,8 @@ function runVerify() {
   const started = Date.now();
   const env = serverEnv(0);
   const r = spawnSync(ARGS.bin, ['verify'], { env, encoding: 'utf8', timeout: 300000 });
+  // Kept, so --trace-secrets searches what verify printed too.
+  appendFileSync(path.join(ARGS.out, 'verify.log'), `${r.stdout || ''}${r.stderr || ''}`);
   const ms = Date.now() - started;
   check(r.status === 0, `ticketd verify failed (exit ${r.status}): ${r.stdout}\n${r.stderr}`);
   return ms;
@@ -502,7 +518,10 @@ function inject(kind, workers, watchers) {
   else if (kind === 'wrong-content') t.messages.find((m) => !m.deleted).content = 'not what was acknowledged';
   else if (kind === 'lost-socket-event') watchers[0].got.splice(Math.floor(watchers[0].got.length / 2), 1);
   else if (kind === 'doubled-socket-event') watchers[0].got.push(watchers[0].got[watchers[0].got.length - 1]);
-  else throw new Error(`unknown --inject ${kind}`);
+  else if (kind === 'leaked-secret') {
+    // Planted in the server's log (searched at the end, with --trace-secrets 1).
+    if (!SECRETS) throw new Error('--inject leaked-secret needs --trace-secrets 1');
+  } else throw new Error(`unknown --inject ${kind}`);
 }
 
 async function checkAll(instances, workers, watchers) {
@@ -618,8 +637,21 @@ async function main() {
   const save = () => writeFileSync(path.join(ARGS.out, 'result.json'), json({ ...result, stats }, null, 2));
   let workers = [];
   let watchers = [];
+  let probing = null;
+  let probeStop = false;
+  const probeCount = { requests: 0, failed: 0, sockets: 0 };
   try {
     for (const inst of instances) await inst.start();
+    if (SECRETS) {
+      const bad = secretsRun.badTokens(sign, (claims, key) => {
+        const t = secretsRun.hmacSign(claims, key);
+        JWTS.add(t);
+        return t;
+      });
+      for (const t of bad) JWTS.add(t);
+      const good = [ADMIN.token, user('prober', 'CUSTOMER').token];
+      probing = secretsRun.probe(() => pick(instances).url, good, bad, SECRETS, () => probeStop, probeCount);
+    }
     workers = Array.from({ length: ARGS.workers }, (_, i) => new Worker(i, instances));
     watchers = [
       ...instances.map((inst, i) => new Watcher(`admin@${i}`, ADMIN, inst)),
@@ -673,12 +705,68 @@ async function main() {
     for (const s of watchers) s.close();
     for (const inst of instances) await inst.stop();
     result.finished_at = new Date().toISOString();
+    probeStop = true;
+    if (probing) await probing;
     result.wall_secs = Math.round((Date.now() - started) / 100) / 10;
     result.acked = stats.acked;
     save();
   }
+  if (SECRETS) await searchSecrets(result, probeCount, save);
   log(`${result.ok ? 'PASS' : 'FAIL'} torture ${ARGS.store} x${ARGS.instances}: ${result.cycles.length}/${ARGS.cycles} cycles, acked ${json(stats.acked)}, ${stats.retries} retries, ${result.wall_secs} s`);
   process.exit(result.ok ? 0 : 1);
+}
+
+/** --trace-secrets: every log of the run searched for every secret; a hit fails the run. */
+async function searchSecrets(result, probeCount, save) {
+  STUB.close();
+  const s = SECRETS;
+  const jwts = [...JWTS];
+  const env = STUB.env;
+  const kinds = [
+    { kind: 'JWT secret', values: [SECRET] },
+    { kind: 'JWTs sent (whole)', values: jwts },
+    { kind: 'JWT signatures', values: jwts.map((t) => t.split('.')[2]) },
+    { kind: 'JWT-shaped text (eyJhbGci…)', values: ['eyJhbGci'] },
+    { kind: 'Authorization header values', values: [...jwts.map((t) => `Bearer ${t}`), `Bot ${s.botToken}`, `Bearer ${s.metricsToken}`] },
+    { kind: 'METRICS_TOKEN (and the wrong one sent)', values: [s.metricsToken, s.wrongMetricsToken] },
+    { kind: 'Discord bot token', values: [s.botToken, s.botToken.split('.').slice(1).join('.')] },
+    { kind: 'error webhook URLs', values: [env.ERROR_WEBHOOK_URL, env.ERROR_BOT_WEBHOOK_URL] },
+    { kind: 'error webhook tokens', values: [s.errorHookToken, s.bridgeHookToken] },
+    { kind: 'partner webhook URL and its tokens', values: [env.WEBHOOK_URL, s.partnerPathToken, s.partnerQueryToken] },
+    { kind: 'partner webhook secret (and its key)', values: [s.webhookSecret, s.webhookKey] },
+  ];
+  // The search must be able to fail: a log planted with one value of each kind must hit every kind.
+  const planted = path.join(ARGS.out, 'planted');
+  mkdirSync(planted, { recursive: true });
+  writeFileSync(path.join(planted, 'planted.log'), kinds.map((k) => `x ${k.values[k.values.length - 1]} y`).join('\n'));
+  const selfTest = await secretsRun.scan(planted, kinds);
+  rmSync(planted, { recursive: true, force: true });
+  const blind = selfTest.kinds.filter((k) => k.hits === 0).map((k) => k.kind);
+  if (ARGS.inject === 'leaked-secret') {
+    appendFileSync(path.join(ARGS.out, 'server-0.log'), `planted by --inject: Authorization: Bot ${s.botToken}\n`);
+  }
+  const found = await secretsRun.scan(ARGS.out, kinds);
+  found.self_test = blind.length === 0 ? 'every kind found in a planted log' : `blind to: ${blind.join(', ')}`;
+  found.stub = STUB.seen;
+  found.probe = probeCount;
+  writeFileSync(path.join(ARGS.out, 'secrets.json'), json(found, null, 2));
+  log(`secrets: searched ${found.lines.toLocaleString('en')} lines, ${(found.bytes / 2 ** 20).toFixed(1)} MiB in ${found.files.join(', ')}`);
+  for (const k of found.kinds) {
+    log(`  ${k.kind}: ${k.values} value(s), ${k.hits} hit(s)${k.examples.length ? `: ${k.examples[0]}` : ''}`);
+  }
+  log(`  the stub saw: ${json(STUB.seen)}; the prober: ${json(probeCount)}; self-test: ${found.self_test}`);
+  // A search that saw nothing proves nothing: the servers must have logged at trace level, and
+  // the bot must have used its token.
+  const traced = found.lines > 1000 && STUB.seen.identify > 0 && STUB.seen.botAuth > 0 && blind.length === 0;
+  result.secrets = { lines: found.lines, bytes: found.bytes, leaks: found.leaks, traced };
+  if (found.leaks > 0 || !traced) {
+    result.ok = false;
+    result.failure = result.failure || (found.leaks > 0
+      ? `${found.leaks} log line(s) carry a secret (see secrets.json)`
+      : `the secrets search proves nothing: ${found.lines} lines, ${STUB.seen.identify} identifies, ${STUB.seen.botAuth} bot calls, ${found.self_test}`);
+    log(`FAIL ${result.failure}`);
+  }
+  save();
 }
 
 const watchdog = setTimeout(() => {

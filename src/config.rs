@@ -160,7 +160,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// `LOG_FORMAT` (pretty in DEVELOPMENT, json in PRODUCTION).
     pub log_format: LogFormat,
-    /// `SOCKET_AUTH_TIMEOUT_SECS` (10): how long a socket may stay unauthorized before it is dropped.
+    /// `SOCKET_AUTH_TIMEOUT_SECS` (10): how long a socket may stay unauthorized before it is dropped,
+    /// and an Engine.IO session may wait before it sends its Socket.IO CONNECT.
     pub socket_auth_timeout: std::time::Duration,
     /// `SOCKET_RESUME_MAX_EVENTS` (10,000): the most events a resuming socket is replayed; one
     /// further behind gets `resync_required` and re-reads the REST API instead.

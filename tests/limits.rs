@@ -486,6 +486,29 @@ async fn a_live_websocket_outlives_the_http_timeouts() {
     assert_eq!(ack["ok"], json!(true), "{ack}");
 }
 
+/// An Engine.IO session that never connects to a namespace is closed when an anonymous socket
+/// would be, not after socketioxide's 45 s, during which it held the session's memory even
+/// once the client had gone (ADR 0030).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_connects_is_closed_with_the_anonymous_timeout() {
+    let server = TestServer::start_with(&[("SOCKET_AUTH_TIMEOUT_SECS", "1")]).await;
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        addr(&server)
+    );
+    let stream = TcpStream::connect(addr(&server)).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("WebSocket upgrade");
+    let open = next_text(&mut ws).await.expect("the Engine.IO open packet");
+    assert!(open.starts_with('0'), "open packet: {open}");
+    // Pings are answered, so only the wait for the CONNECT can end the session.
+    assert!(
+        ws_closed_within(&mut ws, Duration::from_secs(5)).await,
+        "a session that never sent CONNECT outlived SOCKET_AUTH_TIMEOUT_SECS"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_server_host_binds_that_address_only() {
     let data = tempfile::tempdir().expect("a data directory");

@@ -54,6 +54,11 @@ pub fn layer(state: AppState) -> (SocketIoLayer, SocketIo) {
         .with_state(state.clone())
         .with_state(deadlines)
         .max_payload(MAX_MESSAGE_BYTES as u64)
+        // A session that never sends a Socket.IO CONNECT is closed when an anonymous socket
+        // would be. socketioxide waits 45 s by default, and its timer keeps the session (about
+        // 12 KiB) alive that long even after the client has gone: a stream of tokenless
+        // upgrades held memory in proportion to its rate times 45 s (ADR 0030).
+        .connect_timeout(state.config.socket_auth_timeout)
         .ws_max_message_size(MAX_MESSAGE_BYTES)
         .ws_max_frame_size(MAX_MESSAGE_BYTES)
         // Our events carry no binary attachments; accepting them would let a socket pile up to

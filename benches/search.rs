@@ -341,7 +341,9 @@ async fn time_queries<S: SearchIndex + ReadModels>(store: &S, label: &str) {
 /// The same queries on MongoDB and on an embedded store of the same (smaller) size.
 async fn mongo_beside(uri: &str, tickets: usize, per_ticket: usize) {
     let db = format!("bench_search_{}", std::process::id());
-    let store = MongoStore::connect(uri, &db).await.expect("connect to MongoDB");
+    let store = MongoStore::connect(uri, &db)
+        .await
+        .expect("connect to MongoDB");
     let started = Instant::now();
     build(&store, tickets, per_ticket).await;
     println!(

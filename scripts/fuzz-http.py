@@ -3,6 +3,8 @@
 
     python3 scripts/fuzz-http.py --bin PATH --json PATH [--seconds N] [--concurrency N]
                                  [--seed N] [--before S] [--after S]
+    python3 scripts/fuzz-http.py --self-test
+
 
 Python 3 standard library only. Starts the server (PRODUCTION mode, rate limits off, loopback,
 a temporary DATA_DIR, header and body time-outs of 5 s so that slow probes end quickly; stopped
@@ -55,8 +57,9 @@ HOST = "127.0.0.1"
 
 def arguments():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--json", required=True)
+    ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--bin")
+    ap.add_argument("--json")
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--seed", type=int, default=None)
@@ -967,8 +970,58 @@ class Control(threading.Thread):
 # The run
 
 
+def self_test():
+    """Plants each fault the judge must catch in a made-up result (no server), and checks that
+    a clean result passes: a fuzzer whose rules cannot fail proves nothing. Also checks the
+    response reader on chunked, HEAD and pipelined answers."""
+    env = b'{"error":"BAD_REQUEST","message":"m"}'
+
+    def result(outcome="answered", responses=(), closed=True, secs=0.1, garbled=None):
+        return {"outcome": outcome, "responses": list(responses), "closed": closed, "secs": secs, "garbled": garbled, "partial": False, "detail": ""}
+
+    planted = {
+        "silence": ({}, result("silent", closed=False)),
+        "a 500": ({}, result(responses=[(500, {}, env)])),
+        "an error outside the envelope": ({}, result(responses=[(400, {}, b"oops")])),
+        "bytes that are not HTTP": ({}, result("closed", garbled=b"SSH-2.0")),
+        "a request hidden in a body answered": (
+            {"max_responses": 1, "no_healthz": True},
+            result(responses=[(200, {}, b"{}"), (200, {}, b'{"status":"ok"}')]),
+        ),
+        "pipelined requests left unanswered": ({"expect": 3}, result(responses=[(200, {}, b"{}")], closed=False)),
+        "a close long past the time-out": ({"deadline": 8}, result("closed", secs=20)),
+    }
+    failed = [name for name, (spec, r) in planted.items() if not judge(spec, r)]
+    clean = judge({"expect": 2}, result(responses=[(200, {}, b"{}"), (400, {}, env)]))
+    if clean:
+        failed.append(f"a clean result was judged broken: {clean}")
+    wire = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"
+    )
+    got, partial = parse_responses(wire)
+    if [st for st, _, _ in got] != [200, 400] or got[0][2] != b"{}" or partial:
+        failed.append(f"pipelined answers read as {got}")
+    got, _ = parse_responses(b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n", head=True)
+    if len(got) != 1:
+        failed.append("a HEAD answer was not complete without its body")
+    try:
+        parse_responses(b"SSH-2.0-OpenSSH\r\n\r\n")
+        failed.append("garbage was read as an answer")
+    except Garbled:
+        pass
+    for f in failed:
+        print(f"  SELF-TEST: not caught: {f}")
+    print(f"{'PASS' if not failed else 'FAIL'} fuzz-http self-test: {len(planted)} planted faults, 4 reader checks")
+    return not failed
+
+
 def main():
     a = arguments()
+    if a.self_test:
+        sys.exit(0 if self_test() else 1)
+    if not a.bin or not a.json:
+        sys.exit("fuzz-http: --bin and --json are required")
     seed = a.seed if a.seed is not None else secrets.randbelow(10**9)
     work = tempfile.mkdtemp(prefix="ticketd-fuzz-http.")
     server = Server(a.bin, work)

@@ -67,6 +67,12 @@ impl From<PathRejection> for ApiError {
 
 /// Reads a JSON object body of at most [`BODY_LIMIT`] bytes. An empty body is `None`.
 pub async fn json_object(body: Body) -> Result<Option<Map<String, Value>>, ApiError> {
+    // A Content-Length over the limit is refused before a byte of the body is read: reading
+    // could only end in the same answer, or in a 408 after the body time-out for a body that
+    // is never sent (and a client that sent `Expect: 100-continue` need not send it at all).
+    if http_body::Body::size_hint(&body).lower() > BODY_LIMIT as u64 {
+        return Err(too_large());
+    }
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|e| body_read_error(e.into_inner()))?;
@@ -92,20 +98,24 @@ pub async fn json_object(body: Body) -> Result<Option<Map<String, Value>>, ApiEr
 /// the body time-out (`body_timeout.rs`) then answers 408 in place of this.
 fn body_read_error(cause: axum::BoxError) -> ApiError {
     if cause.is::<http_body_util::LengthLimitError>() {
-        return ApiError::field(
-            FieldError::new(
-                "body",
-                "too_large",
-                format!("Body is larger than {BODY_LIMIT} bytes"),
-            )
-            .with_context(json!({"limit": BODY_LIMIT})),
-        );
+        return too_large();
     }
     ApiError::field(FieldError::new(
         "body",
         "malformed",
         "The body could not be read: its transfer encoding is malformed or it ended early",
     ))
+}
+
+fn too_large() -> ApiError {
+    ApiError::field(
+        FieldError::new(
+            "body",
+            "too_large",
+            format!("Body is larger than {BODY_LIMIT} bytes"),
+        )
+        .with_context(json!({"limit": BODY_LIMIT})),
+    )
 }
 
 /// Like [`json_object`], but a body is required.

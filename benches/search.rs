@@ -12,10 +12,16 @@
 //! `cargo bench --bench search -- [--tickets N] [--messages-per-ticket M] [--posts P] [--fresh]
 //! [--mongo URI] [--mongo-tickets N]`; run by `scripts/bench-search`.
 
+// Shared with the other benchmarks; this one needs only the machine line.
+#[allow(dead_code)]
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use support::machine;
 use ticketd::search::{SearchRequest, search, text::query_terms};
 use ticketd::store::{
     EmbeddedOptions, EmbeddedStore, MongoStore, ReadModels, SearchIndex, TicketFilter,
@@ -456,18 +462,4 @@ fn sizes(dir: &std::path::Path) {
         index / file.max(1e-9) * 100.0,
         index / text.max(1e-9)
     );
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {}", std::env::consts::OS)
 }

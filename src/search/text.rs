@@ -3,6 +3,7 @@
 //! the same terms and a highlighted word is exactly a word that matched (ADR 0024).
 
 use std::ops::Range;
+use ticketd_projections::transcript::escape_into;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -167,20 +168,6 @@ pub fn excerpt(text: &str, query: &[QueryTerm]) -> Option<String> {
         out.push('…');
     }
     Some(out)
-}
-
-/// Appends `text` with `& < > " '` escaped, so it is inert inside HTML text and attributes.
-pub fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,15 +9,18 @@
 //! messages per ticket on that MongoDB and on a fresh embedded store, and times the same queries
 //! on both, side by side.
 //!
-//! `cargo bench --bench search -- [--tickets N] [--messages-per-ticket M] [--posts P] [--fresh]
-//! [--mongo URI] [--mongo-tickets N]`; run by `scripts/bench-search`.
+//! `cargo bench --bench search -- [--tickets N] [--messages-per-ticket M] [--posts P]
+//! [--rounds R] [--posts-only] [--fresh] [--mongo URI] [--mongo-tickets N]`; run by
+//! `scripts/bench-search`. The posts comparison runs R rounds with the index and R without,
+//! alternating, and prints the rate, the CPU time of the store's threads and the bytes written
+//! per post; `--posts-only` skips the big store and its queries.
 
 // Shared with the other benchmarks; this one needs only the machine line.
 #[allow(dead_code)]
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -40,6 +43,8 @@ struct Args {
     tickets: usize,
     per_ticket: usize,
     posts: usize,
+    rounds: usize,
+    posts_only: bool,
     fresh: bool,
     mongo: Option<String>,
     mongo_tickets: usize,
@@ -50,6 +55,8 @@ fn args() -> Args {
         tickets: 10_000,
         per_ticket: 100,
         posts: 20_000,
+        rounds: 2,
+        posts_only: false,
         fresh: false,
         mongo: None,
         mongo_tickets: 1_000,
@@ -61,6 +68,8 @@ fn args() -> Args {
             "--tickets" => args.tickets = number(10_000).max(1),
             "--messages-per-ticket" => args.per_ticket = number(100),
             "--posts" => args.posts = number(20_000).max(1),
+            "--rounds" => args.rounds = number(2).max(1),
+            "--posts-only" => args.posts_only = true,
             "--fresh" => args.fresh = true,
             "--mongo" => args.mongo = it.next(),
             "--mongo-tickets" => args.mongo_tickets = number(1_000).max(1),
@@ -251,10 +260,69 @@ fn main() {
         "machine: {} (shared with other builds: compare ratios, not absolutes)",
         machine()
     );
+    if !args.posts_only {
+        search_section(&args, &runtime, &dir, &ready);
+    }
+
+    // Posts side by side: a fresh small store per round, the index on and off in turn.
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut cpu: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut bytes: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..2 * args.rounds {
+        let on = round % 2 == 0;
+        let temp = tempfile::tempdir().expect("a temporary directory");
+        let store = EmbeddedStore::open(temp.path(), EmbeddedOptions::default()).expect("open");
+        store.set_search_index(on);
+        let (before, written) = (store_threads_cpu(), bytes_written());
+        let rate = runtime.block_on(posts(&store, args.posts));
+        let used = store_threads_cpu().since(&before);
+        runtime.block_on(store.shutdown());
+        bytes[usize::from(!on)].push((bytes_written() - written) as f64 / args.posts as f64);
+        rates[usize::from(!on)].push(rate);
+        cpu[usize::from(!on)].push(used.as_secs_f64() * 1e6 / args.posts as f64);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (with, without) = (mean(&rates[0]), mean(&rates[1]));
+    // Each round with the index is compared with the round without it that followed, and the
+    // median of those ratios printed too: load on a shared machine drifts over a run, and
+    // a drift moves both rounds of a pair alike.
+    let mut pairs: Vec<f64> = rates[0]
+        .iter()
+        .zip(&rates[1])
+        .map(|(w, wo)| w / wo)
+        .collect();
+    pairs.sort_by(f64::total_cmp);
+    let median = pairs[pairs.len() / 2];
+    println!(
+        "posts ({} single-message appends, {WRITERS} writers, {} rounds each, interleaved): \
+         {with:.0}/s with the index, {without:.0}/s without = {:.1} % slower \
+         (median of the {} pairs: {:.1} % slower)",
+        args.posts,
+        args.rounds,
+        (1.0 - with / without) * 100.0,
+        pairs.len(),
+        (1.0 - median) * 100.0
+    );
+    let (with, without) = (mean(&cpu[0]), mean(&cpu[1]));
+    println!(
+        "posts, CPU time of the store's own threads (writer and checkpointer) per post: \
+         {with:.1} µs with the index, {without:.1} µs without = {:.1} % more",
+        (with / without - 1.0) * 100.0
+    );
+    let (with, without) = (mean(&bytes[0]), mean(&bytes[1]));
+    println!(
+        "posts, bytes the process wrote to files per post (the WAL, its checkpoints into the \
+         file): {with:.0} with the index, {without:.0} without = {:.1} % more",
+        (with / without - 1.0) * 100.0
+    );
+}
+
+/// Builds (or reuses) the big store and times the queries on it, and on MongoDB if asked.
+fn search_section(args: &Args, runtime: &tokio::runtime::Runtime, dir: &Path, ready: &Path) {
     if args.fresh || !ready.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the store's directory");
-        let store = EmbeddedStore::open(&dir, EmbeddedOptions::default()).expect("open the store");
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("create the store's directory");
+        let store = EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("open the store");
         let started = Instant::now();
         runtime.block_on(build(&store, args.tickets, args.per_ticket));
         let secs = started.elapsed().as_secs_f64();
@@ -265,13 +333,13 @@ fn main() {
             (args.tickets * (args.per_ticket + 1)) as f64 / secs
         );
         runtime.block_on(store.shutdown());
-        std::fs::write(&ready, "").expect("mark the store built");
+        std::fs::write(ready, "").expect("mark the store built");
     } else {
         println!("reusing {} (--fresh rebuilds it)", dir.display());
     }
-    sizes(&dir);
+    sizes(dir);
 
-    let store = EmbeddedStore::open(&dir, EmbeddedOptions::default()).expect("open the store");
+    let store = EmbeddedStore::open(dir, EmbeddedOptions::default()).expect("open the store");
     runtime.block_on(time_queries(&store, "search"));
     runtime.block_on(store.shutdown());
     drop(store);
@@ -279,26 +347,6 @@ fn main() {
     if let Some(uri) = &args.mongo {
         runtime.block_on(mongo_beside(uri, args.mongo_tickets, args.per_ticket));
     }
-
-    // Posts side by side: a fresh small store per round, the index on and off in turn.
-    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    for round in 0..4 {
-        let on = round % 2 == 0;
-        let temp = tempfile::tempdir().expect("a temporary directory");
-        let store = EmbeddedStore::open(temp.path(), EmbeddedOptions::default()).expect("open");
-        store.set_search_index(on);
-        let rate = runtime.block_on(posts(&store, args.posts));
-        runtime.block_on(store.shutdown());
-        rates[usize::from(!on)].push(rate);
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (with, without) = (mean(&rates[0]), mean(&rates[1]));
-    println!(
-        "posts ({} single-message appends, {WRITERS} writers, 2 rounds each, interleaved): \
-         {with:.0}/s with the index, {without:.0}/s without = {:.1} % slower",
-        args.posts,
-        (1.0 - with / without) * 100.0
-    );
 }
 
 /// Times the 200 queries on `store` (one untimed pass first, to warm the caches) and prints
@@ -434,6 +482,54 @@ fn process_cpu() -> Duration {
         .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
     Duration::from_nanos(nanos)
+}
+
+/// Bytes this process has written with write calls so far (`wchar` of `/proc/self/io`).
+fn bytes_written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("wchar: "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time so far of each of the store's threads (named `ticketd-sqlite-*`, which the kernel
+/// cuts to 15 characters), by thread id.
+struct ThreadsCpu(std::collections::HashMap<String, u64>);
+
+fn store_threads_cpu() -> ThreadsCpu {
+    let mut threads = std::collections::HashMap::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = task.path();
+        let named = std::fs::read_to_string(path.join("comm"))
+            .is_ok_and(|comm| comm.starts_with("ticketd-sqlite"));
+        let nanos = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|stat| stat.split_whitespace().next()?.parse::<u64>().ok());
+        if let (true, Some(nanos)) = (named, nanos) {
+            threads.insert(task.file_name().to_string_lossy().into_owned(), nanos);
+        }
+    }
+    ThreadsCpu(threads)
+}
+
+impl ThreadsCpu {
+    /// CPU time used since `earlier`, by threads alive now (a thread born since counts whole).
+    fn since(&self, earlier: &ThreadsCpu) -> Duration {
+        let nanos = self
+            .0
+            .iter()
+            .map(|(tid, now)| now.saturating_sub(earlier.0.get(tid).copied().unwrap_or(0)))
+            .sum();
+        Duration::from_nanos(nanos)
+    }
 }
 
 /// The file, the index and the text it indexes, in MB.

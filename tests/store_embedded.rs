@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use tempfile::TempDir;
 use ticketd::store::conformance::{self, agent, new_event, new_id, opened, posted, user};
-use ticketd::store::{Checkpoints, EmbeddedOptions, EmbeddedStore, ReadModels, TicketFilter};
+use ticketd::store::{
+    Checkpoints, EmbeddedOptions, EmbeddedStore, ReadModels, SearchIndex, TicketFilter,
+};
 use ticketd_events::{EventStore, ExpectedVersion, IssueLevel, StoreError, SupportRole, UserRole};
 
 fn open(dir: &Path) -> EmbeddedStore {
@@ -313,6 +315,224 @@ async fn the_wal_stays_bounded_under_steady_writes() {
     assert!(
         wal <= 2 * BOUND as u64,
         "the WAL is {wal} bytes after writing a {db}-byte database; bound {BOUND}"
+    );
+    store.shutdown().await;
+}
+
+/// The tickets holding `word` (internal notes included when `notes`), each with the version its
+/// excerpts are looked for from.
+async fn hits(
+    store: &EmbeddedStore,
+    word: &str,
+    prefix: bool,
+    notes: bool,
+) -> Vec<(u64, Option<u64>)> {
+    let term = ticketd::search::text::QueryTerm {
+        term: word.to_owned(),
+        prefix,
+    };
+    store
+        .search_term(&term, notes)
+        .await
+        .expect("search a term")
+        .into_iter()
+        .map(|hit| (hit.position, hit.first_message))
+        .collect()
+}
+
+/// Posts `content` to `ticket` at `version` and answers the message's version.
+async fn post(store: &EmbeddedStore, ticket: &str, version: u64, id: &str, content: &str) -> u64 {
+    let author = user("u1", UserRole::Customer);
+    let event = ticketd_events::TicketEvent::MessagePosted {
+        message_id: id.to_owned(),
+        author_id: author.id.clone(),
+        author_name: author.name.clone(),
+        author_role: author.role,
+        content: content.to_owned(),
+        attachments: vec![],
+        internal: false,
+    };
+    let stored = store
+        .append(
+            ticket,
+            ExpectedVersion::Exact(version),
+            vec![new_event(&author, event)],
+        )
+        .await
+        .expect("post");
+    stored[0].version
+}
+
+/// Posts are indexed through a pending table that batches move into FTS5 thousands at a time
+/// (ADR 0024, "Pending rows"): a word is found the same before and after its move, after a
+/// deletion or an edit on either side of it, and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_is_found_alike_before_and_after_its_row_moves_into_fts5() {
+    let (dir, store) = fresh();
+    let customer = user("u1", UserRole::Customer);
+    let (a, b) = (new_id(), new_id());
+    let mut opened_at = Vec::new();
+    for ticket in [&a, &b] {
+        let stored = store
+            .append(
+                ticket,
+                ExpectedVersion::NoStream,
+                vec![new_event(
+                    &customer,
+                    opened(&customer, SupportRole::General, IssueLevel::Normal),
+                )],
+            )
+            .await
+            .unwrap();
+        opened_at.push(stored[0].position);
+    }
+    let (pa, pb) = (opened_at[0], opened_at[1]);
+    let first = post(&store, &a, 1, "a1", "Walrus alpha").await;
+    let note = ticketd_events::TicketEvent::MessagePosted {
+        message_id: "a2".into(),
+        author_id: agent().id,
+        author_name: agent().name,
+        author_role: agent().role,
+        content: "narwhal".into(),
+        attachments: vec![],
+        internal: true,
+    };
+    store
+        .append(
+            &a,
+            ExpectedVersion::Exact(first),
+            vec![new_event(&agent(), note)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hits(&store, "walrus", false, false).await,
+        [(pa, Some(first))]
+    );
+
+    // More posts than the pending table holds: every earlier row moves into FTS5.
+    let mut version = 1;
+    for chunk in 0..45 {
+        let author = user("u1", UserRole::Customer);
+        let events = (0..100)
+            .map(|i| {
+                let n = chunk * 100 + i;
+                new_event(
+                    &author,
+                    ticketd_events::TicketEvent::MessagePosted {
+                        message_id: format!("b{n}"),
+                        author_id: author.id.clone(),
+                        author_name: author.name.clone(),
+                        author_role: author.role,
+                        content: format!("filler{n} common"),
+                        attachments: vec![],
+                        internal: false,
+                    },
+                )
+            })
+            .collect();
+        let stored = store
+            .append(&b, ExpectedVersion::Exact(version), events)
+            .await
+            .unwrap();
+        version = stored.last().unwrap().version;
+    }
+    let later = post(&store, &a, first + 1, "a3", "walrus beta").await;
+
+    // Moved rows and pending rows answer alike.
+    assert_eq!(
+        hits(&store, "walrus", false, false).await,
+        [(pa, Some(first))]
+    );
+    assert_eq!(
+        hits(&store, "beta", false, false).await,
+        [(pa, Some(later))]
+    );
+    assert_eq!(hits(&store, "narwhal", false, false).await, []);
+    // A moved row may stand for several messages of its ticket, from the first of them: the
+    // note's excerpts are looked for from the post before it at the earliest.
+    assert!(
+        [[(pa, Some(first))], [(pa, Some(first + 1))]].contains(
+            &hits(&store, "narwhal", false, true)
+                .await
+                .as_slice()
+                .try_into()
+                .unwrap()
+        )
+    );
+    assert_eq!(hits(&store, "filler4499", false, false).await.len(), 1);
+    assert_eq!(hits(&store, "filler17", false, false).await[0].0, pb);
+    assert_eq!(hits(&store, "commo", true, false).await.len(), 1);
+    assert_eq!(hits(&store, "common", false, false).await[0], (pb, Some(2)));
+
+    // A deletion of a moved message: its other word goes, the word a pending one holds stays.
+    store
+        .append(
+            &a,
+            ExpectedVersion::Exact(later),
+            vec![new_event(
+                &customer,
+                ticketd_events::TicketEvent::MessageDeleted {
+                    message_id: "a1".into(),
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits(&store, "alpha", false, false).await, []);
+    assert_eq!(
+        hits(&store, "walrus", false, false).await,
+        [(pa, Some(later))]
+    );
+    // An edit of the message whose row was pending: its old words go, its new one comes.
+    store
+        .append(
+            &a,
+            ExpectedVersion::Exact(later + 1),
+            vec![new_event(
+                &customer,
+                ticketd_events::TicketEvent::MessageEdited {
+                    message_id: "a3".into(),
+                    content: "gamma".into(),
+                    attachments: None,
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits(&store, "walrus", false, false).await, []);
+    assert_eq!(
+        hits(&store, "gamma", false, false).await,
+        [(pa, Some(later))]
+    );
+    // A moved row may stand for several messages of its ticket, from the first of them: the
+    // note's excerpts are looked for from the post before it at the earliest.
+    assert!(
+        [[(pa, Some(first))], [(pa, Some(first + 1))]].contains(
+            &hits(&store, "narwhal", false, true)
+                .await
+                .as_slice()
+                .try_into()
+                .unwrap()
+        )
+    );
+
+    // A restart finds everything where it was, and new posts are indexed on.
+    store.shutdown().await;
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(
+        hits(&store, "gamma", false, false).await,
+        [(pa, Some(later))]
+    );
+    assert_eq!(
+        hits(&store, "filler4499", false, false).await,
+        [(pb, Some(4501))]
+    );
+    let last = post(&store, &b, version, "b-last", "walrus again").await;
+    assert_eq!(
+        hits(&store, "walrus", false, false).await,
+        [(pb, Some(last))]
     );
     store.shutdown().await;
 }

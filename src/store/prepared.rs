@@ -17,6 +17,9 @@ pub(crate) struct PreparedEvent {
     pub(crate) data_json: String,
     /// The event's hash with everything but its placement absorbed.
     pub(crate) pending_hash: PendingHash,
+    /// The search terms of the message the event posts, for the embedded store's writer
+    /// (`store::embedded::search::offer`).
+    pub(crate) search_terms: Option<Vec<(u128, String)>>,
 }
 
 impl PreparedEvent {
@@ -40,6 +43,7 @@ impl PreparedEvent {
             actor_json,
             data_json,
             pending_hash,
+            search_terms: None,
         })
     }
 }

@@ -415,7 +415,7 @@ pub fn replay(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<ReplaySu
         progress(summary.events, total);
     }
     // The messages' search rows are written per ticket, in posting order (ADR 0024).
-    super::search::rebuild_messages(&tx)?;
+    super::search::rebuild_messages(&tx, true)?;
     // The reports projection folds the log in position order (ADR 0026).
     super::reports::rebuild(&tx)?;
     tx.commit().map_err(sql_error)?;

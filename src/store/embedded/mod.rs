@@ -145,6 +145,30 @@ impl EmbeddedStore {
         &self.inner.metrics
     }
 
+    /// Renders `events` for the writer, with their search terms while the index is kept.
+    fn prepare(
+        &self,
+        stream_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<PreparedEvent>, StoreError> {
+        let indexed = self
+            .inner
+            .search_kept
+            .load(std::sync::atomic::Ordering::Relaxed);
+        events
+            .into_iter()
+            .map(|event| {
+                let mut prepared = PreparedEvent::new(stream_id, event)?;
+                if let (true, ticketd_events::TicketEvent::MessagePosted { content, .. }) =
+                    (indexed, &prepared.event.event)
+                {
+                    prepared.search_terms = Some(search::message_terms(content));
+                }
+                Ok(prepared)
+            })
+            .collect()
+    }
+
     /// Turns the keeping of the search index on or off (`SEARCH_INDEX`, ADR 0024).
     pub fn set_search_index(&self, on: bool) {
         self.inner
@@ -229,10 +253,7 @@ impl crate::store::CappedAppend for EmbeddedStore {
         events: Vec<NewEvent>,
         cap: &crate::store::OpenCap,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let events = events
-            .into_iter()
-            .map(|event| PreparedEvent::new(stream_id, event))
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = self.prepare(stream_id, events)?;
         let (reply, answer) = oneshot::channel();
         self.submit(Request::Append {
             stream_id: stream_id.to_owned(),
@@ -252,10 +273,7 @@ impl EventStore for EmbeddedStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        let events = events
-            .into_iter()
-            .map(|event| PreparedEvent::new(stream_id, event))
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = self.prepare(stream_id, events)?;
         let (reply, answer) = oneshot::channel();
         self.submit(Request::Append {
             stream_id: stream_id.to_owned(),

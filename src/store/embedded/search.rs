@@ -12,15 +12,19 @@
 //! What the writer does not remember (after a restart, or a ticket it forgot) is written again:
 //! a duplicate row costs a little doclist, never a wrong answer. A deletion or an edit writes
 //! the ticket's rows again from its live messages ([`Op::Rebuild`]), so the first row holding a
-//! word is always the first live message holding it (where excerpts are looked for).
+//! word is the first live message holding it, or a row for a few of the ticket's messages from
+//! one move ([`ROW_SPAN`]) that starts at most that much before it (where excerpts are looked
+//! for).
 //! Contentless (`content=''`): the text is in `tickets` and `messages` already. The terms
 //! arrive normalised and space-separated, so the `ascii` tokenizer only splits them again and
 //! both stores index the very same words.
 //!
 //! On the writer thread the index writes of a batch are held back until its last request is
-//! done and applied just before the commit, outside the requests' savepoints ([`flush`]): FTS5
-//! writes its pending terms out as a new segment at every savepoint, so writing them inside each
-//! request's savepoint would cost a segment (and its merges) per post. A rolled-back request
+//! done and applied just before the commit, outside the requests' savepoints ([`flush`]). A
+//! batch's new message rows do not go to FTS5 at once: they go to `search_pending` as one plain
+//! row, and a batch that finds thousands there moves them all into FTS5 together; a search reads
+//! both (ADR 0024, "Pending rows"). FTS5 writes a segment, its structure and a size row per
+//! message at every commit, which cost posts most of the index's price. A rolled-back request
 //! drops its held writes ([`mark`], [`undo_to`]); the commit still holds the events, the read
 //! models and the index together, and a batch that does not commit makes the writer forget what
 //! it remembered ([`forget_known`]).
@@ -31,6 +35,8 @@ use crate::store::{TermHit, found};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use ticketd_events::StoreError;
@@ -39,8 +45,8 @@ use ticketd_projections::{Change, TicketView};
 /// Bits of a message row's rowid that hold its version in the ticket's stream.
 pub(super) const SEQ_BITS: u32 = 24;
 
-/// Most terms the writer remembers, over all tickets (about 64 bytes each): past it, the
-/// tickets remembered longest are forgotten first.
+/// Most terms the writer remembers, over all tickets (a 16-byte fingerprint each, about 32
+/// bytes with its table's room): past it, the tickets remembered longest are forgotten first.
 const KNOWN_TERMS: usize = 500_000;
 
 /// Migration 8's tables (migration 11 replaces `search_messages`: [`TICKET_TERMS_SCHEMA`]).
@@ -58,6 +64,27 @@ pub(super) const TICKET_TERMS_SCHEMA: &str = "
     CREATE VIRTUAL TABLE search_messages USING fts5(body, note, content = '',
         contentless_delete = 1, tokenize = 'ascii', detail = column);
 ";
+
+/// Migration 12: message rows not yet moved into `search_messages` (see [`flush`]), one row per
+/// batch that wrote any: `lines` holds a line per message, `<rowid> <b|n> <terms>` (`b` for its
+/// `body` column, `n` for `note`), and `messages` counts them.
+pub(super) const PENDING_SCHEMA: &str = "
+    CREATE TABLE search_pending (
+        id       INTEGER PRIMARY KEY,
+        messages INTEGER NOT NULL,
+        lines    TEXT    NOT NULL
+    );
+";
+
+/// Message rows held in `search_pending` before a batch moves them all into FTS5 at once: more
+/// makes posts cheaper (fewer FTS5 segments, and fewer scattered size rows, per commit) and
+/// every search dearer (each query term reads them all).
+const PENDING_ROWS: usize = 4096;
+
+/// The hasher of the writer's maps, which every post looks a score of words up in: quicker than
+/// the standard SipHash, and seeded at random per map all the same, so customers' words cannot
+/// be chosen to collide.
+type Fast = foldhash::fast::RandomState;
 
 /// Whether this thread keeps the index: always, but on the writer thread of a store whose
 /// index was turned off (`SEARCH_INDEX=off`, a benchmark's and operator's knob; the search
@@ -81,68 +108,142 @@ enum Op {
     Ticket(i64, String, String),
 }
 
+/// A term of a message, with its fingerprint.
+pub(crate) type Term = (u128, String);
+
+/// The distinct terms of a message with their fingerprints: what the writer needs of a post,
+/// computed before the post reaches it ([`offer`]).
+pub(crate) fn message_terms(content: &str) -> Vec<Term> {
+    terms(content)
+        .into_iter()
+        .map(|term| (fingerprint(&term), term))
+        .collect()
+}
+
+/// A term's 128 bits, from two hashes seeded at random once per process: what the writer
+/// remembers a term by ([`Known`]). A set of fingerprints is looked up in one probe of a
+/// compact table, where a set of strings cost a cache miss and a comparison per word (most of
+/// the index's cost to a post). Two words of one ticket share a fingerprint with odds of about
+/// 2^-100 even at a million words (the birthday bound of 128 random bits), and the seeds are
+/// unknown outside the process, so words cannot be chosen to collide; a collision would leave
+/// one word of one message out of the index.
+fn fingerprint(term: &str) -> u128 {
+    static SEEDS: std::sync::OnceLock<[foldhash::quality::RandomState; 2]> =
+        std::sync::OnceLock::new();
+    let [high, low] = SEEDS.get_or_init(Default::default);
+    (u128::from(high.hash_one(term)) << 64) | u128::from(low.hash_one(term))
+}
+
+/// Hashes a fingerprint by taking its low bits: it is a hash already.
+#[derive(Default)]
+struct PrintHasher(u64);
+
+impl std::hash::Hasher for PrintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u128(&mut self, print: u128) {
+        self.0 = print as u64;
+    }
+}
+
+/// A set of term fingerprints.
+type Prints = HashSet<u128, std::hash::BuildHasherDefault<PrintHasher>>;
+
 /// The terms of one message, and where they go.
 struct MessageTerms {
-    /// The ticket's position.
-    position: i64,
+    /// The ticket's id and position.
+    ticket: (String, i64),
     /// The message's version in the ticket's stream.
     seq: i64,
     /// Whether it is an internal note.
     internal: bool,
     /// Its distinct terms.
-    terms: Vec<String>,
+    terms: Vec<Term>,
 }
 
-/// The terms the writer knows each recent ticket's message rows to hold, public and internal
-/// apart. Only ever a subset of what the index holds (it is filled as rows are written, and
-/// emptied when a batch fails), so a term it does not know is merely written again.
+/// What the writer knows of a recent ticket's message rows: the terms they hold, public and
+/// internal apart.
+struct KnownTicket {
+    id: String,
+    terms: [Prints; 2],
+}
+
+/// The terms the writer knows each recent ticket's message rows to hold, and where those
+/// tickets are. Only ever a subset of what the index holds (it is filled as rows are written,
+/// and emptied when a batch fails), so a term it does not know is merely written again.
 #[derive(Default)]
 struct Known {
-    tickets: HashMap<(i64, bool), HashSet<String>>,
+    /// By ticket position.
+    tickets: HashMap<i64, KnownTicket, Fast>,
+    /// The positions of the same tickets by id, so a post needs no look-up.
+    positions: HashMap<String, i64, Fast>,
     /// The tickets in the order they were first remembered, to forget the oldest first.
-    order: VecDeque<(i64, bool)>,
+    order: VecDeque<i64>,
     terms: usize,
 }
 
 impl Known {
-    /// The terms of `message` not known yet for its ticket, now known.
-    fn learn(&mut self, message: &MessageTerms) -> Vec<String> {
-        let key = (message.position, message.internal);
-        let set = self.tickets.entry(key).or_insert_with(|| {
-            self.order.push_back(key);
-            HashSet::new()
-        });
-        let new: Vec<String> = message
-            .terms
-            .iter()
-            .filter(|t| set.insert((*t).clone()))
-            .cloned()
-            .collect();
-        self.terms += new.len();
+    fn ticket(&mut self, position: i64, id: &str) -> &mut KnownTicket {
+        self.tickets.entry(position).or_insert_with(|| {
+            self.order.push_back(position);
+            self.positions.insert(id.to_owned(), position);
+            KnownTicket {
+                id: id.to_owned(),
+                terms: Default::default(),
+            }
+        })
+    }
+
+    /// The terms of `message` not known yet for its ticket, now known, space-separated.
+    fn learn(&mut self, message: &MessageTerms) -> String {
+        let (id, position) = &message.ticket;
+        let set = &mut self.ticket(*position, id).terms[usize::from(message.internal)];
+        let mut new = String::new();
+        let mut added = 0;
+        for (print, term) in &message.terms {
+            if set.insert(*print) {
+                if !new.is_empty() {
+                    new.push(' ');
+                }
+                new.push_str(term);
+                added += 1;
+            }
+        }
+        self.terms += added;
         self.trim();
         new
     }
 
     /// Remembers a ticket's complete sets, as a rebuild wrote them.
-    fn replace(&mut self, position: i64, sets: [(bool, HashSet<String>); 2]) {
-        for (internal, set) in sets {
-            let key = (position, internal);
-            self.terms += set.len();
-            match self.tickets.insert(key, set) {
-                Some(old) => self.terms -= old.len(),
-                None => self.order.push_back(key),
-            }
-        }
+    fn replace(&mut self, position: i64, id: &str, terms: [Prints; 2]) {
+        let ticket = self.ticket(position, id);
+        let old = ticket.terms.iter().map(HashSet::len).sum::<usize>();
+        ticket.terms = terms;
+        let new = ticket.terms.iter().map(HashSet::len).sum::<usize>();
+        self.terms = self.terms + new - old;
         self.trim();
+    }
+
+    fn position(&self, id: &str) -> Option<i64> {
+        self.positions.get(id).copied()
     }
 
     fn trim(&mut self) {
         while self.terms > KNOWN_TERMS {
-            let Some(key) = self.order.pop_front() else {
+            let Some(position) = self.order.pop_front() else {
                 break;
             };
-            if let Some(old) = self.tickets.remove(&key) {
-                self.terms -= old.len();
+            if let Some(old) = self.tickets.remove(&position) {
+                self.terms -= old.terms.iter().map(HashSet::len).sum::<usize>();
+                self.positions.remove(&old.id);
             }
         }
     }
@@ -155,6 +256,20 @@ thread_local! {
     static KEPT: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
     /// What the writer thread knows the index to hold (none on other threads).
     static KNOWN: RefCell<Option<Known>> = const { RefCell::new(None) };
+    /// How many rows `search_pending` holds as the writer thread counted them (none when not
+    /// counted yet, or after a batch that did not commit).
+    static PENDING: RefCell<Option<usize>> = const { RefCell::new(None) };
+    /// The terms of the message the event being projected posts, computed on the caller's
+    /// task ([`offer`]).
+    static OFFERED: RefCell<Option<Vec<Term>>> = const { RefCell::new(None) };
+}
+
+/// Hands the terms of the message the next event posts, computed before it reached the
+/// writer, to its projection (`None` after it, or for an event that posts none): the writer
+/// is the one thread every append waits for, and splitting and folding words is work any
+/// thread can do.
+pub(super) fn offer(terms: Option<Vec<Term>>) {
+    OFFERED.with(|offered| *offered.borrow_mut() = terms);
 }
 
 /// Holds this thread's index writes back until [`flush`], and keeps the index only while
@@ -187,11 +302,22 @@ pub(super) fn forget_known() {
             *known = Known::default();
         }
     });
+    PENDING.with(|pending| *pending.borrow_mut() = None);
 }
 
-/// Applies every held write, in order; the batch fails if one fails. A ticket rebuilt in the
-/// batch is rebuilt once, after its other writes, from the messages as the batch leaves them,
-/// which already hold its posts.
+/// Counts `delta` more (or fewer) rows in `search_pending`, if they are being counted.
+fn count_pending(delta: isize) {
+    PENDING.with(|pending| {
+        if let Some(n) = pending.borrow_mut().as_mut() {
+            *n = n.saturating_add_signed(delta);
+        }
+    });
+}
+
+/// Applies every held write; the batch fails if one fails. The batch's new message rows go to
+/// `search_pending` as one row, and once that holds [`PENDING_ROWS`] or more they all move into
+/// FTS5 at once. A ticket rebuilt in the batch is rebuilt once, after its other writes, from
+/// the messages as the batch leaves them, which already hold its posts.
 pub(super) fn flush(conn: &Connection) -> Result<(), StoreError> {
     let ops = HELD
         .with(|held| held.borrow_mut().as_mut().map(std::mem::take))
@@ -203,17 +329,169 @@ pub(super) fn flush(conn: &Connection) -> Result<(), StoreError> {
             _ => None,
         })
         .collect();
+    let (mut lines, mut messages) = (String::new(), 0usize);
     for op in &ops {
         match op {
-            Op::Add(message) if rebuilt.contains(&message.position) => {}
+            Op::Add(message) if rebuilt.contains(&message.ticket.1) => {}
+            Op::Add(message) => {
+                let new = KNOWN.with(|known| match known.borrow_mut().as_mut() {
+                    Some(known) => known.learn(message),
+                    None => joined_terms(&message.terms),
+                });
+                if !new.is_empty() {
+                    let rowid = row_id(message.ticket.1, message.seq);
+                    let column = if message.internal { 'n' } else { 'b' };
+                    // Writing to a String cannot fail.
+                    let _ = writeln!(lines, "{rowid} {column} {new}");
+                    messages += 1;
+                }
+            }
             Op::Rebuild(_) => {}
             op => run(conn, op)?,
         }
     }
+    if messages > 0 {
+        let count = i64::try_from(messages).unwrap_or(i64::MAX);
+        conn.prepare_cached("INSERT INTO search_pending (messages, lines) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![count, lines]))
+            .map_err(sql_error)?;
+        count_pending(messages.try_into().unwrap_or(isize::MAX));
+    }
     for position in rebuilt {
-        run(conn, &Op::Rebuild(position))?;
+        rebuild_ticket(conn, position, true)?;
+    }
+    let pending = match PENDING.with(|p| *p.borrow()) {
+        Some(n) => n,
+        None => conn
+            .query_row(
+                "SELECT coalesce(sum(messages), 0) FROM search_pending",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .map_err(sql_error)?,
+    };
+    let pending = if pending >= PENDING_ROWS {
+        move_pending(conn)?;
+        0
+    } else {
+        pending
+    };
+    PENDING.with(|p| *p.borrow_mut() = Some(pending));
+    Ok(())
+}
+
+/// A line of `search_pending`: the message row's rowid, whether it is an internal note, and
+/// its terms.
+fn parse_line(line: &str) -> Option<(i64, bool, &str)> {
+    let (rowid, rest) = line.split_once(' ')?;
+    let (column, terms) = rest.split_once(' ')?;
+    Some((rowid.parse().ok()?, column == "n", terms))
+}
+
+/// Calls `each` with every pending row's id and lines.
+fn pending_rows(
+    conn: &Connection,
+    mut each: impl FnMut(i64, &str) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, lines FROM search_pending")
+        .map_err(sql_error)?;
+    let mut rows = stmt.query([]).map_err(sql_error)?;
+    while let Some(row) = rows.next().map_err(sql_error)? {
+        let id = row.get(0).map_err(sql_error)?;
+        let lines = row
+            .get_ref(1)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(sql_error)?;
+        each(id, lines)?;
     }
     Ok(())
+}
+
+/// Versions of one ticket whose pending lines a move may write as one row: fewer rows make a
+/// move cheaper (each has a size row, scattered by ticket), and a row stands for the first of
+/// its messages, so a word's first message is found at most this many versions early, well
+/// within what excerpts read (`search::MESSAGES_SCANNED`).
+const ROW_SPAN: i64 = 16;
+
+/// Moves every pending message row into `search_messages`, in one FTS5 write: a ticket's lines
+/// within [`ROW_SPAN`] versions of each other as one row, at the first one's rowid.
+fn move_pending(conn: &Connection) -> Result<(), StoreError> {
+    let mut rows: Vec<(i64, bool, String)> = Vec::new();
+    pending_rows(conn, |_, lines| {
+        rows.extend(
+            lines
+                .lines()
+                .filter_map(parse_line)
+                .map(|(rowid, internal, terms)| (rowid, internal, terms.to_owned())),
+        );
+        Ok(())
+    })?;
+    rows.sort_unstable_by_key(|row| row.0);
+    let mut row: Option<(i64, [String; 2])> = None;
+    for (rowid, internal, terms) in rows {
+        if let Some((first, columns)) = &mut row {
+            if *first >> SEQ_BITS == rowid >> SEQ_BITS && rowid - *first < ROW_SPAN {
+                let column = &mut columns[usize::from(internal)];
+                if !column.is_empty() {
+                    column.push(' ');
+                }
+                column.push_str(&terms);
+                continue;
+            }
+            insert_columns(conn, *first, columns)?;
+        }
+        let mut columns: [String; 2] = Default::default();
+        columns[usize::from(internal)] = terms;
+        row = Some((rowid, columns));
+    }
+    if let Some((first, columns)) = &row {
+        insert_columns(conn, *first, columns)?;
+    }
+    conn.execute_batch("DELETE FROM search_pending")
+        .map_err(sql_error)
+}
+
+/// Removes the pending lines with rowids from `low` to `high`; answers how many went.
+fn drop_pending(conn: &Connection, low: i64, high: i64) -> Result<usize, StoreError> {
+    let mut changed: Vec<(i64, usize, String)> = Vec::new();
+    let mut dropped = 0;
+    pending_rows(conn, |id, lines| {
+        let keep: Vec<&str> = lines
+            .lines()
+            .filter(|line| {
+                parse_line(line).is_none_or(|(rowid, ..)| !(low..=high).contains(&rowid))
+            })
+            .collect();
+        let gone = lines.lines().count() - keep.len();
+        if gone > 0 {
+            dropped += gone;
+            let kept = keep.iter().map(|line| format!("{line}\n")).collect();
+            changed.push((id, keep.len(), kept));
+        }
+        Ok(())
+    })?;
+    for (id, messages, lines) in changed {
+        if messages == 0 {
+            conn.prepare_cached("DELETE FROM search_pending WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(sql_error)?;
+        } else {
+            conn.prepare_cached(
+                "UPDATE search_pending SET messages = ?2, lines = ?3 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    i64::try_from(messages).unwrap_or(i64::MAX),
+                    lines
+                ])
+            })
+            .map_err(sql_error)?;
+        }
+    }
+    Ok(dropped)
 }
 
 fn submit(conn: &Connection, op: Op) -> Result<(), StoreError> {
@@ -230,24 +508,17 @@ fn submit(conn: &Connection, op: Op) -> Result<(), StoreError> {
     }
 }
 
+/// Applies one write at once: every write on a thread that does not hold them back (a
+/// migration's, a replay's), and a ticket's row on the writer's.
 fn run(conn: &Connection, op: &Op) -> Result<(), StoreError> {
     match op {
-        Op::Add(message) => {
-            let new = KNOWN.with(|known| match known.borrow_mut().as_mut() {
-                Some(known) => known.learn(message),
-                None => message.terms.clone(),
-            });
-            if new.is_empty() {
-                return Ok(());
-            }
-            insert_row(
-                conn,
-                row_id(message.position, message.seq),
-                &new.join(" "),
-                message.internal,
-            )
-        }
-        Op::Rebuild(position) => rebuild_ticket(conn, *position),
+        Op::Add(message) => insert_row(
+            conn,
+            row_id(message.ticket.1, message.seq),
+            &joined_terms(&message.terms),
+            message.internal,
+        ),
+        Op::Rebuild(position) => rebuild_ticket(conn, *position, true),
         Op::Ticket(position, topic, description) => conn
             .prepare_cached(
                 "INSERT INTO search_tickets (rowid, topic, description) VALUES (?1, ?2, ?3)",
@@ -265,8 +536,18 @@ fn insert_row(
     internal: bool,
 ) -> Result<(), StoreError> {
     let (body, note) = if internal { ("", terms) } else { (terms, "") };
+    insert_columns(conn, rowid, &[body, note])
+}
+
+/// A message row: the `body` terms, then the `note` terms.
+fn insert_columns(
+    conn: &Connection,
+    rowid: i64,
+    columns: &[impl AsRef<str>; 2],
+) -> Result<(), StoreError> {
+    let [body, note] = columns;
     conn.prepare_cached("INSERT INTO search_messages (rowid, body, note) VALUES (?1, ?2, ?3)")
-        .and_then(|mut s| s.execute(params![rowid, body, note]))
+        .and_then(|mut s| s.execute(params![rowid, body.as_ref(), note.as_ref()]))
         .map(drop)
         .map_err(sql_error)
 }
@@ -274,7 +555,9 @@ fn insert_row(
 /// Writes a ticket's message rows again from its live messages, each holding the terms new to
 /// the ticket (of its kind) in posting order. It reads every live message of the ticket: the
 /// price of a deletion or an edit, paid so that posts, far more common, write only new terms.
-fn rebuild_ticket(conn: &Connection, position: i64) -> Result<(), StoreError> {
+/// Its pending lines go too when `pending` (there may be some: the table exists and is not
+/// emptied already).
+fn rebuild_ticket(conn: &Connection, position: i64, pending: bool) -> Result<(), StoreError> {
     let (low, high) = (row_id(position, 0), row_id(position, (1 << SEQ_BITS) - 1));
     let old: Vec<i64> = conn
         .prepare_cached("SELECT id FROM search_messages_docsize WHERE id BETWEEN ?1 AND ?2")
@@ -288,15 +571,30 @@ fn rebuild_ticket(conn: &Connection, position: i64) -> Result<(), StoreError> {
             delete.execute([rowid]).map_err(sql_error)?;
         }
     }
-    let mut seen: [HashSet<String>; 2] = Default::default();
+    if pending {
+        let dropped = drop_pending(conn, low, high)?;
+        count_pending(-isize::try_from(dropped).unwrap_or(isize::MAX));
+    }
+    let Some(id) = conn
+        .prepare_cached("SELECT id FROM tickets WHERE position = ?1")
+        .and_then(|mut s| {
+            s.query_row([position], |r| r.get::<_, String>(0))
+                .optional()
+        })
+        .map_err(sql_error)?
+    else {
+        return Ok(());
+    };
+    let mut seen: [Prints; 2] = Default::default();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT m.seq, m.internal, m.content FROM tickets t \
-             JOIN messages m ON m.ticket_id = t.id \
-             WHERE t.position = ?1 AND m.deleted_at IS NULL ORDER BY m.seq",
+            // Through the events' stream index: `messages` has none by ticket (ADR 0003).
+            "SELECT m.seq, m.internal, m.content FROM events e \
+             CROSS JOIN messages m ON m.position = e.position \
+             WHERE e.stream_id = ?1 AND m.deleted_at IS NULL ORDER BY e.version",
         )
         .map_err(sql_error)?;
-    let mut rows = stmt.query([position]).map_err(sql_error)?;
+    let mut rows = stmt.query([&id]).map_err(sql_error)?;
     while let Some(row) = rows.next().map_err(sql_error)? {
         let (seq, internal, content): (i64, bool, String) = (
             row.get(0).map_err(sql_error)?,
@@ -309,16 +607,15 @@ fn rebuild_ticket(conn: &Connection, position: i64) -> Result<(), StoreError> {
         let set = &mut seen[usize::from(internal)];
         let new: Vec<String> = terms(&content)
             .into_iter()
-            .filter(|t| set.insert(t.clone()))
+            .filter(|t| set.insert(fingerprint(t)))
             .collect();
         if !new.is_empty() {
             insert_row(conn, row_id(position, seq), &new.join(" "), internal)?;
         }
     }
-    let [public, notes] = seen;
     KNOWN.with(|known| {
         if let Some(known) = known.borrow_mut().as_mut() {
-            known.replace(position, [(false, public), (true, notes)]);
+            known.replace(position, &id, seen);
         }
     });
     Ok(())
@@ -335,20 +632,33 @@ pub(super) fn apply(conn: &Connection, change: &Change) -> Result<(), StoreError
             if message.deleted_at.is_some() {
                 return Ok(());
             }
-            let Some(position) = ticket_position(conn, &message.ticket_id)? else {
-                return Ok(());
+            let known = KNOWN.with(|known| {
+                known
+                    .borrow()
+                    .as_ref()
+                    .and_then(|known| known.position(&message.ticket_id))
+            });
+            let position = match known {
+                Some(position) => position,
+                None => match ticket_position(conn, &message.ticket_id)? {
+                    Some(position) => position,
+                    None => return Ok(()),
+                },
             };
             let seq = to_sql_int(message.seq)?;
             if !fits(position, seq) {
                 return Ok(());
             }
+            let terms = OFFERED
+                .with(|offered| offered.borrow_mut().take())
+                .unwrap_or_else(|| message_terms(&message.content));
             submit(
                 conn,
                 Op::Add(MessageTerms {
-                    position,
+                    ticket: (message.ticket_id.clone(), position),
                     seq,
                     internal: message.internal,
-                    terms: terms(&message.content),
+                    terms,
                 }),
             )
         }
@@ -367,7 +677,8 @@ pub(super) fn clear(conn: &Connection) -> Result<(), StoreError> {
     forget_known();
     conn.execute_batch(
         "INSERT INTO search_tickets (search_tickets) VALUES ('delete-all'); \
-         INSERT INTO search_messages (search_messages) VALUES ('delete-all');",
+         INSERT INTO search_messages (search_messages) VALUES ('delete-all'); \
+         DELETE FROM search_pending;",
     )
     .map_err(sql_error)
 }
@@ -393,16 +704,21 @@ pub(super) fn backfill(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Writes every ticket's message rows again from the live messages of the read models
-/// (migration 11, and `ticketd replay` once the read models are rebuilt).
-pub(super) fn rebuild_messages(conn: &Connection) -> Result<(), StoreError> {
+/// (migration 11, and `ticketd replay` once the read models are rebuilt). The pending rows go
+/// too, unless `pending_table` says there is no such table yet (migration 11).
+pub(super) fn rebuild_messages(conn: &Connection, pending_table: bool) -> Result<(), StoreError> {
     conn.execute_batch("INSERT INTO search_messages (search_messages) VALUES ('delete-all');")
         .map_err(sql_error)?;
+    if pending_table {
+        conn.execute_batch("DELETE FROM search_pending;")
+            .map_err(sql_error)?;
+    }
     let positions: Vec<i64> = conn
         .prepare("SELECT position FROM tickets ORDER BY position")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(sql_error)?;
     for position in positions {
-        rebuild_ticket(conn, position)?;
+        rebuild_ticket(conn, position, false)?;
     }
     Ok(())
 }
@@ -452,6 +768,12 @@ fn ticket_position(conn: &Connection, ticket_id: &str) -> Result<Option<i64>, St
     conn.prepare_cached("SELECT position FROM tickets WHERE id = ?1")
         .and_then(|mut s| s.query_row([ticket_id], |r| r.get(0)).optional())
         .map_err(sql_error)
+}
+
+/// Terms as a row stores them.
+fn joined_terms(terms: &[Term]) -> String {
+    let words: Vec<&str> = terms.iter().map(|(_, term)| term.as_str()).collect();
+    words.join(" ")
 }
 
 /// A document's terms as the tables store them.
@@ -510,6 +832,23 @@ pub(super) fn search_term(
         fts_query(columns, term),
         found::MESSAGE,
     )?;
+    pending_rows(conn, |_, lines| {
+        // A line holding the term, whole or as a prefix, holds it as a substring.
+        if !lines.contains(term.term.as_str()) {
+            return Ok(());
+        }
+        for (rowid, internal, terms) in lines.lines().filter_map(parse_line) {
+            if (internal && !include_internal) || !terms.split(' ').any(|t| term.matches(t)) {
+                continue;
+            }
+            let position = u64::try_from(rowid >> SEQ_BITS).unwrap_or(0);
+            let seq = u64::try_from(rowid & ((1 << SEQ_BITS) - 1)).unwrap_or(0);
+            let entry = found.entry(position).or_default();
+            entry.0 |= found::MESSAGE;
+            entry.1 = Some(entry.1.map_or(seq, |s| s.min(seq)));
+        }
+        Ok(())
+    })?;
     Ok(found
         .into_iter()
         .map(|(position, (bits, first_message))| TermHit {

@@ -591,7 +591,7 @@ fn append(
             }
             return Err(sql_error(e));
         }
-        let new = prepared.event;
+        let (new, search_terms) = (prepared.event, prepared.search_terms);
         let envelope = EventEnvelope {
             event_id: new.event_id,
             stream_id: stream_id.to_owned(),
@@ -608,7 +608,11 @@ fn append(
             global_hash: global_hash.clone(),
         };
         prev_hash = hash;
-        project(conn, &envelope, sla)?;
+        // The message's terms, split and folded on the caller's task (ADR 0024).
+        super::search::offer(search_terms);
+        let projected = project(conn, &envelope, sla);
+        super::search::offer(None);
+        projected?;
         envelopes.push(envelope);
     }
     if version != actual {

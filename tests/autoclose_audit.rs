@@ -102,6 +102,7 @@ async fn a_file_from_before_countdowns_gets_them_on_open() {
              DROP TABLE report_counts;
              DROP TABLE search_tickets;
              DROP TABLE search_messages;
+             DROP TABLE search_pending;
              DROP INDEX tickets_by_sla_next_due;
              DROP INDEX tickets_by_sla_sweep;
              DROP INDEX tickets_by_sla_breached;

@@ -17,9 +17,10 @@ pub(crate) struct PreparedEvent {
     pub(crate) data_json: String,
     /// The event's hash with everything but its placement absorbed.
     pub(crate) pending_hash: PendingHash,
-    /// The search terms of the message the event posts, for the embedded store's writer
+    /// The distinct search terms of the message the event posts, space-separated, for the
+    /// embedded store's writer
     /// (`store::embedded::search::offer`).
-    pub(crate) search_terms: Option<Vec<(u128, String)>>,
+    pub(crate) search_terms: Option<String>,
 }
 
 impl PreparedEvent {

@@ -20,8 +20,9 @@
 //! On the writer thread the index writes of a batch are held back until its last request is
 //! done and applied just before the commit, outside the requests' savepoints ([`flush`]). A
 //! batch's new message rows do not go to FTS5 at once: they go to `search_pending` as one plain
-//! row, and a batch that finds thousands there moves them all into FTS5 together; a search reads
-//! both (ADR 0024, "Pending rows"). FTS5 writes a segment, its structure and a size row per
+//! row, each with all its terms, and a batch that finds thousands there moves them all into FTS5
+//! together, a ticket's at a time, keeping only the terms new to it ([`move_pending`]); a search
+//! reads both (ADR 0024, "Pending rows"). FTS5 writes a segment, its structure and a size row per
 //! message at every commit, which cost posts most of the index's price. A rolled-back request
 //! drops its held writes ([`mark`], [`undo_to`]); the commit still holds the events, the read
 //! models and the index together, and a batch that does not commit makes the writer forget what
@@ -31,6 +32,7 @@ use super::rows::{sql_error, to_sql_int};
 use crate::search::text::{QueryTerm, terms};
 use crate::store::{TermHit, found};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -46,6 +48,10 @@ pub(super) const SEQ_BITS: u32 = 24;
 /// Most terms the writer remembers, over all tickets (a 16-byte fingerprint each, about 32
 /// bytes with its table's room): past it, the tickets remembered longest are forgotten first.
 const KNOWN_TERMS: usize = 500_000;
+
+/// Most tickets the writer remembers (their positions by id, and their terms): a ticket is
+/// remembered from its first post, words or not.
+const KNOWN_TICKETS: usize = 100_000;
 
 /// Migration 8's tables (migration 11 replaces `search_messages`: [`TICKET_TERMS_SCHEMA`]).
 pub(super) const SCHEMA: &str = "
@@ -65,7 +71,7 @@ pub(super) const TICKET_TERMS_SCHEMA: &str = "
 
 /// Migration 12: message rows not yet moved into `search_messages` (see [`flush`]), one row per
 /// batch that wrote any: `lines` holds a line per message, `<rowid> <b|n> <terms>` (`b` for its
-/// `body` column, `n` for `note`), and `messages` counts them.
+/// `body` column, `n` for `note`; all the message's distinct terms), and `messages` counts them.
 pub(super) const PENDING_SCHEMA: &str = "
     CREATE TABLE search_pending (
         id       INTEGER PRIMARY KEY,
@@ -106,16 +112,10 @@ enum Op {
     Ticket(i64, String, String),
 }
 
-/// A term of a message, with its fingerprint.
-pub(crate) type Term = (u128, String);
-
-/// The distinct terms of a message with their fingerprints: what the writer needs of a post,
-/// computed before the post reaches it ([`offer`]).
-pub(crate) fn message_terms(content: &str) -> Vec<Term> {
-    terms(content)
-        .into_iter()
-        .map(|term| (fingerprint(&term), term))
-        .collect()
+/// The distinct terms of a message, space-separated: what the writer needs of a post, computed
+/// before the post reaches it ([`offer`]).
+pub(crate) fn message_terms(content: &str) -> String {
+    terms(content).join(" ")
 }
 
 /// A term's 128 bits, from two hashes seeded at random once per process: what the writer
@@ -163,8 +163,8 @@ struct MessageTerms {
     seq: i64,
     /// Whether it is an internal note.
     internal: bool,
-    /// Its distinct terms.
-    terms: Vec<Term>,
+    /// Its distinct terms, space-separated.
+    terms: String,
 }
 
 /// What the writer knows of a recent ticket's message rows: the terms they hold, public and
@@ -200,14 +200,18 @@ impl Known {
         })
     }
 
-    /// The terms of `message` not known yet for its ticket, now known, space-separated.
-    fn learn(&mut self, message: &MessageTerms) -> String {
-        let (id, position) = &message.ticket;
-        let set = &mut self.ticket(*position, id).terms[usize::from(message.internal)];
+    /// Of a message row's `terms` (space-separated) for the ticket at `position`, those not
+    /// known yet for it, now known, space-separated; all of them when the ticket is not
+    /// remembered (it was forgotten, or its first post since a restart was not flushed here).
+    fn learn<'a>(&mut self, position: i64, internal: bool, terms: &'a str) -> Cow<'a, str> {
+        let Some(ticket) = self.tickets.get_mut(&position) else {
+            return Cow::Borrowed(terms);
+        };
+        let set = &mut ticket.terms[usize::from(internal)];
         let mut new = String::new();
         let mut added = 0;
-        for (print, term) in &message.terms {
-            if set.insert(*print) {
+        for term in terms.split(' ').filter(|t| !t.is_empty()) {
+            if set.insert(fingerprint(term)) {
                 if !new.is_empty() {
                     new.push(' ');
                 }
@@ -217,7 +221,7 @@ impl Known {
         }
         self.terms += added;
         self.trim();
-        new
+        Cow::Owned(new)
     }
 
     /// Remembers a ticket's complete sets, as a rebuild wrote them.
@@ -235,7 +239,7 @@ impl Known {
     }
 
     fn trim(&mut self) {
-        while self.terms > KNOWN_TERMS {
+        while self.terms > KNOWN_TERMS || self.order.len() > KNOWN_TICKETS {
             let Some(position) = self.order.pop_front() else {
                 break;
             };
@@ -259,14 +263,14 @@ thread_local! {
     static PENDING: RefCell<Option<usize>> = const { RefCell::new(None) };
     /// The terms of the message the event being projected posts, computed on the caller's
     /// task ([`offer`]).
-    static OFFERED: RefCell<Option<Vec<Term>>> = const { RefCell::new(None) };
+    static OFFERED: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// Hands the terms of the message the next event posts, computed before it reached the
 /// writer, to its projection (`None` after it, or for an event that posts none): the writer
 /// is the one thread every append waits for, and splitting and folding words is work any
 /// thread can do.
-pub(super) fn offer(terms: Option<Vec<Term>>) {
+pub(super) fn offer(terms: Option<String>) {
     OFFERED.with(|offered| *offered.borrow_mut() = terms);
 }
 
@@ -332,15 +336,18 @@ pub(super) fn flush(conn: &Connection) -> Result<(), StoreError> {
         match op {
             Op::Add(message) if rebuilt.contains(&message.ticket.1) => {}
             Op::Add(message) => {
-                let new = KNOWN.with(|known| match known.borrow_mut().as_mut() {
-                    Some(known) => known.learn(message),
-                    None => joined_terms(&message.terms),
+                let (id, position) = &message.ticket;
+                KNOWN.with(|known| {
+                    if let Some(known) = known.borrow_mut().as_mut() {
+                        known.ticket(*position, id);
+                        known.trim();
+                    }
                 });
-                if !new.is_empty() {
-                    let rowid = row_id(message.ticket.1, message.seq);
+                if !message.terms.is_empty() {
+                    let rowid = row_id(*position, message.seq);
                     let column = if message.internal { 'n' } else { 'b' };
                     // Writing to a String cannot fail.
-                    let _ = writeln!(lines, "{rowid} {column} {new}");
+                    let _ = writeln!(lines, "{rowid} {column} {}", message.terms);
                     messages += 1;
                 }
             }
@@ -387,6 +394,38 @@ fn parse_line(line: &str) -> Option<(i64, bool, &str)> {
     Some((rowid.parse().ok()?, column == "n", terms))
 }
 
+/// The rowid and kind (internal or not) of each of a pending row's `lines` holding `term`.
+/// Only the lines where the word occurs are read: a line holds all its message's words, and a
+/// search reads every pending row for each word of the query.
+fn pending_matches<'a>(
+    lines: &'a str,
+    term: &'a QueryTerm,
+) -> impl Iterator<Item = (i64, bool)> + 'a {
+    let mut next_line = 0;
+    lines
+        .match_indices(term.term.as_str())
+        .filter_map(move |(at, word)| {
+            if at < next_line {
+                return None;
+            }
+            let start = lines[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = lines[at..].find('\n').map_or(lines.len(), |i| at + i);
+            let (rowid, internal, terms) = parse_line(&lines[start..end])?;
+            let terms_start = end - terms.len();
+            // The word must start a term (an occurrence in the rowid is before the terms), and
+            // end it unless matched as a prefix.
+            if at < terms_start || !(at == terms_start || lines[..at].ends_with(' ')) {
+                return None;
+            }
+            let after = &lines[at + word.len()..end];
+            if !(term.prefix || after.is_empty() || after.starts_with(' ')) {
+                return None;
+            }
+            next_line = end;
+            Some((rowid, internal))
+        })
+}
+
 /// Calls `each` with every pending row's id and lines.
 fn pending_rows(
     conn: &Connection,
@@ -407,10 +446,13 @@ fn pending_rows(
     Ok(())
 }
 
-/// Moves every pending message row into `search_messages`, in one FTS5 write. Each message
-/// keeps a row of its own: writing a ticket's nearby messages as one row made moves cheaper but
-/// excerpts dearer (the row stands for its first message, so they were looked for too early:
-/// p99 20.4 ms against 15.9 ms on the benchmark's million messages).
+/// Moves every pending message row into `search_messages`, in one FTS5 write, each with the
+/// terms new to its ticket ([`Known::learn`]). The rows are taken in rowid order, a ticket's
+/// together, so each ticket's remembered terms are looked up while they are in the cache: done
+/// per post, those look-ups missed it nearly every time. Each message keeps a row of its own:
+/// writing a ticket's nearby messages as one row made moves cheaper but excerpts dearer (the
+/// row stands for its first message, so they were looked for too early: p99 20.4 ms against
+/// 15.9 ms on the benchmark's million messages).
 fn move_pending(conn: &Connection) -> Result<(), StoreError> {
     let mut rows: Vec<(i64, bool, String)> = Vec::new();
     pending_rows(conn, |_, lines| {
@@ -423,9 +465,26 @@ fn move_pending(conn: &Connection) -> Result<(), StoreError> {
         Ok(())
     })?;
     rows.sort_unstable_by_key(|row| row.0);
-    for (rowid, internal, terms) in &rows {
-        insert_row(conn, *rowid, terms, *internal)?;
-    }
+    let mut insert = conn
+        .prepare_cached("INSERT INTO search_messages (rowid, body, note) VALUES (?1, ?2, ?3)")
+        .map_err(sql_error)?;
+    KNOWN.with(|known| {
+        let mut known = known.borrow_mut();
+        for (rowid, internal, terms) in &rows {
+            let new = match known.as_mut() {
+                Some(known) => known.learn(rowid >> SEQ_BITS, *internal, terms),
+                None => Cow::Borrowed(terms.as_str()),
+            };
+            if new.is_empty() {
+                continue;
+            }
+            let (body, note) = if *internal { ("", &*new) } else { (&*new, "") };
+            insert
+                .execute(params![rowid, body, note])
+                .map_err(sql_error)?;
+        }
+        Ok::<_, StoreError>(())
+    })?;
     conn.execute_batch("DELETE FROM search_pending")
         .map_err(sql_error)
 }
@@ -492,7 +551,7 @@ fn run(conn: &Connection, op: &Op) -> Result<(), StoreError> {
         Op::Add(message) => insert_row(
             conn,
             row_id(message.ticket.1, message.seq),
-            &joined_terms(&message.terms),
+            &message.terms,
             message.internal,
         ),
         Op::Rebuild(position) => rebuild_ticket(conn, *position, true),
@@ -737,12 +796,6 @@ fn ticket_position(conn: &Connection, ticket_id: &str) -> Result<Option<i64>, St
         .map_err(sql_error)
 }
 
-/// Terms as a row stores them.
-fn joined_terms(terms: &[Term]) -> String {
-    let words: Vec<&str> = terms.iter().map(|(_, term)| term.as_str()).collect();
-    words.join(" ")
-}
-
 /// A document's terms as the tables store them.
 fn joined(text: &str) -> String {
     terms(text).join(" ")
@@ -800,12 +853,8 @@ pub(super) fn search_term(
         found::MESSAGE,
     )?;
     pending_rows(conn, |_, lines| {
-        // A line holding the term, whole or as a prefix, holds it as a substring.
-        if !lines.contains(term.term.as_str()) {
-            return Ok(());
-        }
-        for (rowid, internal, terms) in lines.lines().filter_map(parse_line) {
-            if (internal && !include_internal) || !terms.split(' ').any(|t| term.matches(t)) {
+        for (rowid, internal) in pending_matches(lines, term) {
+            if internal && !include_internal {
                 continue;
             }
             let position = u64::try_from(rowid >> SEQ_BITS).unwrap_or(0);
@@ -824,4 +873,48 @@ pub(super) fn search_term(
             first_message,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(lines: &str, word: &str, prefix: bool) -> Vec<(i64, bool)> {
+        let term = QueryTerm {
+            term: word.into(),
+            prefix,
+        };
+        pending_matches(lines, &term).collect()
+    }
+
+    const LINES: &str = "16777217 b walrus 404 walrus alpha\n\
+                         16777218 n walruses\n\
+                         33554433 b beta walrus\n\
+                         33554434 b 1677\n";
+
+    #[test]
+    fn a_pending_line_matches_a_whole_term_once() {
+        assert_eq!(
+            matches(LINES, "walrus", false),
+            [(16_777_217, false), (33_554_433, false)]
+        );
+        assert_eq!(matches(LINES, "alpha", false), [(16_777_217, false)]);
+        assert_eq!(matches(LINES, "alph", false), []);
+        assert_eq!(matches(LINES, "lrus", true), []);
+    }
+
+    #[test]
+    fn a_prefix_matches_longer_terms_and_internal_lines_say_so() {
+        assert_eq!(
+            matches(LINES, "walru", true),
+            [(16_777_217, false), (16_777_218, true), (33_554_433, false)]
+        );
+    }
+
+    #[test]
+    fn digits_of_a_rowid_are_not_a_term() {
+        assert_eq!(matches(LINES, "1677", true), [(33_554_434, false)]);
+        assert_eq!(matches(LINES, "404", false), [(16_777_217, false)]);
+        assert_eq!(matches(LINES, "b", true), [(33_554_433, false)]);
+    }
 }

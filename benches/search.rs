@@ -7,10 +7,13 @@
 //!
 //! With `--mongo URI` it also builds `--mongo-tickets` tickets (default 1,000) with the same
 //! messages per ticket on that MongoDB and on a fresh embedded store, and times the same queries
-//! on both, side by side.
+//! on both, side by side (not with `--posts-only`); then it compares posts with the index and
+//! without on that MongoDB (`--mongo-posts` posts a round, default 2,000; R rounds each way,
+//! alternating, each on a fresh database).
 //!
 //! `cargo bench --bench search -- [--tickets N] [--messages-per-ticket M] [--posts P]
-//! [--rounds R] [--posts-only] [--fresh] [--mongo URI] [--mongo-tickets N]`; run by
+//! [--rounds R] [--posts-only] [--fresh] [--mongo URI] [--mongo-tickets N] [--mongo-posts P]`;
+//! run by
 //! `scripts/bench-search`. The posts comparison runs R rounds with the index and R without,
 //! alternating, and prints the rate, the CPU time of the store's threads and the bytes written
 //! per post; `--posts-only` skips the big store and its queries.
@@ -48,6 +51,7 @@ struct Args {
     fresh: bool,
     mongo: Option<String>,
     mongo_tickets: usize,
+    mongo_posts: usize,
 }
 
 fn args() -> Args {
@@ -60,6 +64,7 @@ fn args() -> Args {
         fresh: false,
         mongo: None,
         mongo_tickets: 1_000,
+        mongo_posts: 2_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -73,6 +78,7 @@ fn args() -> Args {
             "--fresh" => args.fresh = true,
             "--mongo" => args.mongo = it.next(),
             "--mongo-tickets" => args.mongo_tickets = number(1_000).max(1),
+            "--mongo-posts" => args.mongo_posts = number(2_000).max(1),
             _ => {}
         }
     }
@@ -263,6 +269,9 @@ fn main() {
     if !args.posts_only {
         search_section(&args, &runtime, &dir, &ready);
     }
+    if let Some(uri) = &args.mongo {
+        runtime.block_on(mongo_posts(uri, &args));
+    }
 
     // Posts side by side: a fresh small store per round, the index on and off in turn.
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
@@ -281,28 +290,14 @@ fn main() {
         rates[usize::from(!on)].push(rate);
         cpu[usize::from(!on)].push(used.as_secs_f64() * 1e6 / args.posts as f64);
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (with, without) = (mean(&rates[0]), mean(&rates[1]));
-    // Each round with the index is compared with the round without it that followed, and the
-    // median of those ratios printed too: load on a shared machine drifts over a run, and
-    // a drift moves both rounds of a pair alike.
-    let mut pairs: Vec<f64> = rates[0]
-        .iter()
-        .zip(&rates[1])
-        .map(|(w, wo)| w / wo)
-        .collect();
-    pairs.sort_by(f64::total_cmp);
-    let median = pairs[pairs.len() / 2];
-    println!(
-        "posts ({} single-message appends, {WRITERS} writers, {} rounds each, interleaved): \
-         {with:.0}/s with the index, {without:.0}/s without = {:.1} % slower \
-         (median of the {} pairs: {:.1} % slower)",
-        args.posts,
-        args.rounds,
-        (1.0 - with / without) * 100.0,
-        pairs.len(),
-        (1.0 - median) * 100.0
+    print_rates(
+        &format!(
+            "posts ({} single-message appends, {WRITERS} writers, {} rounds each, interleaved)",
+            args.posts, args.rounds
+        ),
+        &rates,
     );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (with, without) = (mean(&cpu[0]), mean(&cpu[1]));
     println!(
         "posts, CPU time of the store's own threads (writer and checkpointer) per post: \
@@ -345,7 +340,7 @@ fn search_section(args: &Args, runtime: &tokio::runtime::Runtime, dir: &Path, re
     drop(store);
 
     if let Some(uri) = &args.mongo {
-        runtime.block_on(mongo_beside(uri, args.mongo_tickets, args.per_ticket));
+        runtime.block_on(mongo_beside(uri, args));
     }
 }
 
@@ -393,7 +388,8 @@ async fn time_queries<S: SearchIndex + ReadModels>(store: &S, label: &str) {
 }
 
 /// The same queries on MongoDB and on an embedded store of the same (smaller) size.
-async fn mongo_beside(uri: &str, tickets: usize, per_ticket: usize) {
+async fn mongo_beside(uri: &str, args: &Args) {
+    let (tickets, per_ticket) = (args.mongo_tickets, args.per_ticket);
     let db = format!("bench_search_{}", std::process::id());
     let store = MongoStore::connect(uri, &db)
         .await
@@ -410,14 +406,65 @@ async fn mongo_beside(uri: &str, tickets: usize, per_ticket: usize) {
     build(&small, tickets, per_ticket).await;
     time_queries(&small, "embedded search, same size").await;
     small.shutdown().await;
-    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
-        let _ = client.database(&db).drop().await;
+    drop_database(uri, &db).await;
+}
+
+/// Posts with the index and without on MongoDB, alternating, each round on a fresh database.
+async fn mongo_posts(uri: &str, args: &Args) {
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..2 * args.rounds {
+        let on = round % 2 == 0;
+        let db = format!("bench_search_{}_posts_{round}", std::process::id());
+        let store = MongoStore::connect(uri, &db)
+            .await
+            .expect("connect to MongoDB");
+        store.set_search_index(on);
+        rates[usize::from(!on)].push(posts(&store, args.mongo_posts).await);
+        store.shutdown().await;
+        drop_database(uri, &db).await;
     }
+    print_rates(
+        &format!(
+            "mongo posts ({} single-message appends, {WRITERS} writers, {} rounds each, \
+             interleaved)",
+            args.mongo_posts, args.rounds
+        ),
+        &rates,
+    );
+}
+
+async fn drop_database(uri: &str, db: &str) {
+    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
+        let _ = client.database(db).drop().await;
+    }
+}
+
+/// Prints the mean rates with the index (`rates[0]`) and without (`rates[1]`), and the median
+/// of the pairs' ratios: each round with the index is compared with the round without it that
+/// followed, as load on a shared machine drifts over a run and a drift moves both rounds of a
+/// pair alike.
+fn print_rates(label: &str, rates: &[Vec<f64>; 2]) {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (with, without) = (mean(&rates[0]), mean(&rates[1]));
+    let mut pairs: Vec<f64> = rates[0]
+        .iter()
+        .zip(&rates[1])
+        .map(|(w, wo)| w / wo)
+        .collect();
+    pairs.sort_by(f64::total_cmp);
+    let median = pairs.get(pairs.len() / 2).copied().unwrap_or(f64::NAN);
+    println!(
+        "{label}: {with:.0}/s with the index, {without:.0}/s without = {:.1} % slower \
+         (median of the {} pairs: {:.1} % slower)",
+        (1.0 - with / without) * 100.0,
+        pairs.len(),
+        (1.0 - median) * 100.0
+    );
 }
 
 /// Posts `n` messages, one per append like the API's post, 16 appenders at once, each on
 /// its own 13 tickets in turn (so no append waits for another's version).
-async fn posts(store: &EmbeddedStore, n: usize) -> f64 {
+async fn posts<S: EventStore + Clone + 'static>(store: &S, n: usize) -> f64 {
     let words = Arc::new(vocabulary());
     let next = Arc::new(AtomicUsize::new(0));
     let mut owned = Vec::new();

@@ -56,6 +56,9 @@ pub(super) struct Collections {
     /// Whether the projection keeps the search index (`SEARCH_INDEX`, ADR 0024); shared by
     /// every clone of one store's handles.
     pub(super) search_kept: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Tickets' positions as the search projection looked them up (see
+    /// [`super::search::TicketPositions`]); shared by every clone of one store's handles.
+    pub(super) ticket_positions: std::sync::Arc<std::sync::Mutex<super::search::TicketPositions>>,
     /// See [`CHECKPOINTS`].
     pub(super) checkpoints: Collection<Document>,
     /// See [`LINKS`].
@@ -82,6 +85,7 @@ impl Collections {
             blocks: db.collection(BLOCKS),
             search: db.collection(SEARCH),
             search_kept: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            ticket_positions: std::sync::Arc::default(),
             checkpoints: db.collection(CHECKPOINTS),
             links: db.collection(LINKS),
             report_tickets: db.collection(super::reports::REPORT_TICKETS),

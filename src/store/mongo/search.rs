@@ -27,6 +27,71 @@ macro_rules! in_session {
     };
 }
 
+/// Most ticket positions remembered; past it they are all forgotten and looked up again.
+const POSITIONS: usize = 100_000;
+
+/// Tickets' positions by id, which a post's terms are filed under: looking one up was a round
+/// trip of every post's transaction. A position never changes once its ticket is committed, but
+/// one read inside a transaction may be of a ticket opened in that very transaction, which may
+/// yet abort and be opened again elsewhere in the log; so what a transaction looked up is
+/// remembered only once it commits ([`positions_committed`]).
+#[derive(Debug, Default)]
+pub(crate) struct TicketPositions {
+    committed: std::collections::HashMap<String, i64>,
+    tentative: Vec<(String, i64)>,
+}
+
+/// The writer's transaction committed: what it looked up is remembered.
+pub(super) fn positions_committed(c: &Collections) {
+    if let Ok(mut positions) = c.ticket_positions.lock() {
+        let tentative = std::mem::take(&mut positions.tentative);
+        if positions.committed.len() + tentative.len() > POSITIONS {
+            positions.committed.clear();
+        }
+        positions.committed.extend(tentative);
+    }
+}
+
+/// The writer's transaction did not commit (or is starting): what it looked up is forgotten.
+pub(super) fn positions_aborted(c: &Collections) {
+    if let Ok(mut positions) = c.ticket_positions.lock() {
+        positions.tentative.clear();
+    }
+}
+
+/// The position of a ticket, remembered or looked up (in `session`'s transaction when there is
+/// one); `None` for a ticket not there.
+async fn ticket_position(
+    c: &Collections,
+    mut session: Option<&mut ClientSession>,
+    ticket_id: &str,
+) -> Result<Option<i64>, mongodb::error::Error> {
+    let known = c
+        .ticket_positions
+        .lock()
+        .ok()
+        .and_then(|positions| positions.committed.get(ticket_id).copied());
+    if known.is_some() {
+        return Ok(known);
+    }
+    let ticket = in_session!(
+        c.tickets
+            .find_one(doc! {"_id": ticket_id})
+            .projection(doc! {"position": 1}),
+        session
+    )?;
+    let position = ticket.and_then(|t| t.get_i64("position").ok());
+    if let (Some(p), Ok(mut positions)) = (position, c.ticket_positions.lock()) {
+        if session.is_some() {
+            positions.tentative.push((ticket_id.to_owned(), p));
+        } else if positions.committed.len() < POSITIONS {
+            // Without a transaction (an import, a rebuild) what is read is committed.
+            positions.committed.insert(ticket_id.to_owned(), p);
+        }
+    }
+    Ok(position)
+}
+
 /// The term documents of a ticket's own text.
 pub(super) fn ticket_docs(ticket: &TicketView) -> Result<Vec<Document>, StoreError> {
     let p = to_i64(ticket.position)?;
@@ -83,13 +148,8 @@ pub(super) async fn apply(
             (Some(doc! {"p": p, "s": 0_i64}), docs)
         }
         Change::InsertMessage(message) => {
-            let ticket = in_session!(
-                c.tickets
-                    .find_one(doc! {"_id": &message.ticket_id})
-                    .projection(doc! {"position": 1}),
-                session
-            )?;
-            let Some(p) = ticket.and_then(|t| t.get_i64("position").ok()) else {
+            let Some(p) = ticket_position(c, session.as_deref_mut(), &message.ticket_id).await?
+            else {
                 return Ok(());
             };
             let Ok(docs) = message_docs(p, message) else {
@@ -110,8 +170,10 @@ pub(super) async fn apply(
         }
         _ => return Ok(()),
     };
-    if let Some(filter) = remove {
-        in_session!(index.delete_many(filter), session)?;
+    // An insert replaces, for a projection run again without a transaction (an import, a
+    // rebuild). In the append's transaction the event is new: nothing is filed under it yet.
+    if let (Some(filter), None) = (remove, &session) {
+        index.delete_many(filter).await?;
     }
     if !add.is_empty() {
         in_session!(index.insert_many(add), session)?;
@@ -235,4 +297,38 @@ pub(super) async fn tickets_at(
         out.push(ticket_from_doc(&document)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn looked_up(c: &Collections, id: &str, position: i64) {
+        if let Ok(mut positions) = c.ticket_positions.lock() {
+            positions.tentative.push((id.to_owned(), position));
+        }
+    }
+
+    fn remembered(c: &Collections, id: &str) -> Option<i64> {
+        c.ticket_positions
+            .lock()
+            .ok()
+            .and_then(|positions| positions.committed.get(id).copied())
+    }
+
+    #[tokio::test]
+    async fn a_position_read_in_a_transaction_is_remembered_only_once_it_commits() {
+        // The driver connects lazily: nothing listens there, and nothing is asked of it.
+        let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:9")
+            .await
+            .expect("a client");
+        let c = Collections::new(&client.database("unused"));
+        looked_up(&c, "opened-then-aborted", 7);
+        positions_aborted(&c);
+        positions_committed(&c);
+        assert_eq!(remembered(&c, "opened-then-aborted"), None);
+        looked_up(&c, "committed", 9);
+        positions_committed(&c);
+        assert_eq!(remembered(&c, "committed"), Some(9));
+    }
 }

@@ -228,6 +228,7 @@ impl Writer {
     async fn try_batch(&self, batch: &[Request]) -> Result<(Vec<Outcome>, Option<u64>), TryFailed> {
         // A fresh session per try: after a refused write the server has aborted the
         // transaction, and the session must not be reused for it.
+        super::search::positions_aborted(&self.collections);
         let mut session = self.client.start_session().await?;
         session
             .start_transaction()
@@ -250,7 +251,10 @@ impl Writer {
         let mut tries = 0;
         loop {
             match session.commit_transaction().await {
-                Ok(()) => return Ok((outcomes, head)),
+                Ok(()) => {
+                    super::search::positions_committed(&self.collections);
+                    return Ok((outcomes, head));
+                }
                 Err(e) => {
                     tries += 1;
                     // Committing again is safe: the server answers a repeated commit with the

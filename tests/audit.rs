@@ -1,7 +1,8 @@
 //! Auditing, end to end: a ticket's events over the API (admins only), the ticket and its
 //! messages `as_of` an instant across edits, deletions and closes, `ticketd verify` passing on a
 //! clean store and naming the first damaged event after rows are edited, deleted, reordered or
-//! inserted in the SQLite file, and `ticketd replay` rebuilding read models equal to the live ones.
+//! inserted in the SQLite file or the tag index, and `ticketd replay` rebuilding read models
+//! (the tag index included) equal to the live ones.
 
 #[path = "common/audit_history.rs"]
 mod audit_history;
@@ -528,4 +529,63 @@ async fn verify_and_replay_cover_saved_replies_and_blocks() {
     let server = TestServer::start_in(dir, &[]).await;
     assert_eq!(helpdesk_state(&server).await, before);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_tag_index_that_disagrees_with_the_tickets_and_replay_mends_it() {
+    let server = TestServer::start().await;
+    let (ann, agent) = (
+        server.token("ann", "CUSTOMER"),
+        server.token("agent", "AGENT"),
+    );
+    let ticket = server.create_ticket(&ann, "Printer", "Broken").await;
+    let id = ticket["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = server
+        .patch_json(
+            &format!("/api/v1/tickets/{id}"),
+            &agent,
+            json!({"tags": ["billing", "vip"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(tagged_vip(&server, &agent, &id).await);
+    let dir = server.stop().await;
+    verify(dir.path()).unwrap().expect("a clean store verifies");
+
+    // A row of the tag index lost: the `tag` filter no longer finds the ticket.
+    let damaged = copy_of(dir.path());
+    db(damaged.path())
+        .execute("DELETE FROM ticket_tags WHERE tag = 'vip'", [])
+        .unwrap();
+    let finding = verify(damaged.path()).unwrap().unwrap_err();
+    assert_eq!(finding.damage, Damage::ReadModel, "{finding}");
+    assert!(finding.detail.contains("\"vip\""), "{finding}");
+    assert!(finding.detail.contains(&id), "{finding}");
+
+    // A row the ticket does not hold: the filter would find it for a tag it lacks.
+    let forged = copy_of(dir.path());
+    db(forged.path())
+        .execute(
+            "INSERT INTO ticket_tags (tag, position) SELECT 'forged', position FROM tickets",
+            [],
+        )
+        .unwrap();
+    let finding = verify(forged.path()).unwrap().unwrap_err();
+    assert!(finding.detail.contains("\"forged\""), "{finding}");
+
+    let (code, out, err) = run_cli(damaged.path(), &["replay"]);
+    assert_eq!(code, 0, "{out}{err}");
+    verify(damaged.path())
+        .unwrap()
+        .expect("the rebuilt tag index verifies");
+    let server = TestServer::start_in(damaged, &[]).await;
+    assert!(tagged_vip(&server, &agent, &id).await);
+    server.stop().await;
+}
+
+/// Whether the staff listing filtered by the tag `vip` holds the ticket `id`.
+async fn tagged_vip(server: &common::Api, token: &str, id: &str) -> bool {
+    let (status, _, body) = server.get("/api/v1/tickets?tag=vip", token).await;
+    assert_eq!(status, StatusCode::OK);
+    body.as_array().unwrap().iter().any(|t| t["id"] == id)
 }

@@ -437,6 +437,14 @@ async fn read_models<S: AuditSource>(
             detail: format!("blocks: stored {stored_blocks:?}, rebuilt {rebuilt_blocks:?}"),
         }));
     }
+    if let Some(detail) = source.lookup_tables().await? {
+        return Ok(Err(Finding {
+            damage: Damage::ReadModel,
+            position: 0,
+            event_id: None,
+            detail,
+        }));
+    }
     let (stored_tickets, stored_messages) = source.read_model_counts().await?;
     if (stored_tickets, stored_messages) != (tickets, messages) {
         return Ok(Err(Finding {

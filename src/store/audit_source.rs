@@ -188,6 +188,14 @@ pub trait AuditSource {
         >,
     >;
 
+    /// The first disagreement between the read models and a lookup table a store keeps beside
+    /// them (the embedded store's `ticket_tags`, which the `tag` filter reads), described;
+    /// `None` when they agree or the store keeps none (MongoDB indexes the ticket documents
+    /// themselves).
+    fn lookup_tables(&mut self) -> impl Future<Output = Result<Option<String>, StoreError>> {
+        std::future::ready(Ok(None))
+    }
+
     /// Where the store is, for messages to a person (a path, or a database name).
     fn describe(&self) -> String;
 }

@@ -210,6 +210,32 @@ impl AuditReader {
         };
         Ok((count("tickets")?, count("messages")?))
     }
+
+    /// The first tag that `ticket_tags` and the tickets' own `tags` disagree on, described.
+    pub fn tag_index(&self) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT 'missing from', t.id, j.value FROM tickets t, json_each(t.tags) j \
+                 WHERE NOT EXISTS (SELECT 1 FROM ticket_tags g \
+                     WHERE g.tag = j.value AND g.position = t.position) \
+                 UNION ALL \
+                 SELECT 'not of the ticket in', coalesce(t.id, 'at position ' || g.position), \
+                     g.tag FROM ticket_tags g LEFT JOIN tickets t ON t.position = g.position \
+                 WHERE NOT EXISTS (SELECT 1 FROM json_each(t.tags) j WHERE j.value = g.tag) \
+                 LIMIT 1",
+                [],
+                |row| {
+                    Ok(format!(
+                        "tag {:?} of ticket {}: {} the tag index (ticket_tags)",
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(0)?
+                    ))
+                },
+            )
+            .optional()
+            .map_err(sql_error)
+    }
 }
 
 /// The SQLite calls are synchronous: every future here is ready when first polled, which is
@@ -257,6 +283,10 @@ impl AuditSource for AuditReader {
 
     async fn report_projection(&mut self) -> Result<(Vec<ReportFact>, Vec<ReportRow>), StoreError> {
         AuditReader::report_projection(self)
+    }
+
+    async fn lookup_tables(&mut self) -> Result<Option<String>, StoreError> {
+        AuditReader::tag_index(self)
     }
 
     fn describe(&self) -> String {

@@ -129,7 +129,21 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
         stmt.execute(args).map_err(sql_error)
     };
     match change {
-        Change::InsertTicket(t) => run(
+        Change::InsertTicket(t) => {
+            // An insert replaces, tag index included: a replay or an import inserts tickets as
+            // they ended, tags and all, with no `SetTags` to fill it.
+            let position = to_sql_int(t.position)?;
+            run(
+                "DELETE FROM ticket_tags WHERE position = ?1",
+                params![position],
+            )?;
+            for tag in t.tags.as_deref().unwrap_or_default() {
+                run(
+                    "INSERT OR IGNORE INTO ticket_tags (tag, position) VALUES (?1, ?2)",
+                    params![tag, position],
+                )?;
+            }
+            run(
             "INSERT OR REPLACE INTO tickets (position, id, user_id, topic, description, status, \
              created_at, updated_at, user_role, support_role, issue_level, assignee_id, \
              assignee_name, tags, countdown_message, countdown_since, countdown_warned_at, \
@@ -162,7 +176,8 @@ pub(super) fn apply(conn: &Connection, change: Change) -> Result<(), StoreError>
                 t.sla_facts.first_response_breached,
                 t.sla_facts.resolution_breached,
             ],
-        ),
+        )
+        }
         Change::UpdateTicket {
             ticket_id,
             patch,

@@ -13,7 +13,7 @@ use common::{
     binary_command, keys, mint, on_both_stores,
 };
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -200,6 +200,11 @@ async fn every_event_is_delivered_once_in_order(store: &Backend) {
     assert_eq!(data(4)["id"], json!(mid));
     assert_eq!(data(4)["content"], "edited", "a deleted message as it was");
     assert_eq!(data(5)["status"], "CLOSED");
+    assert_eq!(
+        data(5)["first_response_at"],
+        Value::Null,
+        "an internal note is no answer"
+    );
     assert_eq!(data(5)["id"], json!(id));
 
     assert_eq!(wait_lag(&server).await, 0);

@@ -32,7 +32,9 @@ pub fn render(envelope: &EventEnvelope, model: &MemoryReadModel) -> Value {
         | TicketEvent::FeedbackGiven { .. }
         | TicketEvent::SlaBreached { .. }
         // The partner's own backend sees what staff see, tags included.
-        | TicketEvent::TagsChanged { .. } => ticket.and_then(|t| serde_json::to_value(t).ok()),
+        | TicketEvent::TagsChanged { .. } => {
+            ticket.and_then(|t| serde_json::to_value(as_staff(t)).ok())
+        }
         // Streams beside the tickets (ADR 0021): the reply or block as of the event, or what
         // names the one that went.
         TicketEvent::ReplySaved { name, .. } => model
@@ -54,6 +56,15 @@ pub fn render(envelope: &EventEnvelope, model: &MemoryReadModel) -> Value {
         "occurred_at": envelope.recorded_at,
         "data": data.unwrap_or(Value::Null),
     })
+}
+
+/// A ticket as staff see it, its first answer included, but without its service levels: those
+/// follow from the serving instance's targets, which are configuration, not events, so a
+/// redelivery after they changed would say something the event did not.
+fn as_staff(ticket: &ticketd_projections::TicketView) -> ticketd_projections::TicketView {
+    let mut ticket = ticket.clone().seen_by(true);
+    ticket.sla = None;
+    ticket
 }
 
 /// A ticket's stream folded up to `version`.

@@ -408,7 +408,7 @@ pub const STAFF_TICKET_KEYS: [&str; 16] = [
 
 /// The Ticket keys a partner's webhook receives: staff's, without the service levels, which
 /// are computed under the serving instance's targets.
-pub const WEBHOOK_TICKET_KEYS: [&str; 14] = [
+pub const WEBHOOK_TICKET_KEYS: [&str; 15] = [
     "id",
     "user_id",
     "topic",
@@ -423,6 +423,7 @@ pub const WEBHOOK_TICKET_KEYS: [&str; 14] = [
     "assignee_name",
     "tags",
     "feedback",
+    "first_response_at",
 ];
 
 /// `ticket` as staff see it: with its tags (`[]` when the answer came to a customer), and

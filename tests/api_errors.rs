@@ -795,6 +795,38 @@ async fn paths_that_are_not_utf8_are_400_in_the_envelope(store: &Backend) {
     }
 }
 
+async fn a_request_without_exactly_one_host_is_400_and_changes_nothing(store: &Backend) {
+    let server = store.start().await;
+    let ann = server.token("ann", "CUSTOMER");
+    let body = r#"{"topic":"Printer","description":"Broken"}"#;
+    let post = |hosts: &str, version: &str| {
+        format!(
+            "POST {TICKETS} {version}\r\n{hosts}Authorization: Bearer {ann}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    for (hosts, version) in [
+        ("", "HTTP/1.1"),
+        ("Host: a\r\nHost: b\r\n", "HTTP/1.1"),
+        ("Host: a\r\nHost: a\r\n", "HTTP/1.0"),
+    ] {
+        let (status, body) = on_the_wire(&server, post(hosts, version).as_bytes()).await;
+        assert_eq!(status, 400, "{hosts:?} {version}: {body}");
+        assert_eq!(body["error"], "BAD_REQUEST", "{body}");
+        assert_eq!(body["errors"][0]["location"], "header.Host", "{body}");
+        assert_eq!(body["errors"][0]["type"], "invalid_header", "{body}");
+    }
+    let (_, _, list) = server.get(TICKETS, &ann).await;
+    assert_eq!(list, json!([]), "nothing was opened");
+    // One host, or none on HTTP/1.0, is served.
+    for (hosts, version) in [("Host: a\r\n", "HTTP/1.1"), ("", "HTTP/1.0")] {
+        let (status, body) = on_the_wire(&server, post(hosts, version).as_bytes()).await;
+        assert_eq!(status, 200, "{hosts:?} {version}: {body}");
+    }
+}
+
 async fn a_malformed_chunked_body_is_reported_as_malformed_not_too_large(store: &Backend) {
     let server = store.start().await;
     let ann = server.token("ann", "CUSTOMER");
@@ -872,5 +904,6 @@ on_both_stores!(
     wrong_method_is_405_with_the_envelope,
     every_response_carries_a_request_id,
     paths_that_are_not_utf8_are_400_in_the_envelope,
+    a_request_without_exactly_one_host_is_400_and_changes_nothing,
     a_malformed_chunked_body_is_reported_as_malformed_not_too_large,
 );

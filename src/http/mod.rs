@@ -12,6 +12,7 @@ mod feed;
 mod feedback;
 mod health;
 mod history;
+mod host;
 mod messages;
 mod metrics;
 pub mod openapi;
@@ -86,6 +87,8 @@ fn wrap(
     if let Some(cors) = cors(&state.config.cors_origins) {
         router = router.layer(cors);
     }
+    // Before anything reads the request, Socket.IO included.
+    router = router.layer(middleware::from_fn(host::require_host));
     // Outermost, so that every answer (CORS preflights and Socket.IO included) carries an id.
     router = router.layer(middleware::from_fn_with_state(
         state.clone(),

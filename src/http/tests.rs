@@ -30,7 +30,13 @@ async fn answer(mode: &str, path: &str) -> (StatusCode, String, serde_json::Valu
         get(|| async { ApiError::Internal("database detail".into()) }),
     );
     let response = wrap(routes, state.clone(), socket)
-        .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+        .oneshot(
+            // As hyper hands it over: an HTTP/1.1 request names its host (`super::host`).
+            Request::get(path)
+                .header("host", "localhost")
+                .body(Body::empty())
+                .expect("request"),
+        )
         .await
         .expect("response");
     let status = response.status();

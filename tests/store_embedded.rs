@@ -522,3 +522,102 @@ async fn a_word_is_found_alike_before_and_after_its_row_moves_into_fts5() {
     );
     store.shutdown().await;
 }
+
+/// Posts `n` messages `filler<k> common` to `ticket` from `version`, 100 to an append; answers
+/// the version after them.
+async fn post_fillers(
+    store: &EmbeddedStore,
+    ticket: &str,
+    version: u64,
+    range: std::ops::Range<usize>,
+) -> u64 {
+    let author = user("u1", UserRole::Customer);
+    let mut version = version;
+    let ids: Vec<usize> = range.collect();
+    for chunk in ids.chunks(100) {
+        let events = chunk
+            .iter()
+            .map(|n| {
+                new_event(
+                    &author,
+                    ticketd_events::TicketEvent::MessagePosted {
+                        message_id: format!("m{n}"),
+                        author_id: author.id.clone(),
+                        author_name: author.name.clone(),
+                        author_role: author.role,
+                        content: format!("filler{n} common"),
+                        attachments: vec![],
+                        internal: false,
+                    },
+                )
+            })
+            .collect();
+        let stored = store
+            .append(ticket, ExpectedVersion::Exact(version), events)
+            .await
+            .unwrap();
+        version = stored.last().unwrap().version;
+    }
+    version
+}
+
+/// An idle writer moves the search index's pending rows once a thousand or so wait, so that
+/// the batch that would find four thousand does not make its requests wait for the move
+/// (ADR 0024); what moved is found as before.
+#[tokio::test]
+async fn an_idle_writer_moves_the_pending_rows_and_they_are_found_alike() {
+    let (dir, store) = fresh();
+    let customer = user("u1", UserRole::Customer);
+    let ticket = new_id();
+    let opening = store
+        .append(
+            &ticket,
+            ExpectedVersion::NoStream,
+            vec![new_event(
+                &customer,
+                opened(&customer, SupportRole::General, IssueLevel::Normal),
+            )],
+        )
+        .await
+        .unwrap()[0]
+        .position;
+    let file = rusqlite::Connection::open(dir.path().join("ticketd.db")).unwrap();
+    let pending = || -> i64 {
+        file.query_row(
+            "SELECT coalesce(sum(messages), 0) FROM search_pending",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+
+    // Too few to move: they wait, however idle the writer.
+    let version = post_fillers(&store, &ticket, 1, 0..1000).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(pending(), 1000);
+
+    // Enough: the idle writer moves them all, with nothing posted to make it.
+    let version = post_fillers(&store, &ticket, version, 1000..1100).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pending() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} rows still pending",
+            pending()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        hits(&store, "common", false, false).await,
+        [(opening, Some(2))]
+    );
+    assert_eq!(
+        hits(&store, "filler1099", false, false).await,
+        [(opening, Some(version))]
+    );
+    assert_eq!(
+        hits(&store, "filler10", true, false).await,
+        [(opening, Some(12))]
+    );
+    store.shutdown().await;
+}

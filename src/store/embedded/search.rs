@@ -20,9 +20,10 @@
 //! On the writer thread the index writes of a batch are held back until its last request is
 //! done and applied just before the commit, outside the requests' savepoints ([`flush`]). A
 //! batch's new message rows do not go to FTS5 at once: they go to `search_pending` as one plain
-//! row, each with all its terms, and a batch that finds thousands there moves them all into FTS5
-//! together, a ticket's at a time, keeping only the terms new to it ([`move_pending`]); a search
-//! reads both (ADR 0024, "Pending rows"). FTS5 writes a segment, its structure and a size row per
+//! row, each with all its terms, and the writer moves them all into FTS5 together, a ticket's at
+//! a time, keeping only the terms new to it ([`move_pending`]): while idle once a thousand wait
+//! ([`move_when_idle`]), or in the batch that finds four thousand; a search reads both (ADR
+//! 0024, "Pending rows"). FTS5 writes a segment, its structure and a size row per
 //! message at every commit, which cost posts most of the index's price. A rolled-back request
 //! drops its held writes ([`mark`], [`undo_to`]); the commit still holds the events, the read
 //! models and the index together, and a batch that does not commit makes the writer forget what
@@ -383,6 +384,25 @@ pub(super) fn flush(conn: &Connection) -> Result<(), StoreError> {
         pending
     };
     PENDING.with(|p| *p.borrow_mut() = Some(pending));
+    Ok(())
+}
+
+/// Pending message rows worth a move of their own while the writer has nothing else to do: a
+/// request that arrives meanwhile waits for at most a move of this size, and fewer would write
+/// FTS5 segments too small to be worth their commit.
+const IDLE_ROWS: usize = 1024;
+
+/// Whether the writer, idle, should move the pending rows ([`move_when_idle`]): the index is
+/// kept and the rows it counted reach [`IDLE_ROWS`] (none counted yet: no).
+pub(super) fn worth_moving_when_idle() -> bool {
+    enabled() && PENDING.with(|p| p.borrow().is_some_and(|n| n >= IDLE_ROWS))
+}
+
+/// Moves every pending row into FTS5, in the caller's transaction, and counts none pending
+/// (forgotten again by [`forget_known`] if the transaction does not commit).
+pub(super) fn move_when_idle(conn: &Connection) -> Result<(), StoreError> {
+    move_pending(conn)?;
+    PENDING.with(|p| *p.borrow_mut() = Some(0));
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::store::OpenCap;
 use crate::store::prepared::PreparedEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 use ticketd_events::SlaPolicy;
@@ -256,11 +256,45 @@ impl Writer {
     }
 
     fn run(mut self, requests: Receiver<Request>) {
-        while let Ok(first) = requests.recv() {
+        loop {
+            let first = match requests.try_recv() {
+                Ok(first) => first,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    // Nothing waits: the search index's pending rows may move now rather than
+                    // in the batch of a request that would wait for them (ADR 0024).
+                    self.idle();
+                    match requests.recv() {
+                        Ok(first) => first,
+                        Err(_) => break,
+                    }
+                }
+            };
             let mut batch = Vec::with_capacity(16);
             batch.push(first);
             batch.extend(requests.try_iter().take(MAX_BATCH - 1));
             self.commit_batch(batch);
+        }
+    }
+
+    /// Work done while no request waits: moving the search index's pending rows into FTS5
+    /// once there are enough of them, in a transaction of its own. A failure only leaves them
+    /// pending for the next batch that finds too many.
+    fn idle(&mut self) {
+        if !super::search::worth_moving_when_idle() {
+            return;
+        }
+        let moved = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_error)
+            .and_then(|tx| {
+                super::search::move_when_idle(&tx)?;
+                tx.commit().map_err(sql_error)
+            });
+        if let Err(e) = moved {
+            super::search::forget_known();
+            tracing::warn!(error = %e, "cannot move the search index's pending rows");
         }
     }
 

@@ -411,32 +411,7 @@ async fn a_word_is_found_alike_before_and_after_its_row_moves_into_fts5() {
     );
 
     // More posts than the pending table holds: every earlier row moves into FTS5.
-    let mut version = 1;
-    for chunk in 0..45 {
-        let author = user("u1", UserRole::Customer);
-        let events = (0..100)
-            .map(|i| {
-                let n = chunk * 100 + i;
-                new_event(
-                    &author,
-                    ticketd_events::TicketEvent::MessagePosted {
-                        message_id: format!("b{n}"),
-                        author_id: author.id.clone(),
-                        author_name: author.name.clone(),
-                        author_role: author.role,
-                        content: format!("filler{n} common"),
-                        attachments: vec![],
-                        internal: false,
-                    },
-                )
-            })
-            .collect();
-        let stored = store
-            .append(&b, ExpectedVersion::Exact(version), events)
-            .await
-            .unwrap();
-        version = stored.last().unwrap().version;
-    }
+    let version = post_fillers(&store, &b, 1, 0..4500).await;
     let later = post(&store, &a, first + 1, "a3", "walrus beta").await;
 
     // Moved rows and pending rows answer alike.
